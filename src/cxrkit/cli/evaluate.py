@@ -1,0 +1,108 @@
+"""``cxr evaluate``: score a predictions file against labels, or compare two with DeLong.
+
+Thin on purpose: flags are checked here, the work is one call into
+:mod:`cxrkit.evaluate` (imported on use, so ``cxr --help`` does not load scikit-learn).
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from ..errors import CxrkitError
+from . import _options
+from ._output import emit, table
+
+
+def _label_options(dataset: str | None, label_id_column: str | None, patient_column: str | None) -> dict:
+    if dataset == "nih":
+        if label_id_column or patient_column:
+            raise CxrkitError("--label-id-column/--patient-column apply to --dataset csv; NIH files have fixed columns")
+        return {}
+    options = {}
+    if label_id_column:
+        options["id_column"] = label_id_column
+    if patient_column:
+        options["patient_column"] = patient_column
+    return options
+
+
+def _thresholds_from(path: Path) -> dict[str, float]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:
+        raise CxrkitError(f"{path}: cannot read thresholds ({exc})") from exc
+    if not {"label", "threshold"} <= set(frame.columns):
+        raise CxrkitError(f"{path}: --thresholds-from needs a metrics.csv with 'label' and 'threshold' columns")
+    return {str(r.label): float(r.threshold) for r in frame.itertuples()
+            if r.label != "mean" and not math.isnan(float(r.threshold))}
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def evaluate(
+    predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Predictions CSV(.gz): ours, or foreign with --id-column/--prefix."),
+    compare: tuple[Path, Path] | None = typer.Option(None, "--compare", help="Two prediction files A B: paired DeLong test per label."),
+    labels: Path = typer.Option(..., "--labels", "-l", help="Label file: NIH Data_Entry_2017_v2020.csv(.gz) or a plain CSV."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Label format: nih or csv (default: recognised from the header)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (created)."),
+    id_column: str | None = typer.Option(None, "--id-column", help="Image id column of a foreign predictions file, e.g. 'Image Index'."),
+    prefix: str | None = typer.Option(None, "--prefix", help="Prefix of the score columns of a foreign file, e.g. prob_ (stripped)."),
+    label_id_column: str | None = typer.Option(None, "--label-id-column", help="Image id column of a plain labels CSV."),
+    patient_column: str | None = typer.Option(None, "--patient-column", help="Patient id column of a plain labels CSV (enables patient-level bootstrap)."),
+    label: list[str] | None = typer.Option(None, "--label", help="Score only this label (repeatable); missing columns are an error."),
+    threshold_method: str = typer.Option("youden", "--threshold-method", help="youden, f1 or ppv80 (chosen on these data)."),
+    thresholds_from: Path | None = typer.Option(None, "--thresholds-from", help="metrics.csv of a validation run: apply its thresholds instead."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap replicates for the AUC CI (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's numpy Generator."),
+    task: str = typer.Option("multilabel", "--task", help="multilabel, or multiclass (softmax: accuracy + confusion matrix)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write ROC/PR/calibration PNGs."),
+    fmt: str = _options.FORMAT,
+) -> None:
+    """Evaluate predictions against labels: metrics.csv with bootstrap CIs, plots and report.md.
+
+    Ids are matched by file name. With --compare A B, writes compare.csv (DeLong per label).
+    """
+    if (predictions is None) == (compare is None):
+        raise CxrkitError("give either --predictions FILE or --compare A.csv B.csv (not both)")
+    if dataset is not None and dataset not in ("nih", "csv"):
+        raise CxrkitError(f"--dataset must be nih or csv, got {dataset!r}")
+    import cxrkit.evaluate as ev
+
+    table_ = ev.load_labels(labels, dataset, **_label_options(dataset, label_id_column, patient_column))
+    if compare is not None:
+        a = ev.load_predictions(compare[0], id_column=id_column, prefix=prefix)
+        b = ev.load_predictions(compare[1], id_column=id_column, prefix=prefix)
+        result = ev.compare_predictions(a, b, table_.labels, label_names=label or None)
+        ev.write_compare(result, output, sources={"A": str(compare[0]), "B": str(compare[1]), "labels": str(labels)})
+        rows = result.to_dict("records")
+        emit(rows, fmt, table(list(ev.COMPARE_COLUMNS), [[_cell(r[c]) for c in ev.COMPARE_COLUMNS] for r in rows],
+                              title=f"DeLong A vs B -> {output / 'compare.csv'}"))
+        return
+    preds = ev.load_predictions(predictions, id_column=id_column, prefix=prefix)
+    result = ev.evaluate_predictions(
+        preds, table_.labels, patients=table_.patients, label_names=label or None,
+        threshold_method=threshold_method, thresholds=_thresholds_from(thresholds_from) if thresholds_from else None,
+        n_bootstrap=bootstrap, seed=seed, task=task,
+    )
+    # the exact command line, for report.md's "Reproduce" section (only when run as `cxr evaluate`)
+    command = ("cxr evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+               if len(sys.argv) > 1 and sys.argv[1] == "evaluate" else None)
+    ev.write_report(result, output, plots=plots, command=command,
+                    sources={"predictions": str(predictions), "labels": str(labels)})
+    rows = result.table.to_dict("records")
+    shown = ("label", "auc", "auc_ci_low", "auc_ci_high", "n_pos", "n_neg", "sensitivity", "specificity")
+    emit(rows, fmt, table(list(shown), [[_cell(r[c]) for c in shown] for r in rows],
+                          title=f"{result.n_images} images -> {output}"))
+    # labels predicted but absent from the label file were logged as warnings by the library
+    # and are listed in report.md; untrained (empty) outputs are listed there only.

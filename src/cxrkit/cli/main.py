@@ -1,0 +1,59 @@
+"""Entry point of ``cxr``: registers the command groups and maps cxrkit errors to exit codes.
+
+Errors a user can fix (``CxrkitError``) print one line and exit 1; a traceback is
+shown only with ``CXRKIT_DEBUG=1``, because a stack trace is noise to most users.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from ..errors import CxrkitError
+from . import evaluate, models, predict
+from ._output import EXIT_ERROR, err
+
+
+def _debug() -> bool:
+    return os.environ.get("CXRKIT_DEBUG") == "1"
+
+
+class _CxrGroup(TyperGroup):
+    """Turns a ``CxrkitError`` from any command into one clear line and exit code 1."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except CxrkitError as exc:
+            if _debug():
+                raise
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+app = typer.Typer(
+    name="cxr",
+    cls=_CxrGroup,
+    help="cxrkit: deep learning on chest X-rays.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("predict")(predict.predict)
+app.command("evaluate")(evaluate.evaluate)
+app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if _debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Typed errors for cxrkit.
+
+Every error is a ``CxrkitError`` *and* the closest built-in exception, so callers
+can catch either. Messages name the file (or model) and say how to fix the problem,
+because the person reading them is usually a researcher halfway through a batch job.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CxrkitError",
+    "UnreadableImage",
+    "UnsupportedImage",
+    "UnsupportedDicom",
+    "MissingDependency",
+    "ModelNotFound",
+    "WeightsError",
+    "ChecksumMismatch",
+    "DownloadError",
+]
+
+
+class CxrkitError(Exception):
+    """Base class of every error cxrkit raises on purpose."""
+
+
+class UnreadableImage(CxrkitError, ValueError):
+    """The file is not an image we can decode: empty, truncated, corrupt or not an image."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnsupportedImage(UnreadableImage):
+    """The file decodes, but holds something cxrkit will not silently turn into a radiograph."""
+
+
+class UnsupportedDicom(UnsupportedImage):
+    """A valid DICOM that is not a single-frame greyscale radiograph (multi-frame, colour, CT...)."""
+
+
+class MissingDependency(CxrkitError, ImportError):
+    """An optional library is needed for this input; the message gives the pip command."""
+
+    def __init__(self, package: str, purpose: str):
+        self.package = package
+        super().__init__(f"{purpose} needs the '{package}' package: pip install {package}")
+
+
+class ModelNotFound(CxrkitError, KeyError):
+    """No architecture, registered weights or weight file matches the given name."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else "model not found"
+
+
+class WeightsError(CxrkitError, ValueError):
+    """A weight file or model card is malformed or does not match its architecture."""
+
+
+class ChecksumMismatch(WeightsError):
+    """A file's sha256 differs from the one recorded for it: it is corrupt or not the file expected."""
+
+
+class DownloadError(CxrkitError, OSError):
+    """A download failed (offline, timeout, HTTP error); the message says where to put a manual copy."""

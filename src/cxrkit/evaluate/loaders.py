@@ -1,0 +1,234 @@
+"""Read predictions and labels into the one shape ``evaluate_predictions`` takes.
+
+Both become a frame indexed by image id (the file *name*, extension included, no
+folders: predictions of ``/data/nih/images/x.png`` match labels of ``x.png``) with
+one float column per label (1 / 0 / NaN). Keeping file parsing here means the
+metrics never see a CSV quirk, and a new label source is one function returning a
+:class:`LabelTable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import numpy as np
+import pandas as pd
+
+from cxrkit.labels import NIH_PATHOLOGIES, PATHOLOGIES
+
+from .errors import InputFileError, PrefixMatchesNothing
+
+__all__ = [
+    "LabelTable",
+    "LABEL_FORMATS",
+    "image_id",
+    "load_predictions",
+    "load_labels",
+    "load_labels_csv",
+    "load_nih_labels",
+]
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``cxr predict`` CSVs that are not labels.
+_OURS = ("file", "status", "error")
+_ID_CANDIDATES = ("file", "Image Index", "image", "image_id", "id", "filename", "path", "Path")
+_PATIENT_CANDIDATES = ("Patient ID", "patient_id", "PatientID", "patient")
+_CANONICAL = {re.sub(r"[\s_]+", "_", name.lower()): name for name in PATHOLOGIES}
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """Labels (ids x label columns, 1/0/NaN) and, when the source knows them, patient ids per image."""
+
+    labels: pd.DataFrame
+    patients: pd.Series | None = None
+    source: str = ""
+
+
+def image_id(path: object) -> str:
+    """The file name of a path written on any OS (``C:\\a\\b.png`` and ``/a/b.png`` both give ``b.png``)."""
+    text = str(path).strip()
+    return PureWindowsPath(text).name if "\\" in text else PurePosixPath(text).name
+
+
+def canonical_label(name: str) -> str:
+    """The standard spelling of a label when it differs only in case/space/underscore, else unchanged.
+
+    "Pleural Thickening" and "pleural_thickening" are the same finding; "Nodule" never
+    matches "Pseudonodule" (whole names only, no substrings).
+    """
+    name = str(name).strip()
+    return name if name in PATHOLOGIES else _CANONICAL.get(re.sub(r"[\s_]+", "_", name.lower()), name)
+
+
+def _read(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "no such file")
+    try:
+        return pd.read_csv(path, compression="infer", keep_default_na=True, low_memory=False)
+    except Exception as exc:  # pandas raises half a dozen types for a bad file
+        raise InputFileError(path, f"not a readable CSV ({type(exc).__name__}: {exc})") from exc
+
+
+def _index_by_id(frame: pd.DataFrame, column: str, path: Path | str) -> pd.DataFrame:
+    ids = frame[column].map(image_id)
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        examples = ", ".join(repr(v) for v in sorted(set(dup))[:3])
+        raise InputFileError(
+            path, f"{dup.nunique()} image name(s) appear more than once (e.g. {examples}); ids are matched by "
+            "file name, so two images with the same name in different folders cannot be told apart")
+    out = frame.drop(columns=[column])
+    out.index = pd.Index(ids.to_numpy(), name="id")
+    return out
+
+
+def _numeric(frame: pd.DataFrame, path: Path | str, what: str) -> pd.DataFrame:
+    out = {}
+    for column in frame.columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna() & (frame[column].astype(str).str.strip() != "")
+        if bad.any():
+            raise InputFileError(path, f"{what} column {column!r} holds non-numbers (e.g. {frame[column][bad].iloc[0]!r})")
+        out[column] = values.astype(float)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def load_predictions(path: str | Path, *, id_column: str | None = None, prefix: str | None = None) -> pd.DataFrame:
+    """Predictions as ids x labels; our ``cxr predict`` CSV, or any CSV/CSV.GZ with a column mapping.
+
+    Ours (``file, status, error, <labels>``) needs no options: only ``status == ok`` rows
+    count and empty cells stay NaN (no prediction for that label). A foreign file needs
+    ``id_column`` (e.g. "Image Index"); ``prefix`` (e.g. "prob_") selects the score
+    columns and is stripped to give the label names.
+    """
+    path = Path(path)
+    frame = _read(path)
+    ours = id_column is None and {"file", "status"} <= set(frame.columns)
+    if ours:
+        frame = frame[frame["status"].astype(str) == "ok"].drop(columns=[c for c in ("status", "error") if c in frame])
+        id_column = "file"
+    elif id_column is None:
+        raise InputFileError(path, "not a `cxr predict` CSV (no 'file' and 'status' columns); pass --id-column "
+                                   f"to name the image id column (columns: {', '.join(map(str, frame.columns[:8]))})")
+    elif id_column not in frame.columns:
+        raise InputFileError(path, f"no id column {id_column!r}; columns: {', '.join(map(str, frame.columns[:12]))}")
+    if prefix:
+        scored = [c for c in frame.columns if c != id_column and str(c).startswith(prefix)]
+        if not scored:
+            raise PrefixMatchesNothing(path, prefix, [str(c) for c in frame.columns])
+        frame = frame[[id_column, *scored]].rename(columns={c: str(c)[len(prefix):] for c in scored})
+    frame = frame.rename(columns={c: canonical_label(c) for c in frame.columns if c != id_column})
+    frame = _index_by_id(frame, id_column, path)
+    if not ours and not prefix:
+        # a foreign file without a prefix: its numeric columns are the scores
+        frame = frame[[c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]]
+    return _numeric(frame, path, "prediction")
+
+
+def _binary_labels(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Keep label columns: standard names (must be 0/1/NaN) and other all-0/1 columns."""
+    keep = {}
+    for column in frame.columns:
+        name = canonical_label(column)
+        values = pd.to_numeric(frame[column], errors="coerce")
+        ok = values.isna() == frame[column].isna()
+        binary = ok.all() and values.dropna().isin((0.0, 1.0)).all()
+        if name in PATHOLOGIES and not binary:
+            bad = frame[column][~(values.isin((0.0, 1.0)) | frame[column].isna())].iloc[0]
+            raise InputFileError(path, f"label column {column!r} must hold 1, 0 or empty, found {bad!r} "
+                                       "(resolve uncertain labels before evaluating)")
+        if binary and (name in PATHOLOGIES or values.notna().any()):
+            keep[name] = values.astype(float)
+    return pd.DataFrame(keep, index=frame.index)
+
+
+def load_labels_csv(path: str | Path, *, id_column: str | None = None, patient_column: str | None = None) -> LabelTable:
+    """A plain labels CSV: an id column, optional patient column, and 0/1 label columns.
+
+    Without ``id_column`` the first of file / Image Index / image / id / filename / path
+    is used; a "Patient ID"-like column is picked up automatically, enabling
+    patient-level bootstrap. Other non-binary columns (age, sex, view) are ignored.
+    """
+    path = Path(path)
+    frame = _read(path)
+    if id_column is None:
+        id_column = next((c for c in _ID_CANDIDATES if c in frame.columns), None)
+        if id_column is None:
+            raise InputFileError(path, f"no image id column (looked for {', '.join(_ID_CANDIDATES)}); "
+                                       "pass --label-id-column")
+    elif id_column not in frame.columns:
+        raise InputFileError(path, f"no id column {id_column!r}; columns: {', '.join(map(str, frame.columns[:12]))}")
+    if patient_column is None:
+        patient_column = next((c for c in _PATIENT_CANDIDATES if c in frame.columns), None)
+    elif patient_column not in frame.columns:
+        raise InputFileError(path, f"no patient column {patient_column!r}")
+    frame = _index_by_id(frame, id_column, path)
+    patients = frame.pop(patient_column).astype(str) if patient_column else None
+    labels = _binary_labels(frame, path)
+    if labels.shape[1] == 0:
+        raise InputFileError(path, "no label column (0/1 values) found")
+    return LabelTable(labels=labels, patients=patients, source=str(path))
+
+
+def load_nih_labels(path: str | Path) -> LabelTable:
+    """NIH ``Data_Entry_2017_v2020.csv`` (plain or .gz): 14 ChestX-ray14 labels, patient ids.
+
+    "Finding Labels" is split on "|" and matched by exact token. NIH labels every image
+    for all 14 findings, so absent findings are 0 (not unknown), and "No Finding" (not a
+    pathology in our vocabulary) means all 14 are 0. An unknown token raises rather than
+    silently dropping a finding.
+    """
+    path = Path(path)
+    frame = _read(path)
+    need = ("Image Index", "Finding Labels", "Patient ID")
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise InputFileError(path, f"not an NIH Data_Entry file: missing column(s) {', '.join(missing)}")
+    where = {name: j for j, name in enumerate(NIH_PATHOLOGIES)}
+    matrix = np.zeros((len(frame), len(NIH_PATHOLOGIES)))
+    for i, cell in enumerate(frame["Finding Labels"].tolist()):
+        if not isinstance(cell, str):
+            matrix[i] = np.nan  # no label string at all: unknown, not negative
+            continue
+        for token in (t.strip() for t in cell.split("|")):
+            if token == "No Finding":
+                continue
+            if token not in where:
+                raise InputFileError(path, f"row {i + 2}: unknown finding {token!r}; expected one of "
+                                           f"{', '.join(NIH_PATHOLOGIES)} or 'No Finding'")
+            matrix[i, where[token]] = 1.0
+    indexed = _index_by_id(frame[["Image Index", "Patient ID"]], "Image Index", path)
+    labels = pd.DataFrame(matrix, index=indexed.index, columns=list(NIH_PATHOLOGIES))
+    return LabelTable(labels=labels, patients=indexed["Patient ID"].astype(str), source=str(path))
+
+
+#: Label sources by ``--dataset`` name. The lead wires cxrkit.datasets adapters here later.
+LABEL_FORMATS: dict[str, Callable[..., LabelTable]] = {"csv": load_labels_csv, "nih": load_nih_labels}
+
+
+def load_labels(path: str | Path, dataset: str | None = None, **options) -> LabelTable:
+    """Dispatch on ``dataset`` (``csv`` or ``nih``); ``None`` recognises an NIH file by its header."""
+    if dataset is None:
+        header = _read_header(Path(path))
+        dataset = "nih" if "Finding Labels" in header else "csv"
+    try:
+        loader = LABEL_FORMATS[dataset]
+    except KeyError:
+        raise InputFileError(path, f"unknown label format {dataset!r}; choose one of {', '.join(LABEL_FORMATS)}") from None
+    return loader(path, **options)
+
+
+def _read_header(path: Path) -> list[str]:
+    if not path.is_file():
+        raise InputFileError(path, "no such file")
+    try:
+        return [str(c) for c in pd.read_csv(path, nrows=0, compression="infer").columns]
+    except Exception as exc:
+        raise InputFileError(path, f"not a readable CSV ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,32 @@
+"""Models: an architecture registry, one factory, and weight files with typed model cards.
+
+>>> from cxrkit import models
+>>> model = models.create("densenet121.nih-demo")   # bundled demonstration weights
+>>> model.card.labels[:3]
+"""
+
+from __future__ import annotations
+
+from . import densenet, resnet  # noqa: F401  (architectures register themselves on import)
+from ._registry import Architecture, get_architecture, list_architectures, register_model
+from .calibration import apply_operating_points, threshold_vector
+from .card import ModelCard
+from .factory import DEFAULT_MODEL, build, create, list_models, resolve_card
+from .store import cache_dir, save_weights
+
+__all__ = [
+    "Architecture",
+    "DEFAULT_MODEL",
+    "ModelCard",
+    "apply_operating_points",
+    "build",
+    "cache_dir",
+    "create",
+    "get_architecture",
+    "list_architectures",
+    "list_models",
+    "register_model",
+    "resolve_card",
+    "save_weights",
+    "threshold_vector",
+]

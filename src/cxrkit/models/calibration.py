@@ -1,0 +1,35 @@
+"""Operating-point calibration, TorchXRayVision's ``op_norm`` semantics, keyed by label.
+
+A calibrated model maps each label's chosen operating threshold ``t`` to 0.5, linearly
+on each side: ``p / (2t)`` below it and ``1 - (1 - p) / (2 (1 - t))`` above it, so
+"> 0.5 means positive at the validated operating point" holds for every label.
+
+One deliberate difference: where a label has no threshold, TorchXRayVision returns a
+constant 0.5; cxrkit returns NaN (reported as an empty cell), because a fake 0.5 reads
+as "exactly on the fence" rather than "not calibrated".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+__all__ = ["threshold_vector", "apply_operating_points"]
+
+
+def threshold_vector(labels: Sequence[str | None], thresholds: Mapping[str, float]) -> torch.Tensor:
+    """Thresholds in head order (NaN where a label has none), from a name-keyed mapping."""
+    return torch.tensor(
+        [float(thresholds[name]) if name and name in thresholds else float("nan") for name in labels],
+        dtype=torch.float32,
+    )
+
+
+def apply_operating_points(probs: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Rescale probabilities ``(N, K)`` so each label's threshold maps to 0.5; NaN where no threshold."""
+    t = thresholds.to(device=probs.device, dtype=probs.dtype).expand_as(probs)
+    below = probs / (2 * t)
+    above = 1 - (1 - probs) / (2 * (1 - t))
+    out = torch.where(probs < t, below, above)
+    return torch.where(torch.isnan(t), torch.full_like(probs, float("nan")), out)

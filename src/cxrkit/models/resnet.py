@@ -1,0 +1,63 @@
+"""ResNet-50 for single-channel radiographs, in TorchXRayVision's layer layout.
+
+TorchXRayVision wraps torchvision's ResNet as ``self.model``, so its state dict keys
+are ``model.conv1.weight`` ... ``model.fc.bias``; keeping the same wrapper means its
+published ``resnet50-res512-all`` state dict loads unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+from ._registry import register_model
+
+__all__ = ["ResNet50", "resnet50", "checkpoint_filter_fn"]
+
+
+class ResNet50(nn.Module):
+    """ResNet-50 with a 1-channel stem and a ``features -> pooled vector -> head`` split."""
+
+    num_features = 2048
+
+    def __init__(self, num_classes: int = 18, in_chans: int = 1):
+        super().__init__()
+        self.model = torchvision.models.resnet50(weights=None, num_classes=num_classes)
+        self.model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
+
+    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the last residual stage (what CAM and Grad-CAM look at)."""
+        m = self.model
+        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        return m.layer4(m.layer3(m.layer2(m.layer1(x))))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled 2048-d feature vector, the input of the classifier."""
+        return torch.flatten(self.model.avgpool(self.forward_feature_map(x)), 1)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.model.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (no sigmoid)."""
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.model.fc = nn.Linear(self.num_features, num_classes)
+
+
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """Accept both TorchXRayVision's ``model.``-prefixed keys and bare torchvision keys."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        if key == "op_threshs":
+            continue
+        out[key if key.startswith("model.") else "model." + key] = value
+    return out
+
+
+@register_model("resnet50", input_size=512, family="resnet", filter_fn=checkpoint_filter_fn)
+def resnet50(num_classes: int = 18, in_chans: int = 1, **kwargs) -> ResNet50:
+    """ResNet-50, 512 px input (TorchXRayVision's high-resolution model)."""
+    return ResNet50(num_classes=num_classes, in_chans=in_chans, **kwargs)
