@@ -11,144 +11,19 @@ from __future__ import annotations
 import hashlib
 import random
 import socket
-import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from cxrkit.download import download, sha256_file
 from cxrkit.errors import ChecksumMismatch, DownloadError
 
-PAYLOAD = random.Random(1234).randbytes(3 * 1024 * 1024 + 123)  # odd size: chunks don't align
+# the bytes the loopback server of conftest.py serves by default
+PAYLOAD = random.Random(1234).randbytes(3 * 1024 * 1024 + 123)
+pytestmark = pytest.mark.usefixtures("_no_proxy")
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
 MIB = 1 << 20
-
-
-@dataclass
-class ServerState:
-    """What the handler does, and what it saw. Shared by all handler threads."""
-
-    payload: bytes = PAYLOAD
-    requests: list[dict] = field(default_factory=list)
-    bytes_sent: int = 0
-    cut_at: int | None = None  # send only this many body bytes, then close...
-    cut_every_time: bool = False  # ...on every request instead of only the first
-    stall_at: int | None = None  # first request: send this many bytes, then go silent
-    ignore_range: bool = False  # answer 200 with the whole file even when asked for a range
-    fail_first_with: int | None = None  # first request gets this HTTP status
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    release: threading.Event = field(default_factory=threading.Event)
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: "_Server"
-
-    def log_message(self, format: str, *args: object) -> None:  # keep test output clean
-        pass
-
-    def _write(self, data: bytes) -> None:
-        st = self.server.state
-        for i in range(0, len(data), 64 * 1024):
-            block = data[i : i + 64 * 1024]
-            try:
-                self.wfile.write(block)
-            except (BrokenPipeError, ConnectionResetError):
-                return
-            with st.lock:
-                st.bytes_sent += len(block)
-
-    def do_GET(self) -> None:
-        st = self.server.state
-        with st.lock:
-            st.requests.append(
-                {"path": self.path, "range": self.headers.get("Range"), "ua": self.headers.get("User-Agent")}
-            )
-            n = len(st.requests)
-        if self.path == "/redirect":
-            self.send_response(302)
-            self.send_header("Location", "/file")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        if self.path != "/file":
-            self.send_error(404, "Not Found")
-            return
-        if st.fail_first_with is not None and n == 1:
-            self.send_error(st.fail_first_with)
-            return
-
-        total = len(st.payload)
-        start, status = 0, 200
-        rng = self.headers.get("Range")
-        if rng and not st.ignore_range:
-            assert rng.startswith("bytes=") and rng.endswith("-"), rng
-            start = int(rng[len("bytes=") : -1])
-            if start >= total:
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{total}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            status = 206
-        body = st.payload[start:]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
-        self.end_headers()
-
-        if st.cut_at is not None and (n == 1 or st.cut_every_time):
-            self._write(body[: st.cut_at])
-            self.wfile.flush()
-            return  # HTTP/1.0: the connection closes here, mid-body
-        if st.stall_at is not None and n == 1:
-            self._write(body[: st.stall_at])
-            self.wfile.flush()
-            st.release.wait(5)  # the client gives up first; teardown sets it
-            return
-        self._write(body)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: ServerState
-
-
-@dataclass
-class Srv:
-    base: str
-    state: ServerState
-
-    @property
-    def file_url(self) -> str:
-        return self.base + "/file"
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """urllib honours *_proxy variables; make sure loopback requests stay on loopback."""
-    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def srv() -> Iterator[Srv]:
-    server = _Server(("127.0.0.1", 0), Handler)
-    server.state = ServerState()
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    t.start()
-    try:
-        yield Srv(f"http://127.0.0.1:{server.server_address[1]}", server.state)
-    finally:
-        server.state.release.set()
-        server.shutdown()
-        server.server_close()
-        t.join(5)
 
 
 def part_of(dest: Path) -> Path:
@@ -193,7 +68,7 @@ def test_read_timeout_resumes(srv: Srv, tmp_path: Path) -> None:
     dest = tmp_path / "w.pt"
     t0 = time.monotonic()
     download(srv.file_url, dest, sha256=DIGEST, timeout=0.3)
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 10  # generous: CI machines are busy; a retry loop would take 30 s+
     assert dest.read_bytes() == PAYLOAD
     assert [r["range"] for r in srv.state.requests] == [None, f"bytes={k}-"]
 
@@ -311,7 +186,7 @@ def test_offline_fails_fast_with_hint(tmp_path: Path) -> None:
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as ei:
         download(url, tmp_path / "w.pt", sha256=DIGEST, retries=5, manual_hint=hint)
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 10  # generous: CI machines are busy; a retry loop would take 30 s+
     msg = str(ei.value)
     assert url in msg and hint in msg and "refused" in msg
 
