@@ -14,7 +14,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ..errors import CxrkitError
-from . import evaluate, models, predict
+from . import datasets, evaluate, models, predict
 from ._output import EXIT_ERROR, err
 
 
@@ -46,6 +46,7 @@ app = typer.Typer(
 app.command("predict")(predict.predict)
 app.command("evaluate")(evaluate.evaluate)
 app.add_typer(models.app, name="models")
+app.add_typer(datasets.app, name="datasets")
 
 
 def main() -> None:
