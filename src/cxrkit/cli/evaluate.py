@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import CxrkitError
+from ..errors import CxrkitError, MissingDependency
 from . import _options
 from ._output import emit, table
 
@@ -77,7 +77,10 @@ def evaluate(
         raise CxrkitError("give either --predictions FILE or --compare A.csv B.csv (not both)")
     if dataset is not None and dataset not in ("nih", "csv"):
         raise CxrkitError(f"--dataset must be nih or csv, got {dataset!r}")
-    import cxrkit.evaluate as ev
+    try:
+        import cxrkit.evaluate as ev
+    except ImportError as exc:  # scikit-learn / scipy / matplotlib are the 'evaluate' extra
+        raise MissingDependency("cxrkit[evaluate]", f"cxr evaluate ({exc.name} is missing)") from None
 
     table_ = ev.load_labels(labels, dataset, **_label_options(dataset, label_id_column, patient_column))
     if compare is not None:
