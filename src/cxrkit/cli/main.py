@@ -14,7 +14,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ..errors import CxrkitError
-from . import datasets, evaluate, models, predict
+from . import datasets, evaluate, models, predict, survival
 from ._output import EXIT_ERROR, err
 
 
@@ -45,6 +45,7 @@ app = typer.Typer(
 )
 app.command("predict")(predict.predict)
 app.command("evaluate")(evaluate.evaluate)
+app.command("survival")(survival.survival)
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 
