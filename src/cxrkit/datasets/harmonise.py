@@ -14,7 +14,7 @@ import numpy as np
 
 from cxrkit.labels import PATHOLOGIES
 
-__all__ = ["UNCERTAIN_POLICIES", "harmonise", "token_columns", "label_order"]
+__all__ = ["UNCERTAIN_POLICIES", "harmonise", "label_order", "label_table", "token_columns"]
 
 UNCERTAIN_POLICIES = ("nan", "ones", "zeros", "keep")
 
@@ -104,3 +104,16 @@ def harmonise(
     if uncertain != "keep":
         out[out == -1] = {"nan": np.nan, "ones": 1.0, "zeros": 0.0}[uncertain]
     return out, labels
+
+
+def label_table(*pairs: tuple[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Build an ``original term -> standard labels`` table from ``(label, terms)`` pairs.
+
+    Written label-first because that is how the tables are reviewed; one term may feed
+    several labels (its tuple grows), which the harmonisation then combines.
+    """
+    table: dict[str, tuple[str, ...]] = {}
+    for label, terms in pairs:
+        for term in terms:
+            table[term] = table.get(term, ()) + (label,)
+    return table

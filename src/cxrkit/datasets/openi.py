@@ -16,19 +16,12 @@ import pandas as pd
 
 from cxrkit.datasets.base import DatasetSpec, LabelFile, read_table, require_columns
 from cxrkit.datasets.errors import LabelFileError
+from cxrkit.datasets.harmonise import label_table
 
 __all__ = ["OPENI", "OPENI_TABLE", "read_openi_reports"]
 
 
-def _rows(*pairs: tuple[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-    table: dict[str, tuple[str, ...]] = {}
-    for label, terms in pairs:
-        for term in terms:
-            table[term] = table.get(term, ()) + (label,)
-    return table
-
-
-OPENI_TABLE = _rows(
+OPENI_TABLE = label_table(
     ("Atelectasis", ("atelectasis", "atelectases", "pulmonary atelectasis", "chronic atelectasis",
                      "discoid atelectasis",
                      "focal atelectasis", "obstructive atelectasis", "patchy atelectasis", "plate-like atelectasis")),

@@ -16,19 +16,12 @@ import numpy as np
 import pandas as pd
 
 from cxrkit.datasets.base import DatasetSpec, LabelFile, read_table, require_columns
+from cxrkit.datasets.harmonise import label_table
 
 __all__ = ["PADCHEST", "PADCHEST_TABLE", "PADCHEST_BROKEN_FILES"]
 
 
-def _rows(*pairs: tuple[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-    table: dict[str, tuple[str, ...]] = {}
-    for label, terms in pairs:
-        for term in terms:
-            table[term] = table.get(term, ()) + (label,)
-    return table
-
-
-PADCHEST_TABLE = _rows(
+PADCHEST_TABLE = label_table(
     ("Atelectasis", ("atelectasis", "laminar atelectasis", "lobar atelectasis", "segmental atelectasis",
                      "round atelectasis", "total atelectasis", "atelectasis basal")),
     ("Consolidation", ("consolidation", "air bronchogram")),
