@@ -14,7 +14,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ..errors import CxrkitError
-from . import datasets, evaluate, models, predict, survival
+from . import datasets, evaluate, explain, models, predict, survival, train
 from ._output import EXIT_ERROR, err
 
 
@@ -44,7 +44,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("predict")(predict.predict)
+app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
+app.command("explain")(explain.explain)
 app.command("survival")(survival.survival)
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")

@@ -27,6 +27,9 @@ def predict(
     resume: bool = typer.Option(False, "--resume", help="Skip files already in --output and append the rest."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output."),
     calibrate: bool = typer.Option(True, "--calibrate/--raw", help="Apply the model's operating thresholds (0.5 = threshold)."),
+    heatmaps: Path | None = typer.Option(None, "--heatmaps", help="Also write one explanation overlay per image and label into this folder."),
+    heatmap_method: str = typer.Option("gradcam", "--heatmap-method", help="gradcam, gradcam++, cam, saliency, ig, occlusion or lime."),
+    heatmap_labels: str = typer.Option("top3", "--heatmap-labels", help="top3 (the row's 3 highest scores), all, or names separated by commas."),
 ) -> None:
     """Predict the 18 standard pathologies for each image: one row per file, errors included.
 
@@ -38,7 +41,13 @@ def predict(
     predictor = Predictor(model, device=device, precision=precision, calibrate=calibrate)
     files = list(iter_image_files(paths))
     summary = PredictionSummary()
-    with PredictionWriter(output, predictor.columns, fmt, resume=resume, overwrite=overwrite) as writer:
+    draw = None
+    if heatmaps is not None:
+        from ..explain import HeatmapWriter
+
+        draw = HeatmapWriter(predictor.model, heatmaps, method=heatmap_method, labels=heatmap_labels, calibrate=calibrate, device=device)
+    columns = predictor.columns + (["heatmaps"] if draw is not None else [])
+    with PredictionWriter(output, columns, fmt, resume=resume, overwrite=overwrite) as writer:
         todo = sum(1 for f in files if str(f) not in writer.done)
         show = sys.stderr.isatty()
         with Progress(
@@ -48,6 +57,8 @@ def predict(
             task = progress.add_task("predict", total=todo)
 
             def on_rows(rows: list[dict]) -> None:
+                if draw is not None:
+                    add_heatmaps(rows, draw)
                 writer.write(rows)
                 progress.advance(task, len(rows))
 
@@ -68,3 +79,16 @@ def predict(
         err.print(f"  ... and {summary.failed - 5} more (see the error column)", highlight=False)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def add_heatmaps(rows: list[dict], draw) -> None:
+    """Fill each ok row's ``heatmaps`` column (``;``-joined PNG paths); a drawing failure is noted, not fatal."""
+    for row in rows:
+        row["heatmaps"] = ""
+        if row["status"] != "ok":
+            continue
+        try:
+            row["heatmaps"] = ";".join(str(p) for p in draw(row["file"], row))
+        except Exception as exc:  # one failed map must not stop a batch of thousands
+            reason = str(exc) if isinstance(exc, CxrkitError) else f"unexpected {type(exc).__name__}: {exc}"
+            row["error"] = f"heatmap failed: {reason}"

@@ -59,6 +59,34 @@ def _window_bounds(center: float, width: float, function: str) -> tuple[float, f
     return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
 
 
+def _lookup(values: np.ndarray, item: Any, ds: Any) -> tuple[np.ndarray, float]:
+    """Apply one VOI LUT item (PS3.3 C.11.2.1.1): inputs below the first mapped value take the
+    first entry, inputs past the table the last. Returns float32 output and the LUT's white.
+
+    Written here rather than calling ``pydicom.pixels.apply_voi``: pydicom 3.0.2 computes
+    the table index in the LUT's own dtype, so with an 8-bit LUT an input of 4080 wraps
+    to index 240 instead of clipping to the last entry.
+    """
+    n, first, bits = (int(v) for v in item.LUTDescriptor)
+    n = n or 65536
+    if int(ds.get("PixelRepresentation", 0)) == 1 and first >= 32768:
+        first -= 65536  # descriptor stored as US although the first input is negative
+    elem = item["LUTData"]
+    if isinstance(elem.value, (bytes, bytearray)):
+        little = getattr(ds, "original_encoding", (None, True))[1] is not False
+        lut = np.frombuffer(elem.value, dtype="<u2" if little else ">u2")[:n]
+    else:
+        lut = np.asarray(elem.value if elem.VM > 1 else [elem.value])
+    lut = lut.astype(np.float32)
+    index = np.clip(values.astype(np.int64) - first, 0, len(lut) - 1)
+    out = lut[index]
+    white = float(2**bits - 1)
+    top = float(lut.max()) if lut.size else 0.0
+    if top > white:  # descriptor understates the LUT's depth, a known vendor bug
+        white = float(2 ** int(np.ceil(np.log2(top + 1))) - 1)
+    return out, white
+
+
 def _sample(raw: np.ndarray) -> np.ndarray:
     step = max(1, int(np.sqrt(raw.size / 65536)))
     return raw[::step, ::step]
@@ -86,19 +114,10 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
         slope = _first(ds.get("RescaleSlope")) or 1.0
         intercept = _first(ds.get("RescaleIntercept")) or 0.0
 
-    # --- VOI LUT Sequence (rare: slow but exact path) --------------------------------
+    # --- VOI LUT Sequence (rare: a table lookup) --------------------------------------
     if "VOILUTSequence" in ds and len(ds.VOILUTSequence):
-        from pydicom.pixels import apply_voi
-
-        item = ds.VOILUTSequence[0]
-        modality = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept) \
-            if (slope, intercept) != (1.0, 0.0) else raw
-        out = np.asarray(apply_voi(modality, ds, index=0)).astype(np.float32)
-        bits = int(item.LUTDescriptor[2]) if "LUTDescriptor" in item else 16
-        white = float(2**bits - 1)
-        top = float(out.max()) if out.size else 0.0
-        if top > white:  # descriptor understates the LUT's depth, a known vendor bug
-            white = float(2 ** int(np.ceil(np.log2(top + 1))) - 1)
+        values = raw if (slope, intercept) == (1.0, 0.0) else np.rint(raw * slope + intercept)
+        out, white = _lookup(values, ds.VOILUTSequence[0], ds)
         out *= np.float32(maxval / white)
         if invert:
             np.subtract(np.float32(maxval), out, out=out)
@@ -147,7 +166,12 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
     if invert:
         a, b = -a, maxval - b
     out = raw.astype(np.float32)
+    if a == 0:  # constant image (max == min): nothing to stretch
+        out.fill(np.float32(min(max(b, 0.0), maxval)))
+        return out, info
+    # y = a*raw + b written as (raw - z) * a, z = the raw value shown black: subtracting
+    # first keeps float32 exact for the common integer min/max case (no 1e6-sized terms).
+    out -= np.float32(-b / a)
     out *= np.float32(a)
-    out += np.float32(b)
     np.clip(out, 0, maxval, out=out)
     return out, info

@@ -54,12 +54,11 @@ _FAST = {
     "1.2.840.10008.1.2.4.80": "jpegls_decode",  # JPEG-LS Lossless
     "1.2.840.10008.1.2.4.81": "jpegls_decode",  # JPEG-LS Near-Lossless
 }
-# Transfer syntax UID -> imagecodecs decoders tried *after* pydicom fails.
+# Transfer syntax UID -> imagecodecs decoders tried *after* pydicom fails. Not JPEG 2000:
+# both sides wrap the same OpenJPEG, so a second try only doubles the time to fail.
 _FALLBACK = {
     "1.2.840.10008.1.2.4.50": ("jpeg8_decode",),  # JPEG Baseline
     "1.2.840.10008.1.2.4.51": ("jpeg8_decode", "jpeg_decode"),  # JPEG Extended (12-bit)
-    "1.2.840.10008.1.2.4.90": ("jpeg2k_decode",),
-    "1.2.840.10008.1.2.4.91": ("jpeg2k_decode",),
 }
 
 _AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
@@ -231,7 +230,7 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
 
     path = Path(path)
     try:
-        has_preamble = detect_format(path) == "dicom" and _has_preamble(path)
+        has_preamble = _has_preamble(path)
         with _quiet():
             ds = pydicom.dcmread(path, force=not has_preamble)
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -239,6 +238,7 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
         raise UnreadableImage(path, f"not a readable DICOM file: {reason}") from None
     except Exception as exc:  # struct.error and friends from a malformed header
         raise UnreadableImage(path, f"not a readable DICOM file: {_short(exc)}") from None
+    _ensure_transfer_syntax(ds)
     _check_supported(path, ds)
     rows, cols = int(ds.Rows), int(ds.Columns)
     check_pixel_count(path, cols, rows)
@@ -272,6 +272,32 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
         inverted=info["inverted"],
     )
     return XrayImage(pixels=pixels, maxval=maxval, meta=meta)
+
+
+def _ensure_transfer_syntax(ds: Any) -> None:
+    """Give a preamble-less dataset (no file meta) the transfer syntax it was read with.
+
+    pydicom reads such files (implicit or explicit VR, little or big endian) but
+    refuses to decode their pixels without (0002,0010); the encoding it detected
+    while parsing is exactly the missing fact.
+    """
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import (
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    )
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    if implicit:
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
 def _has_preamble(path: Path) -> bool:

@@ -1,0 +1,271 @@
+"""Training data: a dataset from the config, a seeded patient-level split, and resumable loaders.
+
+Images are decoded, centre-cropped and resized once and (by default) kept in memory as
+float16: on a CPU the PNG decode would otherwise cost more than the model. The training
+sampler draws its order and every sample's augmentation seed from ``(seed, epoch)`` only,
+so an interrupted run resumes on exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..datasets import XrayDataset, csv_dataset, folder_dataset, get_dataset
+from ..datasets.splits import assert_no_leakage, official_split, patient_split
+from .augment import Augment
+from .config import ConfigError, DataConfig
+
+__all__ = ["build_dataset", "split_train_valid", "Targets", "make_targets", "ImageSet", "EpochSampler", "XrayDataModule"]
+
+log = logging.getLogger(__name__)
+
+
+def build_dataset(cfg: DataConfig, size: int | None = None) -> Any:
+    """The full dataset a config names (several ``sources`` merged by label name), minus excluded
+    patients and (optionally) images missing on disk."""
+    if cfg.sources:
+        from ..datasets.merge import merge
+
+        parts = []
+        for source in cfg.sources:
+            part = _single(dataclasses.replace(cfg, sources=[], max_images=None, labels=None, **source))
+            part.size = size
+            parts.append(part)
+        merged = merge(parts, labels=cfg.labels or "union")
+        return merged.subset(np.arange(len(merged))[: cfg.max_images])
+    return _single(cfg)
+
+
+def _single(cfg: DataConfig) -> XrayDataset:
+    common: dict[str, Any] = {"views": cfg.views, "labels": cfg.labels}
+    if cfg.dataset == "csv":
+        if not cfg.label_file:
+            raise ConfigError("data.label_file", "the csv dataset needs the CSV file")
+        dataset = csv_dataset(cfg.label_file, cfg.root, **cfg.csv, **common)
+    elif cfg.dataset == "folder":
+        dataset = folder_dataset(cfg.root, **common)
+    else:
+        dataset = get_dataset(cfg.dataset, cfg.root, cfg.label_file, files=cfg.files or None, **common)
+    keep = np.ones(len(dataset), dtype=bool)
+    if cfg.exclude_patients:
+        excluded = {str(p) for p in cfg.exclude_patients}
+        keep &= ~np.isin(dataset.patients.astype(str), list(excluded))
+    if cfg.skip_missing:
+        exists = np.array([dataset.image_path(i).exists() for i in range(len(dataset))], dtype=bool)
+        if not exists.any():
+            raise ConfigError("data.root", f"none of the {len(dataset)} images of the label file exist under {cfg.root}")
+        if (~exists).any():
+            log.info("%s: %d of %d labelled images are not on disk; training on the rest", dataset.name,
+                     int((~exists).sum()), len(dataset))
+        keep &= exists
+    indices = np.flatnonzero(keep)
+    if cfg.max_images is not None:
+        indices = indices[: cfg.max_images]
+    return dataset.subset(indices)
+
+
+def split_train_valid(dataset: XrayDataset, cfg: DataConfig) -> dict[str, XrayDataset]:
+    """Patient-level train/valid (and any other named parts), never mixing a patient's images."""
+    if cfg.split == "official":
+        parts = official_split(dataset)
+        if "valid" not in parts:  # NIH's official split has train/test only: carve valid out of train by patient
+            idx = patient_split(parts["train"].patients, {"train": 0.875, "valid": 0.125}, cfg.split_seed)
+            parts = {**parts, "train": parts["train"].subset(idx["train"]), "valid": parts["train"].subset(idx["valid"])}
+    else:
+        idx = patient_split(dataset.patients, cfg.split, cfg.split_seed)
+        parts = {name: dataset.subset(rows) for name, rows in idx.items()}
+    assert_no_leakage(parts)
+    for name in ("train", "valid"):
+        if len(parts.get(name, ())) == 0:
+            raise ConfigError("data.split", f"the {name} split is empty ({len(dataset)} images in all)")
+    return parts
+
+
+@dataclass
+class Targets:
+    """Training targets of one split: ``values`` (N, K) float / (N,) long / (N,) float, and their names."""
+
+    values: torch.Tensor
+    names: list[str]
+    keep: np.ndarray  # rows of the split that have a usable target
+
+
+def make_targets(dataset: XrayDataset, task: str, cfg: DataConfig, names: list[str] | None = None) -> Targets:
+    """Targets for ``task`` from a split: label matrix, class index, or a metadata number (age)."""
+    if task == "regression":
+        values = dataset.frame[cfg.target].to_numpy(dtype=np.float64)
+        keep = np.isfinite(values)
+        return Targets(torch.as_tensor(values[keep], dtype=torch.float32), [cfg.target], keep)
+    labels = np.asarray(dataset.labels, dtype=np.float32)
+    label_names = list(dataset.label_names)
+    if task == "multilabel":
+        return Targets(torch.as_tensor(labels), label_names, np.ones(len(labels), dtype=bool))
+    # multiclass: one positive label per row (or none, for the negative class)
+    classes = names or ([cfg.negative_class] if cfg.negative_class else []) + label_names
+    offset = 1 if cfg.negative_class else 0
+    known = ~np.isnan(labels).any(axis=1)
+    positives = np.nan_to_num(labels) == 1
+    count = positives.sum(axis=1)
+    keep = known & ((count == 1) | ((count == 0) & bool(cfg.negative_class)))
+    dropped = int((~keep).sum())
+    if dropped:
+        log.warning("%s: %d rows have no single class (several or no positive labels, or unknown); left out",
+                    dataset.name, dropped)
+    index = np.where(count == 1, positives.argmax(axis=1) + offset, 0)[keep]
+    return Targets(torch.as_tensor(index, dtype=torch.long), classes, keep)
+
+
+class ImageSet(Dataset):
+    """Images of one split with their targets; optionally cached in memory once, as float16."""
+
+    def __init__(self, dataset: XrayDataset, targets: Targets, size: int, augment: Augment | None = None,
+                 cache: bool = True):
+        self.dataset = dataset.subset(np.flatnonzero(targets.keep))
+        if isinstance(self.dataset, XrayDataset):
+            self.dataset.size = size
+        self.targets = targets.values
+        self.size = size
+        self.augment = augment
+        self.cache: torch.Tensor | None = None
+        if cache:
+            self.cache = torch.empty((len(self.dataset), 1, size, size), dtype=torch.float16)
+            for i in range(len(self.dataset)):
+                self.cache[i] = self._load(i)
+
+    @property
+    def patients(self) -> np.ndarray:
+        return self.dataset.patients
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def image(self, index: int) -> torch.Tensor:
+        if self.cache is not None:
+            return self.cache[index].float()
+        return self._load(index)
+
+    def _load(self, index: int) -> torch.Tensor:
+        if isinstance(self.dataset, XrayDataset):
+            return torch.from_numpy(self.dataset.load_image(index))
+        return torch.as_tensor(self.dataset[index]["image"])  # merged sources, each resized at load
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        image = self.image(index)
+        if self.augment is not None and seed is not None:
+            image = self.augment(image, seed)
+        return image, self.targets[index]
+
+
+class EpochSampler(Sampler):
+    """Yields ``(index, augmentation seed)`` pairs; order and seeds depend only on (seed, epoch).
+
+    ``weights`` turns on sampling with replacement (oversampling); ``num_replicas``/``rank``
+    shard an epoch between DDP processes (every rank gets the same number of samples);
+    ``skip`` drops the first samples of one epoch, which is how a run resumes mid-epoch.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True, weights: torch.Tensor | None = None,
+                 num_replicas: int = 1, rank: int = 0):
+        self.n, self.seed, self.shuffle, self.weights = n, int(seed), shuffle, weights
+        self.num_replicas, self.rank = max(1, num_replicas), rank
+        self.epoch = 0
+        self._skip: tuple[int, int] | None = None
+        self.per_rank = math.ceil(n / self.num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def skip(self, epoch: int, samples: int) -> None:
+        self._skip = (int(epoch), int(samples))
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, self.n, replacement=True, generator=gen)
+        elif self.shuffle:
+            order = torch.randperm(self.n, generator=gen)
+        else:
+            order = torch.arange(self.n)
+        seeds = torch.randint(0, 2**62, (self.n,), generator=gen)
+        total = self.per_rank * self.num_replicas
+        if total > self.n:  # pad by wrapping so every rank has the same number of samples
+            pad = torch.arange(total - self.n) % self.n
+            order, seeds = torch.cat([order, order[pad]]), torch.cat([seeds, seeds[pad]])
+        order, seeds = order[self.rank::self.num_replicas], seeds[self.rank::self.num_replicas]
+        start = 0
+        if self._skip is not None and self._skip[0] == self.epoch:
+            start = self._skip[1]
+            self._skip = None
+        for i in range(start, len(order)):
+            yield int(order[i]), int(seeds[i])
+
+
+class XrayDataModule(pl.LightningDataModule):
+    """Train and validation loaders over cached splits; built once, reused by every run of ``--runs``."""
+
+    def __init__(self, cfg: DataConfig, task: str, size: int, augment: Augment):
+        super().__init__()
+        self.cfg, self.task, self.size, self.augment = cfg, task, size, augment
+        self.dataset = build_dataset(cfg, size)
+        self.parts = split_train_valid(self.dataset, cfg)
+        train_targets = make_targets(self.parts["train"], task, cfg)
+        valid_targets = make_targets(self.parts["valid"], task, cfg, names=train_targets.names)
+        self.label_names = train_targets.names
+        self.train_set = ImageSet(self.parts["train"], train_targets, size, augment if augment.active else None, cfg.cache)
+        self.valid_set = ImageSet(self.parts["valid"], valid_targets, size, None, cfg.cache)
+        self.seed = 0
+        self.sampler: EpochSampler | None = None
+        self._pending_skip: tuple[int, int] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        def part(ds: ImageSet) -> dict[str, int]:
+            return {"images": len(ds), "patients": int(len(set(ds.patients)))}
+
+        return {"train": part(self.train_set), "valid": part(self.valid_set)}
+
+    def sample_weights(self) -> torch.Tensor | None:
+        if not self.cfg.oversample:
+            return None
+        classes = self.train_set.targets
+        counts = torch.bincount(classes, minlength=len(self.label_names)).float()
+        return (1.0 / counts.clamp(min=1))[classes]
+
+    def resume_from(self, epoch: int, batches: int) -> None:
+        """Skip the first ``batches`` batches of ``epoch`` (they were trained before the interruption)."""
+        self._pending_skip = (epoch, batches * self.cfg.batch_size)
+
+    def _loader(self, dataset: Dataset, sampler: Sampler | None, drop_last: bool) -> DataLoader:
+        workers = self.cfg.num_workers
+        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler, drop_last=drop_last,
+                          num_workers=workers, persistent_workers=workers > 0, pin_memory=False)
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        self.sampler = EpochSampler(len(self.train_set), self.seed, True, self.sample_weights(), replicas, rank)
+        if self._pending_skip is not None:
+            # Set the epoch now: with workers, the loader draws indices as soon as its iterator
+            # exists, which Lightning creates before it calls set_epoch on a resumed run.
+            self.sampler.set_epoch(self._pending_skip[0])
+            self.sampler.skip(*self._pending_skip)
+            self._pending_skip = None
+        drop_last = len(self.train_set) // replicas > self.cfg.batch_size
+        return self._loader(self.train_set, self.sampler, drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        # Every rank scores the whole validation split, so metrics need no gathering.
+        return self._loader(self.valid_set, None, False)

@@ -1,0 +1,444 @@
+"""``fit(config)``: train (N seeds), select on validation, and write a weight file with its model card.
+
+Everything that decides what the model becomes - the checkpoint (best validation loss),
+the run among ``--runs N`` (validation metric) and the operating thresholds - is
+decided on the validation split. There is no test split in this function on purpose:
+evaluate the written model on held-out data with ``cxr evaluate``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from .. import __version__ as CXRKIT_VERSION
+from ..models import ModelCard, create, get_architecture, save_weights
+from .augment import Augment
+from .callbacks import build_callbacks
+from .config import TrainConfig
+from .data import ImageSet, XrayDataModule
+from .metrics import validation_metrics
+from .module import CxrModule, TaskLoss
+
+__all__ = ["fit", "RunResult", "prepare_data", "build_model", "make_trainer", "predict_logits", "hardware", "resolve_precision"]
+
+log = logging.getLogger(__name__)
+
+DEMO_USE = ("Demonstration / research only. Not a medical device; not for clinical decisions. "
+            "Trained on a small sample; its validation AUCs show what the pipeline does, not clinical accuracy.")
+
+
+@dataclass
+class RunResult:
+    """One seed's run: where its best checkpoint is and how it scored on validation there."""
+
+    seed: int
+    run_dir: Path
+    best_checkpoint: Path
+    best_epoch: int
+    metrics: dict[str, float]  # val_loss, val_auc / val_mae at the best checkpoint
+    epochs: int
+    wall_time_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seed": self.seed, "run_dir": str(self.run_dir), "best_checkpoint": str(self.best_checkpoint),
+                "best_epoch": self.best_epoch, "metrics": self.metrics, "epochs": self.epochs,
+                "wall_time_s": self.wall_time_s, "history": self.history}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunResult":
+        return cls(seed=data["seed"], run_dir=Path(data["run_dir"]), best_checkpoint=Path(data["best_checkpoint"]),
+                   best_epoch=data["best_epoch"], metrics=data["metrics"], epochs=data["epochs"],
+                   wall_time_s=data["wall_time_s"], history=data.get("history", []))
+
+
+def hardware() -> str:
+    """A one-line description of the machine, for the card."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}"
+
+
+def _cpu_has_fast_bf16() -> bool:
+    """AMX or AVX512-BF16: without them oneDNN emulates bf16 and fp32 is about twice as fast."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto``: bf16-mixed on CUDA GPUs with bf16 and on CPUs with native bf16, else 32-true."""
+    if precision != "auto":
+        return precision
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if gpu:
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if _cpu_has_fast_bf16() else "32-true"
+
+
+def prepare_data(cfg: TrainConfig) -> XrayDataModule:
+    """Load, split and (optionally) cache the data once; shared by every run of ``--runs``."""
+    size = cfg.model.input_size or get_architecture(cfg.model.architecture).input_size
+    return XrayDataModule(cfg.data, cfg.task, size, Augment(cfg.data.augment, size))
+
+
+def build_model(cfg: TrainConfig, labels: list[str]) -> nn.Module:
+    """A fresh model with a head for ``labels``: random init, or ``model.weights`` with a new head if needed."""
+    if cfg.model.weights:
+        model = create(cfg.model.architecture, weights=cfg.model.weights)
+        if list(model.card.labels) != list(labels):
+            model.reset_classifier(len(labels))
+        model.train()
+        return model
+    kwargs = {"drop_rate": cfg.model.drop_rate} if cfg.model.drop_rate else {}
+    return get_architecture(cfg.model.architecture).builder(num_classes=len(labels), in_chans=1, **kwargs)
+
+
+def _head(model: nn.Module) -> nn.Linear | None:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def _loss(cfg: TrainConfig, dm: XrayDataModule) -> TaskLoss:
+    targets = dm.train_set.targets
+    pos_weight = class_weights = None
+    if cfg.task == "multilabel" and cfg.loss.pos_weight is not None:
+        if cfg.loss.pos_weight == "balanced":
+            known = ~torch.isnan(targets)
+            pos = (torch.nan_to_num(targets) * known).sum(0)
+            neg = known.sum(0) - pos
+            pos_weight = (neg / pos.clamp(min=1)).clamp(min=1.0, max=cfg.loss.pos_weight_max)
+        else:
+            pos_weight = torch.tensor([float(cfg.loss.pos_weight.get(n, 1.0)) for n in dm.label_names])
+    if cfg.task == "multiclass":
+        k = len(dm.label_names)
+        if cfg.loss.class_weights == "balanced":
+            counts = torch.bincount(targets, minlength=k).float()
+            class_weights = len(targets) / (k * counts.clamp(min=1))
+        elif isinstance(cfg.loss.class_weights, list):
+            class_weights = torch.tensor(cfg.loss.class_weights, dtype=torch.float32)
+        if cfg.loss.class_multiplier:
+            base = class_weights if class_weights is not None else torch.ones(k)
+            class_weights = base * torch.tensor(cfg.loss.class_multiplier, dtype=torch.float32)
+        if class_weights is not None and len(class_weights) != k:
+            from .config import ConfigError
+
+            raise ConfigError("loss.class_weights", f"needs {k} values (classes {dm.label_names}), got {len(class_weights)}")
+    return TaskLoss(cfg.task, cfg.loss, pos_weight, class_weights)
+
+
+def _logger(run_dir: Path) -> Any:
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(str(run_dir), name="logs")
+    except ImportError:
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(str(run_dir), name="logs")  # version_0, version_1 (after a resume), ...
+
+
+@contextlib.contextmanager
+def torch_flags() -> Iterator[None]:
+    """Restore torch's global determinism flags afterwards: Lightning's ``deterministic`` sets them
+    process-wide, and a library should not leave them changed behind its caller's back."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark,
+             torch.backends.cudnn.deterministic)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[2]
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3], saved[4]
+
+
+def make_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], logger: Any = None) -> pl.Trainer:
+    """The Lightning trainer of a config (devices / num_nodes / strategy select GPUs and DDP).
+
+    Call it inside :func:`torch_flags`. Deterministic mode makes torch fill every new tensor
+    with NaN (``fill_uninitialized_memory``), which cost ~30 % of a DenseNet training step on
+    CPU; the results of correct kernels do not depend on it, so it is turned off.
+    """
+    tc = cfg.trainer
+    trainer = pl.Trainer(
+        max_epochs=tc.max_epochs,
+        max_time={"minutes": tc.max_time_minutes} if tc.max_time_minutes else None,
+        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
+        precision=resolve_precision(tc.precision, tc.accelerator), deterministic=tc.deterministic,
+        gradient_clip_val=tc.gradient_clip, accumulate_grad_batches=tc.accumulate_grad_batches,
+        limit_train_batches=tc.limit_train_batches, limit_val_batches=tc.limit_val_batches,
+        log_every_n_steps=tc.log_every_n_steps, enable_progress_bar=tc.progress, enable_model_summary=False,
+        num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(run_dir),
+        logger=_logger(run_dir) if logger is None else logger, callbacks=callbacks,
+    )
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    return trainer
+
+
+def _run_one(cfg: TrainConfig, dm: XrayDataModule, seed: int, run_dir: Path, resume: bool,
+             extra_callbacks: list[Callback]) -> RunResult | None:
+    done = run_dir / "run.json"
+    if resume and done.is_file():
+        log.info("%s already finished; reusing it", run_dir)
+        return RunResult.from_json(json.loads(done.read_text()))
+    tc = cfg.trainer
+    pl.seed_everything(seed, workers=True, verbose=False)
+    dm.seed = seed
+    model = build_model(cfg, dm.label_names)
+    if cfg.task == "regression" and not cfg.model.weights and (head := _head(model)) is not None:
+        with torch.no_grad():  # start at the mean age, not at 0: the L1 loss then trains the features, not the bias
+            head.bias.fill_(float(dm.train_set.targets.mean()))
+    module = CxrModule(model, cfg.task, dm.label_names, _loss(cfg, dm), cfg.optim, tc.channels_last, tc.max_epochs)
+
+    def on_resume(checkpoint: dict[str, Any]) -> None:
+        progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]
+        epoch, completed = int(progress["processed"]), int(progress["completed"])
+        batches = int(checkpoint["cxrkit"]["epoch_batches"]) if epoch == completed else 0
+        dm.resume_from(epoch, batches)
+
+    module.on_resume = on_resume
+    checkpoint_dir = run_dir / "checkpoints"
+    last = checkpoint_dir / "last.ckpt"
+    ckpt_path = str(last) if resume and last.is_file() else None
+    if ckpt_path is None and checkpoint_dir.exists():
+        for stale in checkpoint_dir.glob("*.ckpt"):
+            stale.unlink()
+    best_cb, callbacks = build_callbacks(tc, checkpoint_dir)
+    with torch_flags(), warnings.catch_warnings():
+        trainer = make_trainer(cfg, run_dir, [*callbacks, *extra_callbacks])
+        # cxrkit's sampler resumes mid-epoch itself (see XrayDataModule.resume_from); Lightning cannot tell.
+        warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    if not trainer.is_global_zero:
+        return None
+    history = module.history
+    best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else last
+    best_epoch, metrics = _best_entry(history)
+    result = RunResult(seed=seed, run_dir=run_dir, best_checkpoint=best_path, best_epoch=best_epoch, metrics=metrics,
+                       epochs=len(history), wall_time_s=module.train_seconds, history=history)
+    done.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return result
+
+
+def _best_entry(history: list[dict[str, float]]) -> tuple[int, dict[str, float]]:
+    """The epoch the best-val-loss checkpoint comes from (first minimum, as ModelCheckpoint keeps it)."""
+    if not history:
+        return -1, {}
+    best = min(history, key=lambda h: (h["val_loss"], h["epoch"]))
+    return int(best["epoch"]), {k: float(v) for k, v in best.items() if k not in ("epoch", "lr", "elapsed_s")}
+
+
+def _score(result: RunResult, metric: str) -> float:
+    value = result.metrics.get(metric, math.nan)
+    if math.isnan(value):
+        return math.inf
+    return -value if metric == "val_auc" else value
+
+
+def load_checkpoint_weights(model: nn.Module, checkpoint: Path) -> nn.Module:
+    """Copy the ``model.*`` tensors of a Lightning checkpoint into ``model`` (strictly)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    model.load_state_dict(weights, strict=True)
+    return model
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: ImageSet, batch_size: int = 32, device: str | None = None) -> torch.Tensor:
+    """fp32 logits of every image of a split, in order (the precision ``cxr predict`` uses by default)."""
+    device = device or next(model.parameters()).device.type
+    model = model.to(device).eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.stack([images.image(i) for i in range(start, min(start + batch_size, len(images)))])
+        out.append(model(batch.to(device)).float().cpu())
+    return torch.cat(out)
+
+
+def fit(config: TrainConfig, runs: int = 1, *, resume: bool = True,
+        callbacks: list[Callback] | None = None, data: XrayDataModule | None = None) -> Path:
+    """Train ``runs`` seeds (``config.seed``, +1, ...), keep the best on validation, write weights + card.
+
+    Returns the path of the ``.safetensors`` file (its card is the ``.json`` beside it).
+    ``resume=True`` continues each run from its ``last.ckpt`` when one exists (exactly, even
+    mid-epoch) and reuses runs that already finished. ``callbacks`` are added to each run.
+    """
+    if runs < 1:
+        from .config import ConfigError
+
+        raise ConfigError("runs", f"must be at least 1, got {runs}")
+    if config.trainer.num_threads:
+        torch.set_num_threads(config.trainer.num_threads)
+    started = time.perf_counter()
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    t0 = time.perf_counter()
+    dm = data or prepare_data(config)
+    data_s = time.perf_counter() - t0
+    log.info("data ready in %.1f s: %s", data_s, dm.summary())
+    results = []
+    for r in range(runs):
+        seed = config.seed + r
+        run_dir = output_dir if runs == 1 else output_dir / f"run{r}-seed{seed}"
+        result = _run_one(config, dm, seed, run_dir, resume, list(callbacks or []))
+        if result is None:  # a non-zero DDP rank: rank 0 writes the model
+            return _weights_path(config)
+        results.append(result)
+        log.info("run %d (seed %d): %s at epoch %d", r, seed, result.metrics, result.best_epoch)
+    best = min(results, key=lambda res: _score(res, config.select.metric))
+    return _write_model(config, dm, best, results, data_s, time.perf_counter() - started)
+
+
+def _weights_path(cfg: TrainConfig) -> Path:
+    return Path(cfg.weights_out) if cfg.weights_out else Path(cfg.output_dir) / f"{cfg.name}.safetensors"
+
+
+def _write_model(cfg: TrainConfig, dm: XrayDataModule, best: RunResult, results: list[RunResult], data_s: float,
+                 total_s: float) -> Path:
+    model = load_checkpoint_weights(build_model(cfg, dm.label_names), best.best_checkpoint)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    logits = predict_logits(model, dm.valid_set, device="cuda" if gpu else "cpu")
+    model = model.cpu()
+    valid = dm.valid_set
+    ids = [Path(p).name for p in valid.dataset.frame["path"].astype(str)]
+    if len(set(ids)) != len(ids):
+        ids = [f"{i}:{p}" for i, p in enumerate(ids)]
+    thresholds: dict[str, float] = {}
+    threshold_method: str | None = cfg.select.threshold_method
+    if cfg.task == "regression":
+        pred = logits.squeeze(1).numpy()
+        target = valid.targets.numpy()
+        validation = {"mae": float(np.abs(pred - target).mean()),
+                      "rmse": float(np.sqrt(((pred - target) ** 2).mean())),
+                      "r": float(np.corrcoef(pred, target)[0, 1]) if len(pred) > 1 else None, "n": len(pred)}
+        threshold_method = None
+    else:
+        if cfg.task == "multilabel":
+            probs, truth = torch.sigmoid(logits).numpy(), valid.targets.numpy()
+        else:
+            probs = torch.softmax(logits, 1).numpy()
+            truth = np.eye(len(dm.label_names))[valid.targets.numpy()]
+        measured = validation_metrics(truth, probs, dm.label_names, ids, valid.patients, task=cfg.task,
+                                      threshold_method=cfg.select.threshold_method,
+                                      n_bootstrap=cfg.select.bootstrap, seed=cfg.seed)
+        evaluation = measured.pop("evaluation")
+        try:
+            from ..evaluate import write_report
+
+            write_report(evaluation, Path(cfg.output_dir) / "validation", plots=False,
+                         sources={"predictions": f"{cfg.name}, best-val-loss checkpoint", "labels": "validation split"})
+        except Exception as exc:  # the report is a convenience; the card holds the numbers
+            log.warning("could not write the validation report: %s", exc)
+        if cfg.task == "multilabel":
+            thresholds = measured["thresholds"]
+        else:
+            threshold_method = "argmax"
+        validation = {"auc": {k: {"auc": v["auc"], "ci_low": v["auc_ci_low"], "ci_high": v["auc_ci_high"],
+                                  "n_pos": v["n_pos"], "n_neg": v["n_neg"], "threshold": v["threshold"],
+                                  "sensitivity": v["sensitivity"], "specificity": v["specificity"]}
+                          for k, v in measured["per_label"].items()},
+                      "auc_mean": measured["mean"].get("auc")}
+        if "accuracy" in measured:
+            validation["accuracy"] = measured["accuracy"]
+    size = dm.size
+    summary = dm.summary()
+    start = cfg.model.weights or "random initialisation (no pretrained weights)"
+    card = ModelCard(
+        name=cfg.name,
+        architecture=cfg.model.architecture,
+        labels=list(dm.label_names),
+        input_size=size,
+        task=cfg.task,
+        thresholds=thresholds,
+        threshold_method=threshold_method if thresholds or cfg.task != "multilabel" else None,
+        description=cfg.description or f"{cfg.model.architecture} trained with cxrkit ({cfg.task}).",
+        intended_use=DEMO_USE,
+        license=cfg.license,
+        provenance={
+            "source": "trained with cxrkit train",
+            "cxrkit_version": CXRKIT_VERSION,
+            "torch": torch.__version__,
+            "lightning": pl.__version__,
+            "started_from": start,
+            "config": cfg.to_dict(),
+        },
+        training={
+            "dataset": cfg.data.dataset,
+            "images_root": cfg.data.root,
+            "label_file": cfg.data.label_file,
+            "views": cfg.data.views,
+            "split": {
+                "method": "official" if cfg.data.split == "official" else "patient-level, seeded",
+                "ratios": cfg.data.split,
+                "seed": cfg.data.split_seed,
+                "excluded_patients": [str(p) for p in cfg.data.exclude_patients],
+                **summary,
+            },
+            "augmentation": dm.augment.values,
+            "optimizer": {"name": cfg.optim.name, "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay,
+                          "scheduler": cfg.optim.scheduler},
+            "batch_size": cfg.data.batch_size,
+            "precision": resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
+            "runs": [{"seed": r.seed, "best_epoch": r.best_epoch, "epochs": r.epochs,
+                      "train_time_s": round(r.wall_time_s, 1), **r.metrics} for r in results],
+            "selected_seed": best.seed,
+            "selected_by": cfg.select.metric + " (validation)",
+            "best_epoch": best.best_epoch,
+            "epochs_run": best.epochs,
+            "history": best.history,
+            "hardware": hardware(),
+            "data_preparation_s": round(data_s, 1),
+            "train_time_s": round(best.wall_time_s, 1),
+            "train_time_note": "wall time in fit for the selected run, summed over interruptions and resumes",
+            "wall_time_s": round(total_s, 1),
+        },
+        metrics={
+            "validation": {
+                "measured_on": f"validation split ({summary['valid']['images']} images, "
+                               f"{summary['valid']['patients']} patients), best-val-loss checkpoint, fp32",
+                "ci": f"95 % percentile bootstrap, {cfg.select.bootstrap} patient-level resamples"
+                      if cfg.task != "regression" else None,
+                "thresholds_chosen_on": "validation" if thresholds else None,
+                **validation,
+            },
+        },
+    )
+    path = _weights_path(cfg)
+    plain = build_model(cfg, dm.label_names)
+    plain.load_state_dict(model.state_dict())
+    save_weights(plain, card, path)
+    log.info("wrote %s", path)
+    return path

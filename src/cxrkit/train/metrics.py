@@ -1,0 +1,61 @@
+"""Validation metrics for training, computed by :mod:`cxrkit.evaluate` (one implementation of AUC,
+bootstrap CIs and thresholds in the toolkit, so a card's numbers equal ``cxr evaluate``'s)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["auc_per_label", "validation_metrics"]
+
+
+def auc_per_label(truth: np.ndarray, scores: np.ndarray) -> list[float]:
+    """AUROC of each column (NaN targets masked; NaN where a class is absent), for per-epoch logging."""
+    from ..evaluate import auroc
+
+    return [auroc(truth[:, j], scores[:, j]) for j in range(truth.shape[1])]
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return None if math.isnan(value) else value
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def validation_metrics(truth: np.ndarray, scores: np.ndarray, labels: Sequence[str], ids: Sequence[str],
+                       patients: Sequence[str], *, task: str, threshold_method: str, n_bootstrap: int,
+                       seed: int = 0) -> dict[str, Any]:
+    """Per-label AUC with patient-level bootstrap 95 % CI, the chosen threshold and its operating point.
+
+    Returns ``{"per_label": {label: {...}}, "mean": {...}, "thresholds": {label: t}}``; labels
+    whose threshold is undefined (no positives in validation) get none rather than a guess.
+    """
+    from ..evaluate import evaluate_predictions
+
+    index = pd.Index([str(i) for i in ids])
+    evaluation = evaluate_predictions(
+        pd.DataFrame(scores, index=index, columns=list(labels)),
+        pd.DataFrame(truth, index=index, columns=list(labels)),
+        patients=pd.Series([str(p) for p in patients], index=index),
+        threshold_method=threshold_method, n_bootstrap=n_bootstrap, seed=seed,
+        task="multiclass" if task == "multiclass" else "multilabel",
+    )
+    rows = {row["label"]: {k: _clean(v) for k, v in row.items() if k != "label"}
+            for row in evaluation.table.to_dict(orient="records")}
+    mean = rows.pop("mean", {})
+    thresholds = {}
+    for label, row in rows.items():
+        t = row.get("threshold")
+        if t is not None and 0.0 < t < 1.0:
+            thresholds[label] = float(t)
+    out: dict[str, Any] = {"per_label": rows, "mean": mean, "thresholds": thresholds, "evaluation": evaluation}
+    if evaluation.multiclass is not None:
+        out["accuracy"] = float(evaluation.multiclass.accuracy)
+    return out

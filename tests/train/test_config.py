@@ -1,0 +1,87 @@
+"""Config parsing: YAML + --set overrides, typed values, errors that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cxrkit.train import ConfigError, apply_overrides, config_from_dict, load_config
+
+from .conftest import tiny_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+def test_yaml_and_overrides(tiny_csv, tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tiny_csv, tmp_path)))
+    cfg = load_config(path, ["optim.lr=1e-4", "data.views=[PA, AP]", "trainer.max_epochs=7",
+                             "data.exclude_patients=[12, p3]", "loss.pos_weight=balanced"])
+    assert cfg.optim.lr == pytest.approx(1e-4) and isinstance(cfg.optim.lr, float)
+    assert cfg.data.views == ["PA", "AP"]
+    assert cfg.trainer.max_epochs == 7
+    assert cfg.data.exclude_patients == ["12", "p3"]
+    assert cfg.loss.pos_weight == "balanced"
+    assert cfg.data.batch_size == 4  # untouched value from the file
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "words"),
+    [
+        ("optim.lr_rate=0.1", "optim.lr_rate", "unknown key"),
+        ("optim.lr=fast", "optim.lr", "number"),
+        ("optim.name=rmsprop", "optim.name", "sgd"),
+        ("trainer.max_epochs=2.5", "trainer.max_epochs", "integer"),
+        ("data.split={train: 0.8}", "data.split", "valid"),
+        ("task=segmentation", "task", "multilabel"),
+        ("select.metric=val_auc", None, None),  # valid for multilabel
+        ("model.architecture=vgg99", "model.architecture", "available"),
+        ("trainer.channels_last=maybe", "trainer.channels_last", "true or false"),
+        ("weights_out=model.pt", "weights_out", ".safetensors"),
+        ("loss.class_weights=balanced", "loss.class_weights", "multiclass"),
+    ],
+)
+def test_errors_name_the_key(tiny_csv, tmp_path, override, key, words):
+    raw = apply_overrides(tiny_config(tiny_csv, tmp_path), [override])
+    if key is None:
+        config_from_dict(raw)
+        return
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw)
+    assert info.value.key == key
+    assert key in str(info.value) and words in str(info.value)
+
+
+def test_override_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides({}, ["optim.lr"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_error_is_a_cxrkit_error():
+    from cxrkit.errors import CxrkitError
+
+    assert issubclass(ConfigError, CxrkitError) and issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_are_valid(path):
+    cfg = load_config(path)
+    assert cfg.name and cfg.task in ("multilabel", "multiclass", "regression")
+
+
+def test_recipes_present():
+    names = {p.stem for p in CONFIGS}
+    assert {"chexnet-nih", "augmented-chest-xray", "xrv-multidataset", "covid-binary", "covid-3class",
+            "nih-demo"} <= names
+
+
+def test_chexnet_recipe_matches_the_paper():
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "chexnet-nih.yaml")
+    assert cfg.model.architecture == "densenet121" and len(cfg.data.labels) == 14
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == ("sgd", 0.01, 0.9, 1e-4)
+    assert cfg.data.batch_size == 16 and cfg.optim.scheduler == "plateau" and cfg.optim.plateau_factor == 0.1
+    assert cfg.trainer.early_stop_patience == 3
