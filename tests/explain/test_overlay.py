@@ -31,3 +31,17 @@ def test_contact_sheet_puts_maps_side_by_side(square_model, image):
     assert sheet.shape[1] == 6 * tile_w + 5 * 6  # the image + 5 maps, 6 px gaps
     wrapped = contact_sheet(image, maps, height=100, columns=3)
     assert wrapped.shape[1] == 3 * tile_w + 2 * 6 and wrapped.shape[0] > sheet.shape[0]
+
+
+def test_empty_map_is_reported_not_pointed_at():
+    """An all-zero Grad-CAM is a real answer; it has no peak to point at and says so."""
+    import numpy as np
+
+    from cxrkit.explain.heatmap import Heatmap
+
+    empty = Heatmap(array=np.zeros((8, 8), np.float32), label="Mass", method="gradcam", score=0.4)
+    assert not empty.has_evidence
+    spot = np.zeros((8, 8), np.float32)
+    spot[2, 5] = 0.7
+    full = Heatmap(array=spot, label="Mass", method="gradcam", score=0.4)
+    assert full.has_evidence and full.peak() == (2, 5)

@@ -64,11 +64,16 @@ def explain(
         raw.parent.mkdir(parents=True, exist_ok=True)
         np.save(raw, arrays[0] if len(arrays) == 1 else np.stack(arrays))
     maps = [
-        {"label": h.label, "method": h.method, "score": h.score, "peak": list(h.peak()), "seconds": round(h.meta["seconds"], 3)}
+        {"label": h.label, "method": h.method, "score": h.score, "peak": list(h.peak()) if h.has_evidence else None,
+         "seconds": round(h.meta["seconds"], 3)}
         for h in heatmaps
     ]
     result = {"image": str(image), "model": net.card.name, "output": str(target), "raw": str(raw) if raw else None, "maps": maps}
-    lines = [f"{m['label']}: p={m['score']:.3f} ({m['method']}, peak at row {m['peak'][0]}, col {m['peak'][1]})" for m in maps]
+    lines = [
+        f"{m['label']}: p={m['score']:.3f} ({m['method']}, "
+        + (f"peak at row {m['peak'][0]}, col {m['peak'][1]})" if m["peak"] else "empty map: no region raises this score)")
+        for m in maps
+    ]
     emit(result, fmt, "\n".join(lines + [f"-> {target}" + (f", {raw}" if raw else "")]))
     if net.card.name.endswith(".random"):
         err.print("note: this model has random weights; its maps explain nothing real", highlight=False)

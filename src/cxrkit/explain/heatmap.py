@@ -42,6 +42,15 @@ class Heatmap:
         """True when negative values carry meaning (LIME), so overlays use a diverging map."""
         return bool(self.meta.get("signed", False))
 
+    @property
+    def has_evidence(self) -> bool:
+        """False when no pixel speaks for the label (e.g. Grad-CAM's ReLU removed everything).
+
+        An all-zero map is a real answer, not a failure, but an overlay of it shows nothing,
+        so callers say so instead of leaving the user to guess.
+        """
+        return bool(np.nanmax(self.array) > 0) if self.array.size else False
+
     def peak(self) -> tuple[int, int]:
         """``(row, col)`` of the strongest positive evidence, in original pixels (the pointing-game point).
 
