@@ -238,7 +238,7 @@ def _run_one(cfg: TrainConfig, dm: XrayDataModule, seed: int, run_dir: Path, res
         # cxrkit's sampler resumes mid-epoch itself (see XrayDataModule.resume_from); Lightning cannot tell.
         warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)  # never unpickle code on resume
     if not trainer.is_global_zero:
         return None
     history = module.history
@@ -267,7 +267,7 @@ def _score(result: RunResult, metric: str) -> float:
 
 def load_checkpoint_weights(model: nn.Module, checkpoint: Path) -> nn.Module:
     """Copy the ``model.*`` tensors of a Lightning checkpoint into ``model`` (strictly)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]  # tensors and plain data only
     weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(weights, strict=True)
     return model
