@@ -19,9 +19,10 @@ from ._output import emit, table
 
 
 def _label_options(dataset: str | None, label_id_column: str | None, patient_column: str | None) -> dict:
-    if dataset == "nih":
+    if dataset not in (None, "csv"):
         if label_id_column or patient_column:
-            raise CxrkitError("--label-id-column/--patient-column apply to --dataset csv; NIH files have fixed columns")
+            raise CxrkitError(f"--label-id-column/--patient-column apply to --dataset csv; {dataset} label files "
+                              "have fixed columns")
         return {}
     options = {}
     if label_id_column:
@@ -53,8 +54,10 @@ def _cell(value: object) -> str:
 def evaluate(
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Predictions CSV(.gz): ours, or foreign with --id-column/--prefix."),
     compare: tuple[Path, Path] | None = typer.Option(None, "--compare", help="Two prediction files A B: paired DeLong test per label."),
-    labels: Path = typer.Option(..., "--labels", "-l", help="Label file: NIH Data_Entry_2017_v2020.csv(.gz) or a plain CSV."),
-    dataset: str | None = typer.Option(None, "--dataset", help="Label format: nih or csv (default: recognised from the header)."),
+    labels: Path = typer.Option(..., "--labels", "-l", help="Label file: a dataset's own (e.g. NIH Data_Entry_2017_v2020.csv(.gz), CheXpert valid.csv) or a plain CSV."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Label source: csv (a plain labels CSV) or any dataset of `cxr datasets list` (nih, chexpert, ...), "
+                                                                   "read by its adapter; image ids are matched by file name. Default: nih if the header has "
+                                                                   "'Finding Labels', else csv."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (created)."),
     id_column: str | None = typer.Option(None, "--id-column", help="Image id column of a foreign predictions file, e.g. 'Image Index'."),
     prefix: str | None = typer.Option(None, "--prefix", help="Prefix of the score columns of a foreign file, e.g. prob_ (stripped)."),
@@ -75,8 +78,12 @@ def evaluate(
     """
     if (predictions is None) == (compare is None):
         raise CxrkitError("give either --predictions FILE or --compare A.csv B.csv (not both)")
-    if dataset is not None and dataset not in ("nih", "csv"):
-        raise CxrkitError(f"--dataset must be nih or csv, got {dataset!r}")
+    if dataset is not None:
+        from cxrkit.datasets import list_datasets
+
+        names = ["csv", *[n for n in list_datasets() if n != "csv"]]
+        if dataset not in names:
+            raise CxrkitError(f"--dataset must be csv or a registered dataset ({', '.join(names)}), got {dataset!r}")
     try:
         import cxrkit.evaluate as ev
     except ImportError as exc:  # scikit-learn / scipy / matplotlib are the 'evaluate' extra

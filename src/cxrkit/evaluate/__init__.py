@@ -13,7 +13,10 @@ from .bootstrap import BootstrapCI, bootstrap_auc, bootstrap_indices, fast_auc
 from .delong import DeLongResult, delong_covariance, delong_test
 from .errors import EvaluationError, InputFileError, LabelColumnMissing, NoOverlap, PrefixMatchesNothing
 from .evaluation import COMPARE_COLUMNS, METRICS_COLUMNS, Evaluation, compare_predictions, evaluate_predictions
-from .loaders import LABEL_FORMATS, LabelTable, image_id, load_labels, load_labels_csv, load_nih_labels, load_predictions
+from .loaders import (
+    LABEL_FORMATS, LabelTable, image_id, label_formats, load_dataset_labels, load_labels, load_labels_csv,
+    load_nih_labels, load_predictions,
+)
 from .metrics import THRESHOLD_METHODS, LabelMetrics, auroc, binary_metrics, choose_threshold, metrics_at_threshold
 from .multiclass import MulticlassResult, multiclass_metrics, true_classes
 from .report import write_compare, write_report
@@ -31,6 +34,8 @@ __all__ = [
     "load_labels",
     "load_labels_csv",
     "load_nih_labels",
+    "load_dataset_labels",
+    "label_formats",
     "LabelTable",
     "LABEL_FORMATS",
     "image_id",

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-import numpy as np
 import pandas as pd
 
 from cxrkit.labels import NIH_PATHOLOGIES, PATHOLOGIES
@@ -30,6 +29,8 @@ __all__ = [
     "load_labels",
     "load_labels_csv",
     "load_nih_labels",
+    "load_dataset_labels",
+    "label_formats",
 ]
 
 log = logging.getLogger(__name__)
@@ -177,52 +178,90 @@ def load_labels_csv(path: str | Path, *, id_column: str | None = None, patient_c
     return LabelTable(labels=labels, patients=patients, source=str(path))
 
 
-def load_nih_labels(path: str | Path) -> LabelTable:
-    """NIH ``Data_Entry_2017_v2020.csv`` (plain or .gz): 14 ChestX-ray14 labels, patient ids.
+def load_dataset_labels(path: str | Path, dataset: str) -> LabelTable:
+    """Labels of any registered :mod:`cxrkit.datasets` adapter, read from its own label file.
 
-    "Finding Labels" is split on "|" and matched by exact token. NIH labels every image
-    for all 14 findings, so absent findings are 0 (not unknown), and "No Finding" (not a
-    pathology in our vocabulary) means all 14 are 0. An unknown token raises rather than
-    silently dropping a finding.
+    The adapter is built without images (as ``cxr datasets summary --no-images`` does), so
+    only the label file is read: its harmonised labels (1 / 0 / NaN; uncertain CheXpert-style
+    -1 become NaN, i.e. unknown and left out of that label's metrics) indexed by the image's
+    file name, and its patient ids for the patient-level bootstrap. Companion files an
+    adapter needs (e.g. MIMIC's metadata CSV) are looked up, under their default names, in
+    the label file's folder. Two images with the same file name are an error, since ids are
+    matched by file name.
     """
     path = Path(path)
-    frame = _read(path)
-    need = ("Image Index", "Finding Labels", "Patient ID")
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        raise InputFileError(path, f"not an NIH Data_Entry file: missing column(s) {', '.join(missing)}")
-    where = {name: j for j, name in enumerate(NIH_PATHOLOGIES)}
-    matrix = np.zeros((len(frame), len(NIH_PATHOLOGIES)))
-    for i, cell in enumerate(frame["Finding Labels"].tolist()):
-        if not isinstance(cell, str):
-            matrix[i] = np.nan  # no label string at all: unknown, not negative
-            continue
-        for token in (t.strip() for t in cell.split("|")):
-            if token == "No Finding":
-                continue
-            if token not in where:
-                raise InputFileError(path, f"row {i + 2}: unknown finding {token!r}; expected one of "
+    return _table_from(_build_dataset(path, dataset), path, dataset)
+
+
+def _build_dataset(path: Path, dataset: str):
+    from cxrkit.datasets import DatasetError, LabelFileError, get_dataset
+
+    if not path.is_file():
+        raise InputFileError(path, "no such file")
+    try:
+        # root = the label file's folder only so that companion files are found; no image is read
+        return get_dataset(dataset, path.parent, path)
+    except LabelFileError as exc:
+        raise InputFileError(exc.path, exc.reason) from exc
+    except DatasetError as exc:
+        raise InputFileError(path, str(exc)) from exc
+
+
+def _table_from(data, path: Path, dataset: str) -> LabelTable:
+    frame = pd.DataFrame(data.labels.astype(float), columns=list(data.label_names))
+    frame.insert(0, "path", data.frame["path"].astype(str).to_numpy())
+    frame.insert(1, "patient_id", data.frame["patient_id"].astype(str).to_numpy())
+    indexed = _index_by_id(frame, "path", path)
+    patients = indexed.pop("patient_id")
+    return LabelTable(labels=indexed, patients=patients, source=str(path))
+
+
+def load_nih_labels(path: str | Path) -> LabelTable:
+    """NIH ``Data_Entry_2017_v2020.csv`` (plain or .gz) through the ``nih`` dataset adapter.
+
+    14 ChestX-ray14 labels, patient ids. NIH labels every image for all 14 findings, so
+    absent findings are 0 (not unknown) and "No Finding" means all 14 are 0; a row with no
+    label string is unknown (NaN). Unlike the adapter (which ignores tokens outside its
+    table), an unknown token raises here rather than silently dropping a finding from an
+    evaluation.
+    """
+    path = Path(path)
+    data = _build_dataset(path, "nih")
+    known = set(NIH_PATHOLOGIES) | {"No Finding"}
+    for row, tokens in zip(data.frame["row"].tolist(), data.frame["tokens"].tolist()):
+        for token in tokens or ():
+            if token not in known:
+                raise InputFileError(path, f"row {int(row) + 2}: unknown finding {token!r}; expected one of "
                                            f"{', '.join(NIH_PATHOLOGIES)} or 'No Finding'")
-            matrix[i, where[token]] = 1.0
-    indexed = _index_by_id(frame[["Image Index", "Patient ID"]], "Image Index", path)
-    labels = pd.DataFrame(matrix, index=indexed.index, columns=list(NIH_PATHOLOGIES))
-    return LabelTable(labels=labels, patients=indexed["Patient ID"].astype(str), source=str(path))
+    return _table_from(data, path, "nih")
 
 
-#: Label sources by ``--dataset`` name. The lead wires cxrkit.datasets adapters here later.
+#: Label sources with a loader of their own; every other registered dataset name
+#: (:func:`cxrkit.datasets.list_datasets`) goes through :func:`load_dataset_labels`.
 LABEL_FORMATS: dict[str, Callable[..., LabelTable]] = {"csv": load_labels_csv, "nih": load_nih_labels}
 
 
+def label_formats() -> list[str]:
+    """Every name ``load_labels`` / ``cxr evaluate --dataset`` accepts: ``csv`` and the registered datasets."""
+    from cxrkit.datasets import list_datasets
+
+    return ["csv", *[name for name in list_datasets() if name != "csv"]]
+
+
 def load_labels(path: str | Path, dataset: str | None = None, **options) -> LabelTable:
-    """Dispatch on ``dataset`` (``csv`` or ``nih``); ``None`` recognises an NIH file by its header."""
+    """Dispatch on ``dataset`` (``csv`` or any registered dataset); ``None`` recognises an NIH file by its header."""
     if dataset is None:
         header = _read_header(Path(path))
         dataset = "nih" if "Finding Labels" in header else "csv"
-    try:
-        loader = LABEL_FORMATS[dataset]
-    except KeyError:
-        raise InputFileError(path, f"unknown label format {dataset!r}; choose one of {', '.join(LABEL_FORMATS)}") from None
-    return loader(path, **options)
+    loader = LABEL_FORMATS.get(dataset)
+    if loader is not None:
+        return loader(path, **options)
+    if dataset not in label_formats():
+        raise InputFileError(path, f"unknown label format {dataset!r}; choose one of {', '.join(label_formats())}")
+    if options:
+        raise InputFileError(path, f"options {', '.join(sorted(options))} apply to a plain labels CSV (csv), "
+                                   f"not to dataset {dataset!r}")
+    return load_dataset_labels(path, dataset)
 
 
 def _read_header(path: Path) -> list[str]:
