@@ -45,6 +45,7 @@ app = typer.Typer(
 )
 app.command("predict")(predict.predict)
 app.command("train")(train.train)
+app.command("tune")(train.tune)
 app.command("evaluate")(evaluate.evaluate)
 app.command("explain")(explain.explain)
 app.command("survival")(survival.survival)

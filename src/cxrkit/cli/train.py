@@ -36,3 +36,27 @@ def train(
         summary = {k: validation[k] for k in ("auc_mean", "mae", "accuracy") if validation.get(k) is not None}
         err.print(f"wrote {weights} (+ {card_path.name}); validation: "
                   + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()), highlight=False)
+
+
+def tune(
+    config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, help="Training config (YAML) with a tune: section."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a config key, e.g. --set tune.trials=5 (repeatable)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress (trials, epochs, metrics)."),
+) -> None:
+    """Optuna search over the config's tune.space; every trial scored on validation only.
+
+    Writes the best trial's weights + card (the card's training.tuning records the search)
+    and output_dir/search.json with every trial.
+    """
+    from ..train.config import load_config
+    from ..train.tune import tune as run_tune
+
+    if verbose:
+        logging.getLogger("cxrkit").setLevel(logging.INFO)
+    cfg = load_config(config, set_)
+    err.print(f"tuning {cfg.name} ({cfg.task}, {cfg.model.architecture}) -> {cfg.output_dir}", highlight=False)
+    weights = run_tune(cfg)
+    card = json.loads(weights.with_suffix(".json").read_text())
+    search = card["training"]["tuning"]
+    err.print(f"wrote {weights} (+ {weights.with_suffix('.json').name}); best trial {search['best_trial']}: "
+              f"{search['metric']} {search['best_value']:.4f} with {search['best_params']}", highlight=False)

@@ -176,6 +176,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
+    tune: dict[str, Any] = field(default_factory=dict)  # `cxr tune` search (see cxrkit.train.tune); ignored by train
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
