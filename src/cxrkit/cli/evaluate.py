@@ -53,6 +53,10 @@ def _cell(value: object) -> str:
 
 def evaluate(
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Predictions CSV(.gz): ours, or foreign with --id-column/--prefix."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Evaluate this model directly on --images (a split of --dataset)."),
+    images: Path | None = typer.Option(None, "--images", help="With --model: the dataset's image folder."),
+    split: str = typer.Option("valid", "--split", help="With --model: valid, train, test (where defined) or all. The dataset's official split, else a seeded 80/20 patient split; it equals a training run's split only with the same data, ratios, seed and exclusions."),
+    split_seed: int = typer.Option(0, "--split-seed", help="With --model: seed of the patient-level split (as data.split_seed in training)."),
     compare: tuple[Path, Path] | None = typer.Option(None, "--compare", help="Two prediction files A B: paired DeLong test per label."),
     labels: Path = typer.Option(..., "--labels", "-l", help="Label file: a dataset's own (e.g. NIH Data_Entry_2017_v2020.csv(.gz), CheXpert valid.csv) or a plain CSV."),
     dataset: str | None = typer.Option(None, "--dataset", help="Label source: csv (a plain labels CSV) or any dataset of `cxr datasets list` (nih, chexpert, ...), "
@@ -76,8 +80,10 @@ def evaluate(
 
     Ids are matched by file name. With --compare A B, writes compare.csv (DeLong per label).
     """
-    if (predictions is None) == (compare is None):
-        raise CxrkitError("give either --predictions FILE or --compare A.csv B.csv (not both)")
+    if sum(x is not None for x in (predictions, compare, model)) != 1:
+        raise CxrkitError("give one of --predictions FILE, --model NAME (with --dataset and --images) or --compare A.csv B.csv")
+    if model is not None and (dataset in (None, "csv") or images is None):
+        raise CxrkitError("--model needs --dataset NAME (an adapter, e.g. nih) and --images DIR to pick the split's images")
     if dataset is not None:
         from cxrkit.datasets import list_datasets
 
@@ -86,10 +92,11 @@ def evaluate(
             raise CxrkitError(f"--dataset must be csv or a registered dataset ({', '.join(names)}), got {dataset!r}")
     try:
         import cxrkit.evaluate as ev
+        from cxrkit.evaluate import model_eval
     except ImportError as exc:  # scikit-learn / scipy / matplotlib are the 'evaluate' extra
         raise MissingDependency("cxrkit[evaluate]", f"cxr evaluate ({exc.name} is missing)") from None
 
-    table_ = ev.load_labels(labels, dataset, **_label_options(dataset, label_id_column, patient_column))
+    table_ = None if model is not None else ev.load_labels(labels, dataset, **_label_options(dataset, label_id_column, patient_column))
     if compare is not None:
         a = ev.load_predictions(compare[0], id_column=id_column, prefix=prefix)
         b = ev.load_predictions(compare[1], id_column=id_column, prefix=prefix)
@@ -99,7 +106,13 @@ def evaluate(
         emit(rows, fmt, table(list(ev.COMPARE_COLUMNS), [[_cell(r[c]) for c in ev.COMPARE_COLUMNS] for r in rows],
                               title=f"DeLong A vs B -> {output / 'compare.csv'}"))
         return
-    preds = ev.load_predictions(predictions, id_column=id_column, prefix=prefix)
+    if model is not None:
+        from ..predict import Predictor
+
+        files, table_ = model_eval.dataset_split_labels(dataset, labels, images, split=split, seed=split_seed)
+        preds = model_eval.predict_images(files, Predictor(model))
+    else:
+        preds = ev.load_predictions(predictions, id_column=id_column, prefix=prefix)
     result = ev.evaluate_predictions(
         preds, table_.labels, patients=table_.patients, label_names=label or None,
         threshold_method=threshold_method, thresholds=_thresholds_from(thresholds_from) if thresholds_from else None,
@@ -109,7 +122,8 @@ def evaluate(
     command = ("cxr evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                if len(sys.argv) > 1 and sys.argv[1] == "evaluate" else None)
     ev.write_report(result, output, plots=plots, command=command,
-                    sources={"predictions": str(predictions), "labels": str(labels)})
+                    sources={"predictions": str(predictions) if predictions else f"model {model} on {dataset} split {split}",
+                             "labels": str(labels)})
     rows = result.table.to_dict("records")
     shown = ("label", "auc", "auc_ci_low", "auc_ci_high", "n_pos", "n_neg", "sensitivity", "specificity")
     emit(rows, fmt, table(list(shown), [[_cell(r[c]) for c in shown] for r in rows],
