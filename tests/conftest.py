@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+
+from cxrkit.io import read_image
+from cxrkit.preprocess import model_input
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -41,6 +45,27 @@ def cxrkit_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "cxrkit_home"
     monkeypatch.setenv("CXRKIT_HOME", str(home))
     return home
+
+
+def _fit_batchnorm(model, files, size):
+    """Set BatchNorm statistics from real images, so the random network's scores are not all saturated."""
+    batch = []
+    for f in files:
+        image = read_image(f)
+        batch.append(model_input(image.pixels, image.maxval, size))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(np.stack(batch)))
+    model.eval()
+
+
+@pytest.fixture(scope="session")
+def fit_batchnorm():
+    """Set a random network's BatchNorm statistics from real images (scores then spread, not saturate)."""
+    return _fit_batchnorm
 
 
 # --- A real HTTP server on loopback (127.0.0.1:0) for download and fetch tests -------------

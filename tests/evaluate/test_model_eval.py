@@ -4,6 +4,7 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
@@ -16,8 +17,10 @@ LABELS = str(EXAMPLES / "labels.csv")
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
+def tiny_model(tmp_path_factory, fit_batchnorm):
+    torch.manual_seed(0)
     model = create("densenet121", labels=list(NIH_PATHOLOGIES))
+    fit_batchnorm(model, sorted(EXAMPLES.glob("*.png")), size=64)
     card = ModelCard(name="densenet121.eval-tiny", architecture="densenet121", labels=list(NIH_PATHOLOGIES),
                      input_size=64, description="random weights for tests", provenance={"source": "test"})
     path = tmp_path_factory.mktemp("m") / "tiny.safetensors"
