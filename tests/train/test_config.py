@@ -85,3 +85,25 @@ def test_chexnet_recipe_matches_the_paper():
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == ("sgd", 0.01, 0.9, 1e-4)
     assert cfg.data.batch_size == 16 and cfg.optim.scheduler == "plateau" and cfg.optim.plateau_factor == 0.1
     assert cfg.trainer.early_stop_patience == 3
+
+
+def test_orientation_target_needs_multiclass_and_no_flips():
+    base = {"name": "o", "task": "multiclass", "data": {"dataset": "nih", "root": "x", "target": "orientation"}}
+    assert config_from_dict(base).data.target == "orientation"
+    with pytest.raises(ConfigError, match="multiclass"):
+        config_from_dict({**base, "task": "multilabel"})
+    for augment in ({"flip": True}, {"preset": "chexnet"}, {"preset": "augmented"}):
+        with pytest.raises(ConfigError, match="flip"):
+            config_from_dict({**base, "data": {**base["data"], "augment": augment}})
+    with pytest.raises(ConfigError, match="weights_dtype"):
+        config_from_dict({**base, "weights_dtype": "int8"})
+
+
+def test_age_and_orientation_recipes():
+    root = Path(__file__).resolve().parents[2] / "configs"
+    age = load_config(root / "age-nih.yaml")
+    assert (age.task, age.data.target, age.loss.regression, age.select.metric) == ("regression", "age", "l1", "val_mae")
+    orientation = load_config(root / "orientation-nih.yaml")
+    assert (orientation.task, orientation.data.target) == ("multiclass", "orientation")
+    # both hold out the patients of the committed example films
+    assert set(age.data.exclude_patients) == set(orientation.data.exclude_patients) == {"1036", "1968", "3350", "6338", "12708", "23048"}

@@ -89,11 +89,64 @@ def test_regression_fit_for_age(tiny_csv, tmp_path):
     weights = fit(config_from_dict(raw))
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["task"] == "regression" and card["labels"] == ["age"] and card["thresholds"] == {}
-    mae = card["metrics"]["validation"]["mae"]
+    validation = card["metrics"]["validation"]
+    mae = validation["mae"]
     # The head starts at the training mean age, so even 2 tiny epochs are within the age spread.
     assert 0 <= mae < 20
+    assert validation["mae_ci_low"] <= mae <= validation["mae_ci_high"] and validation["mae_ci_low"] < validation["mae_ci_high"]
+    assert validation["n"] == card["training"]["split"]["valid"]["images"]
     model = models.create(str(weights))
     assert model.card.task == "regression"
+    # The card's MAE is the one the stored model gives on the validation split, recomputed here.
+    data = prepare_data(config_from_dict(raw))
+    pred = predict_logits(model, data.valid_set).squeeze(1).numpy()
+    target = data.valid_set.targets.numpy()
+    assert validation["mae"] == pytest.approx(float(np.abs(pred - target).mean()), rel=1e-5)
+    assert validation["mae_of_training_mean"] == pytest.approx(
+        float(np.abs(data.train_set.targets.numpy().mean() - target).mean()), rel=1e-5)
+
+
+def test_float16_weights_halve_the_file_and_the_card_measures_them(tiny_csv, tmp_path):
+    raw = tiny_config(tiny_csv, tmp_path, task="regression", name="test.age16", weights_dtype="float16",
+                      data={"target": "age"}, trainer={"max_epochs": 1})
+    weights = fit(config_from_dict(raw))
+    from safetensors.torch import load_file
+
+    stored = load_file(str(weights))
+    assert all(t.dtype == torch.float16 for t in stored.values() if t.is_floating_point())
+    card = json.loads(weights.with_suffix(".json").read_text())
+    model = models.create(str(weights))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    data = prepare_data(config_from_dict(raw))
+    pred = predict_logits(model, data.valid_set).squeeze(1).numpy()
+    assert card["metrics"]["validation"]["mae"] == pytest.approx(
+        float(np.abs(pred - data.valid_set.targets.numpy()).mean()), rel=1e-5)
+
+
+def test_orientation_target_trains_an_eight_way_classifier(tiny_csv, tmp_path):
+    from cxrkit.orientation import ORIENTATIONS, apply_orientation
+
+    raw = tiny_config(tiny_csv, tmp_path, task="multiclass", name="test.orientation",
+                      data={"target": "orientation"}, trainer={"max_epochs": 1})
+    data = prepare_data(config_from_dict(raw))
+    valid, train = data.valid_set, data.train_set
+    n = len(valid.upright)
+    # validation: every held-out film in all 8 orientations, labelled with the one shown
+    assert len(valid) == 8 * n and valid.targets.tolist() == list(range(8)) * n
+    for index in (0, 5, 8 * n - 1):
+        image, label = valid[index]
+        assert int(label) == index % 8
+        assert torch.equal(image, apply_orientation(valid.upright.image(index // 8), index % 8))
+    # training: one sample per film, the orientation drawn from the sample's seed, same seed -> same sample
+    assert len(train) == len(train.upright)
+    first, label = train[(3, 12345)]
+    again, label2 = train[(3, 12345)]
+    assert int(label) == 12345 % 8 and torch.equal(first, again) and int(label2) == int(label)
+    weights = fit(config_from_dict(raw), data=data)
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["labels"] == list(ORIENTATIONS) and card["task"] == "multiclass"
+    assert card["training"]["split"]["valid"]["images"] == 8 * n
+    assert 0.0 <= card["metrics"]["validation"]["accuracy"] <= 1.0
 
 
 def test_densenet121_small_input_trains(tiny_csv, tmp_path):

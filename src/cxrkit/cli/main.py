@@ -14,7 +14,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from ..errors import CxrkitError
-from . import datasets, evaluate, explain, models, predict, survival, train
+from . import age, convert, datasets, evaluate, explain, models, predict, survival, train
 from ._output import EXIT_ERROR, err
 
 
@@ -44,6 +44,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("predict")(predict.predict)
+app.command("age")(age.age)
+app.command("convert")(convert.convert)
 app.command("train")(train.train)
 app.command("tune")(train.tune)
 app.command("evaluate")(evaluate.evaluate)
@@ -57,6 +59,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.DEBUG if _debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not _debug():
+        # pydicom logs every failed decoder attempt with a traceback; cxrkit already turns a
+        # file no decoder can read into one error row that names the codec and the reason.
+        logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     app()
 
 

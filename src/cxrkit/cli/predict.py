@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
-from ..predict import PredictionSummary, PredictionWriter, Predictor, iter_image_files, predict_files
+from ..predict import PredictionSummary, PredictionWriter, Predictor, predict_files
 from . import _options
-from ._output import EXIT_PARTIAL, err
+from ._batch import input_files, report, rows_into
 
 
 def predict(
@@ -30,55 +28,35 @@ def predict(
     heatmaps: Path | None = typer.Option(None, "--heatmaps", help="Also write one explanation overlay per image and label into this folder."),
     heatmap_method: str = typer.Option("gradcam", "--heatmap-method", help="gradcam, gradcam++, cam, saliency, ig, occlusion or lime."),
     heatmap_labels: str = typer.Option("top3", "--heatmap-labels", help="top3 (the row's 3 highest scores), all, or names separated by commas."),
+    clean_film: bool = _options.CLEAN_FILM,
+    fix_orientation: bool = _options.FIX_ORIENTATION,
+    orientation_model: str = _options.ORIENTATION_MODEL,
 ) -> None:
     """Predict the 18 standard pathologies for each image: one row per file, errors included.
 
     Exit code 0 when every file was scored, 3 when some files failed (their rows say why).
     """
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise CxrkitError(f"no such file or folder: {', '.join(missing)}")
     predictor = Predictor(model, device=device, precision=precision, calibrate=calibrate)
-    files = list(iter_image_files(paths))
-    summary = PredictionSummary()
+    files = input_files(paths)
     draw = None
     if heatmaps is not None:
+        if fix_orientation or clean_film:
+            raise CxrkitError("--heatmaps with --fix-orientation/--clean-film is not supported: the maps would be drawn "
+                              "on the film as found, not as scored; run cxr convert first, then predict on its PNGs")
         from ..explain import HeatmapWriter
 
         draw = HeatmapWriter(predictor.model, heatmaps, method=heatmap_method, labels=heatmap_labels, calibrate=calibrate, device=device)
-    columns = predictor.columns + (["heatmaps"] if draw is not None else [])
+    predictor.film = _options.film_steps(clean_film, fix_orientation, orientation_model, device)
+    columns = predictor.film.columns + predictor.columns
+    columns += ["heatmaps"] if draw is not None else []
+    summary = PredictionSummary()
     with PredictionWriter(output, columns, fmt, resume=resume, overwrite=overwrite) as writer:
-        todo = sum(1 for f in files if str(f) not in writer.done)
-        show = sys.stderr.isatty()
-        with Progress(
-            TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, disable=not show, transient=False,
-        ) as progress:
-            task = progress.add_task("predict", total=todo)
-
-            def on_rows(rows: list[dict]) -> None:
-                if draw is not None:
-                    add_heatmaps(rows, draw)
-                writer.write(rows)
-                progress.advance(task, len(rows))
-
-            for _ in predict_files(
-                files, predictor, batch_size=batch_size, workers=workers,
-                on_rows=on_rows, skip=writer.done, summary=summary,
-            ):
+        complete = (lambda rows: add_heatmaps(rows, draw)) if draw is not None else None
+        with rows_into(writer, files, "predict", complete) as sink:
+            for _ in predict_files(files, predictor, batch_size=batch_size, workers=workers, on_rows=sink,
+                                   skip=writer.done, summary=summary):
                 pass
-    where = f" -> {output}" if output else ""
-    err.print(
-        f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} already done "
-        f"({summary.images_per_second:.1f} img/s, model {predictor.card.name}){where}",
-        highlight=False,
-    )
-    for name, error in summary.errors[:5]:
-        err.print(f"  failed: {name}: {error}", highlight=False, markup=False)
-    if summary.failed > 5:
-        err.print(f"  ... and {summary.failed - 5} more (see the error column)", highlight=False)
-    if summary.failed:
-        raise typer.Exit(EXIT_PARTIAL)
+    report(summary, output, f"model {predictor.card.name}")
 
 
 def add_heatmaps(rows: list[dict], draw) -> None:

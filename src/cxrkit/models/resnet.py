@@ -1,8 +1,10 @@
-"""ResNet-50 for single-channel radiographs, in TorchXRayVision's layer layout.
+"""ResNets for single-channel radiographs, in TorchXRayVision's layer layout.
 
 TorchXRayVision wraps torchvision's ResNet as ``self.model``, so its state dict keys
 are ``model.conv1.weight`` ... ``model.fc.bias``; keeping the same wrapper means its
-published ``resnet50-res512-all`` state dict loads unchanged.
+published ``resnet50-res512-all`` state dict loads unchanged. ResNet-18 and -34 use the
+same wrapper: small, fast backbones for tasks that need no fine detail (orientation,
+age from a small sample), trainable on a CPU.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ from torch import nn
 
 from ._registry import register_model
 
-__all__ = ["ResNet50", "resnet50", "checkpoint_filter_fn"]
+__all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "checkpoint_filter_fn"]
+
+_TORCHVISION = {18: (torchvision.models.resnet18, 512), 34: (torchvision.models.resnet34, 512),
+                50: (torchvision.models.resnet50, 2048)}
 
 
-class ResNet50(nn.Module):
-    """ResNet-50 with a 1-channel stem and a ``features -> pooled vector -> head`` split."""
+class ResNet(nn.Module):
+    """A torchvision ResNet with a 1-channel stem and a ``features -> pooled vector -> head`` split."""
 
-    num_features = 2048
-
-    def __init__(self, num_classes: int = 18, in_chans: int = 1):
+    def __init__(self, depth: int = 50, num_classes: int = 18, in_chans: int = 1):
         super().__init__()
-        self.model = torchvision.models.resnet50(weights=None, num_classes=num_classes)
+        builder, self.num_features = _TORCHVISION[depth]
+        self.model = builder(weights=None, num_classes=num_classes)
         self.model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
 
     def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,7 +37,7 @@ class ResNet50(nn.Module):
         return m.layer4(m.layer3(m.layer2(m.layer1(x))))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled 2048-d feature vector, the input of the classifier."""
+        """Pooled feature vector (512-d for ResNet-18/34, 2048-d for ResNet-50), the classifier's input."""
         return torch.flatten(self.model.avgpool(self.forward_feature_map(x)), 1)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -58,6 +62,18 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module |
 
 
 @register_model("resnet50", input_size=512, family="resnet", filter_fn=checkpoint_filter_fn)
-def resnet50(num_classes: int = 18, in_chans: int = 1, **kwargs) -> ResNet50:
+def resnet50(num_classes: int = 18, in_chans: int = 1, **kwargs) -> ResNet:
     """ResNet-50, 512 px input (TorchXRayVision's high-resolution model)."""
-    return ResNet50(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return ResNet(50, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model("resnet34", input_size=224, family="resnet", filter_fn=checkpoint_filter_fn)
+def resnet34(num_classes: int = 18, in_chans: int = 1, **kwargs) -> ResNet:
+    """ResNet-34, 224 px input (the backbone CXR-Age used for its rotation detector)."""
+    return ResNet(34, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+@register_model("resnet18", input_size=224, family="resnet", filter_fn=checkpoint_filter_fn)
+def resnet18(num_classes: int = 18, in_chans: int = 1, **kwargs) -> ResNet:
+    """ResNet-18, 224 px input: the smallest backbone, for CPU-trained models."""
+    return ResNet(18, num_classes=num_classes, in_chans=in_chans, **kwargs)

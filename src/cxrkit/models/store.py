@@ -61,17 +61,21 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def save_weights(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
+def save_weights(model: nn.Module, card: ModelCard, path: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Write ``model``'s state dict to ``path`` (.safetensors) and its card beside it.
 
     The card's ``weights_file`` and ``sha256`` are filled in here, so a card can never
-    describe a file other than the one written with it. Returns the card's path.
+    describe a file other than the one written with it. ``dtype`` (e.g. ``torch.float16``)
+    stores floating-point tensors in that type, halving the file; loading casts them back
+    into the model's float32 parameters. Returns the card's path.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
         raise WeightsError(f"{path}: weight files must end in .safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
+    if dtype is not None:
+        state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
     save_file(state, str(path), metadata={"format": "pt", "cxrkit_model": card.name, "architecture": card.architecture})
     card.weights_file = path.name
     card.sha256 = sha256_file(path)

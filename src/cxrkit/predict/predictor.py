@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import CxrkitError
+from ..film import FilmSteps
+from ..io import XrayImage
 from ..labels import PATHOLOGIES
 from ..models import DEFAULT_MODEL, apply_operating_points, create, threshold_vector
 from ..preprocess import model_input
@@ -66,6 +69,8 @@ class Predictor:
         self.columns: list[str] = list(PATHOLOGIES) + extras
         where = {label: i for i, label in enumerate(head) if label}
         self._head_index = torch.tensor([where.get(c, -1) for c in self.columns], dtype=torch.long)
+        #: clean-up and orientation fix before scoring (``cxr predict --clean-film --fix-orientation``)
+        self.film = FilmSteps()
         self._thresholds = None
         if calibrate and card.task == "multilabel" and card.thresholds:
             self._thresholds = threshold_vector(head, card.thresholds).to(self.device)
@@ -80,6 +85,11 @@ class Predictor:
     def preprocess(self, pixels: np.ndarray, maxval: float) -> np.ndarray:
         """One decoded image -> the model's (1, S, S) float32 input."""
         return model_input(pixels, maxval, self.input_size)
+
+    def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
+        """One decoded film -> (model input, extra row fields), after the :attr:`film` steps."""
+        pixels, maxval, info = self.film.prepare(image)
+        return self.preprocess(pixels, maxval), info
 
     def _autocast(self):
         if self.precision == "fp32":

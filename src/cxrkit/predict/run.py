@@ -24,7 +24,7 @@ from ..errors import CxrkitError, UnreadableImage
 from ..io import read_image
 from .predictor import Predictor
 
-__all__ = ["predict_files", "PredictionSummary"]
+__all__ = ["predict_files", "PredictionSummary", "error_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ class PredictionSummary:
         return (self.ok + self.failed) / self.seconds if self.seconds > 0 else 0.0
 
 
-def _load(path: Path, predictor: Predictor) -> np.ndarray:
-    image = read_image(path)
-    return predictor.preprocess(image.pixels, image.maxval)
+def _load(path: Path, predictor: Predictor) -> tuple[np.ndarray, dict[str, Any]]:
+    return predictor.prepare(read_image(path))
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
+    """The text of a file's error row: a cxrkit error's message, else the exception named."""
     if isinstance(exc, UnreadableImage):
         return exc.reason
     if isinstance(exc, CxrkitError):
@@ -69,6 +69,10 @@ def predict_files(
 ) -> Iterator[dict[str, Any]]:
     """Yield one row per file: ``file``, ``status`` (ok|error), ``error``, then one score per column.
 
+    ``predictor`` is a :class:`Predictor` or anything with its three members: ``columns``,
+    ``prepare(image) -> (input, row fields)`` and ``predict_batch(inputs) -> scores``
+    (:class:`cxrkit.age.AgeEstimator` is one).
+
     ``skip`` holds file names already done (resume); ``on_rows`` receives each finished
     group of rows (the writer hooks in here); ``summary`` is filled as rows complete.
     """
@@ -79,7 +83,7 @@ def predict_files(
     started = time.perf_counter()
     window = batch_size * 2 + workers
     pending: deque[tuple[str, Future]] = deque()
-    group: list[tuple[str, np.ndarray | None, str | None]] = []
+    group: list[tuple[str, tuple[np.ndarray, dict[str, Any]] | None, str | None]] = []
     empty = {column: float("nan") for column in predictor.columns}
 
     def flush() -> list[dict[str, Any]]:
@@ -88,13 +92,13 @@ def predict_files(
         batch_error = None
         if ready:
             try:
-                out = predictor.predict_batch(np.stack([x for _, x in ready]))
+                out = predictor.predict_batch(np.stack([x for _, (x, _) in ready]))
                 scores = {i: out[k] for k, (i, _) in enumerate(ready)}
             except Exception as exc:  # e.g. out of memory: the files are fine, the batch failed
                 log.debug("batch failed", exc_info=True)
-                batch_error = f"model failed on this batch: {_reason(exc)}"
+                batch_error = f"model failed on this batch: {error_reason(exc)}"
         rows = []
-        for i, (name, _, error) in enumerate(group):
+        for i, (name, prepared, error) in enumerate(group):
             error = error or (batch_error if i not in scores else None)
             row: dict[str, Any] = {"file": name, "status": "error" if error else "ok", "error": error or ""}
             if error:
@@ -102,6 +106,7 @@ def predict_files(
                 summary.failed += 1
                 summary.errors.append((name, error))
             else:
+                row.update(prepared[1])
                 row.update(zip(predictor.columns, (float(v) for v in scores[i])))
                 summary.ok += 1
             rows.append(row)
@@ -117,7 +122,7 @@ def predict_files(
             group.append((name, future.result(), None))
         except Exception as exc:
             log.debug("cannot read %s", name, exc_info=True)
-            group.append((name, None, _reason(exc)))
+            group.append((name, None, error_reason(exc)))
         return sum(x is not None for _, x, _ in group) >= batch_size
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cxr-decode") as pool:

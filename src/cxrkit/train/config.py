@@ -89,7 +89,7 @@ class DataConfig:
     views: list[str] | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)  # several datasets merged (keys as above)
     labels: list[str] | None = None  # head labels in order; default: the dataset's (union when merged)
-    target: str = "labels"  # "labels", or "age" for regression
+    target: str = "labels"  # "labels"; "age" for regression; "orientation" (synthetic, multiclass)
     negative_class: str | None = None  # multiclass: name of the class of rows with no positive label
     split: dict[str, float] | str = field(default_factory=lambda: {"train": 0.8, "valid": 0.2})
     split_seed: int = 0
@@ -168,6 +168,7 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "runs/model"
     weights_out: str | None = None  # final .safetensors; default output_dir/<name>.safetensors
+    weights_dtype: str = "float32"  # float16 halves the file; the card's metrics are measured on the stored weights
     description: str = ""
     license: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -210,12 +211,21 @@ class TrainConfig:
                 raise ConfigError("data.split", f"needs 'train' and 'valid' parts, got {sorted(self.data.split)}")
             if any(v < 0 for v in self.data.split.values()) or self.data.split["valid"] <= 0 or self.data.split["train"] <= 0:
                 raise ConfigError("data.split", f"ratios must be positive, got {self.data.split}")
-        if self.task == "regression" and self.data.target == "labels":
+        if self.data.target not in ("labels", "age", "orientation"):
+            raise ConfigError("data.target", f"must be 'labels', 'age' or 'orientation', got {self.data.target!r}")
+        if self.task == "regression" and self.data.target != "age":
             raise ConfigError("data.target", "regression needs a numeric target such as 'age'")
-        if self.task != "regression" and self.data.target != "labels":
-            raise ConfigError("data.target", f"only regression takes target {self.data.target!r}; use 'labels'")
-        if self.data.target not in ("labels", "age"):
-            raise ConfigError("data.target", f"must be 'labels' or 'age', got {self.data.target!r}")
+        if self.data.target == "age" and self.task != "regression":
+            raise ConfigError("data.target", "only regression takes target 'age'")
+        if self.data.target == "orientation":
+            if self.task != "multiclass":
+                raise ConfigError("task", "the orientation target is a multiclass task (8 orientations)")
+            from .augment import resolved
+
+            if resolved(self.data.augment)["flip"]:
+                # a random mirror image would silently mislabel the mirrored orientations
+                raise ConfigError("data.augment", "orientation training cannot use flip augmentation "
+                                  "(set flip: false and a preset without flips)")
         if self.task != "multilabel" and self.loss.pos_weight is not None:
             raise ConfigError("loss.pos_weight", "applies to multilabel tasks only")
         if self.task != "multiclass" and (self.loss.class_weights is not None or self.loss.class_multiplier or self.data.oversample):
@@ -228,6 +238,7 @@ class TrainConfig:
             raise ConfigError("loss.class_weights", f"must be null, 'balanced' or a list, got {self.loss.class_weights!r}")
         if self.data.oversample and self.loss.class_weights is not None:
             raise ConfigError("data.oversample", "use either oversampling or class weights, not both")
+        _choice("weights_dtype", self.weights_dtype, ("float32", "float16", "bfloat16"))
         if self.weights_out is not None and not str(self.weights_out).endswith(".safetensors"):
             raise ConfigError("weights_out", f"must end in .safetensors, got {self.weights_out!r}")
         for i, source in enumerate(self.data.sources):

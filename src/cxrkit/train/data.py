@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..datasets import XrayDataset, csv_dataset, folder_dataset, get_dataset
 from ..datasets.splits import assert_no_leakage, official_split, patient_split
+from ..orientation import ORIENTATIONS, apply_orientation
 from .augment import Augment
 from .config import ConfigError, DataConfig
 
-__all__ = ["build_dataset", "split_train_valid", "Targets", "make_targets", "ImageSet", "EpochSampler", "XrayDataModule"]
+__all__ = ["build_dataset", "split_train_valid", "Targets", "make_targets", "ImageSet", "OrientationSet", "EpochSampler", "XrayDataModule"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ class Targets:
 
 def make_targets(dataset: XrayDataset, task: str, cfg: DataConfig, names: list[str] | None = None) -> Targets:
     """Targets for ``task`` from a split: label matrix, class index, or a metadata number (age)."""
+    if cfg.target == "orientation":  # the class of a sample is the orientation it is shown in
+        return Targets(torch.zeros(len(dataset), dtype=torch.long), list(ORIENTATIONS),
+                       np.ones(len(dataset), dtype=bool))
     if task == "regression":
         values = dataset.frame[cfg.target].to_numpy(dtype=np.float64)
         keep = np.isfinite(values)
@@ -167,6 +171,48 @@ class ImageSet(Dataset):
         return image, self.targets[index]
 
 
+class OrientationSet(Dataset):
+    """Synthetic orientation task over upright films: each sample is a film shown in one of
+    :data:`~cxrkit.orientation.ORIENTATIONS`, labelled with that orientation.
+
+    Training (``every_orientation=False``): one sample per film, its orientation drawn from
+    the sample's augmentation seed, so every epoch shows each film differently and a resumed
+    run shows the same. Validation (``every_orientation=True``): every film in all eight
+    orientations, in a fixed order, so accuracy is measured on each orientation equally.
+    """
+
+    def __init__(self, upright: ImageSet, every_orientation: bool):
+        self.upright, self.every = upright, every_orientation
+        self.k = len(ORIENTATIONS)
+        n = len(upright)
+        rows = np.repeat(np.arange(n), self.k) if every_orientation else np.arange(n)
+        self.dataset = upright.dataset.subset(rows)
+        self.targets = torch.as_tensor(np.arange(len(rows)) % self.k, dtype=torch.long)
+        self.augment = upright.augment
+
+    @property
+    def patients(self) -> np.ndarray:
+        return self.dataset.patients
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _oriented(self, index: int, orientation: int) -> torch.Tensor:
+        film = index // self.k if self.every else index
+        return apply_orientation(self.upright.image(film), orientation).contiguous()
+
+    def image(self, index: int) -> torch.Tensor:
+        return self._oriented(index, int(self.targets[index]))
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        orientation = int(self.targets[index]) if self.every or seed is None else seed % self.k
+        image = self._oriented(index, orientation)
+        if self.augment is not None and seed is not None:
+            image = self.augment(image, seed // self.k)
+        return image, torch.tensor(orientation)
+
+
 class EpochSampler(Sampler):
     """Yields ``(index, augmentation seed)`` pairs; order and seeds depend only on (seed, epoch).
 
@@ -227,6 +273,9 @@ class XrayDataModule(pl.LightningDataModule):
         self.label_names = train_targets.names
         self.train_set = ImageSet(self.parts["train"], train_targets, size, augment if augment.active else None, cfg.cache)
         self.valid_set = ImageSet(self.parts["valid"], valid_targets, size, None, cfg.cache)
+        if cfg.target == "orientation":
+            self.train_set = OrientationSet(self.train_set, every_orientation=False)
+            self.valid_set = OrientationSet(self.valid_set, every_orientation=True)
         self.seed = 0
         self.sampler: EpochSampler | None = None
         self._pending_skip: tuple[int, int] | None = None

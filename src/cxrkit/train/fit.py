@@ -33,7 +33,7 @@ from .augment import Augment
 from .callbacks import build_callbacks
 from .config import TrainConfig
 from .data import ImageSet, XrayDataModule
-from .metrics import validation_metrics
+from .metrics import regression_metrics, validation_metrics
 from .module import CxrModule, TaskLoss
 
 __all__ = ["fit", "RunResult", "prepare_data", "build_model", "make_trainer", "predict_logits", "hardware", "resolve_precision"]
@@ -327,6 +327,12 @@ def _weights_path(cfg: TrainConfig) -> Path:
 def _write_model(cfg: TrainConfig, dm: XrayDataModule, best: RunResult, results: list[RunResult], data_s: float,
                  total_s: float) -> Path:
     model = load_checkpoint_weights(build_model(cfg, dm.label_names), best.best_checkpoint)
+    stored = getattr(torch, cfg.weights_dtype)
+    if stored != torch.float32:  # measure what will be shipped: the weights as the file will hold them
+        with torch.no_grad():
+            for tensor in model.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.to(stored))
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
@@ -341,9 +347,8 @@ def _write_model(cfg: TrainConfig, dm: XrayDataModule, best: RunResult, results:
     if cfg.task == "regression":
         pred = logits.squeeze(1).numpy()
         target = valid.targets.numpy()
-        validation = {"mae": float(np.abs(pred - target).mean()),
-                      "rmse": float(np.sqrt(((pred - target) ** 2).mean())),
-                      "r": float(np.corrcoef(pred, target)[0, 1]) if len(pred) > 1 else None, "n": len(pred)}
+        validation = regression_metrics(pred, target, valid.patients, reference=float(dm.train_set.targets.mean()),
+                                        n_bootstrap=cfg.select.bootstrap, seed=cfg.seed)
         threshold_method = None
     else:
         if cfg.task == "multilabel":
@@ -429,8 +434,7 @@ def _write_model(cfg: TrainConfig, dm: XrayDataModule, best: RunResult, results:
             "validation": {
                 "measured_on": f"validation split ({summary['valid']['images']} images, "
                                f"{summary['valid']['patients']} patients), best-val-loss checkpoint, fp32",
-                "ci": f"95 % percentile bootstrap, {cfg.select.bootstrap} patient-level resamples"
-                      if cfg.task != "regression" else None,
+                "ci": f"95 % percentile bootstrap, {cfg.select.bootstrap} patient-level resamples",
                 "thresholds_chosen_on": "validation" if thresholds else None,
                 **validation,
             },
@@ -439,6 +443,6 @@ def _write_model(cfg: TrainConfig, dm: XrayDataModule, best: RunResult, results:
     path = _weights_path(cfg)
     plain = build_model(cfg, dm.label_names)
     plain.load_state_dict(model.state_dict())
-    save_weights(plain, card, path)
+    save_weights(plain, card, path, dtype=None if stored == torch.float32 else stored)
     log.info("wrote %s", path)
     return path

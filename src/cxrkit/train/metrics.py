@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["auc_per_label", "validation_metrics"]
+__all__ = ["auc_per_label", "validation_metrics", "regression_metrics"]
 
 
 def auc_per_label(truth: np.ndarray, scores: np.ndarray) -> list[float]:
@@ -59,3 +59,21 @@ def validation_metrics(truth: np.ndarray, scores: np.ndarray, labels: Sequence[s
     if evaluation.multiclass is not None:
         out["accuracy"] = float(evaluation.multiclass.accuracy)
     return out
+
+
+def regression_metrics(pred: np.ndarray, target: np.ndarray, patients: Sequence[str], *, reference: float,
+                       n_bootstrap: int, seed: int = 0) -> dict[str, Any]:
+    """MAE (with a patient-level bootstrap 95 % CI), RMSE, Pearson r, and the MAE of always
+    predicting ``reference`` (the training mean): a model is only useful where it beats that."""
+    from ..evaluate import bootstrap_indices
+
+    pred, target = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    error = np.abs(pred - target)
+    replicates = [error[rows].mean() for rows in bootstrap_indices(len(error), list(patients), n_boot=n_bootstrap,
+                                                                   seed=seed)]
+    low, high = np.percentile(replicates, [2.5, 97.5]) if replicates else (np.nan, np.nan)
+    return {"mae": float(error.mean()), "mae_ci_low": _clean(low), "mae_ci_high": _clean(high),
+            "rmse": float(np.sqrt(((pred - target) ** 2).mean())),
+            "r": float(np.corrcoef(pred, target)[0, 1]) if len(pred) > 2 else None,
+            "mae_of_training_mean": float(np.abs(reference - target).mean()),
+            "n": int(len(pred)), "patients": int(len(set(patients)))}

@@ -1,0 +1,126 @@
+"""Chest X-ray age: an age model applied to one film, optionally with deterministic test-time augmentation.
+
+CXR-Age averaged its predictions over fastai's test-time augmentation: the plain image
+plus eight views (zoomed 1.35x into each corner, each also mirrored), blended as
+``0.4 * plain + 0.6 * mean(views)``. fastai also left the training augmentations (random
+lighting, rotation) switched on for those views, so the same film gave a different age on
+every run. cxrkit keeps the geometry and the blend and drops the randomness: the eight
+views are fixed crops, so the same file gives the same number every time, and their
+spread (``cxr_age_sd``, the sample standard deviation of the eight) says how much the
+estimate moves with framing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import CxrkitError
+from ..film import FilmSteps
+from ..io import XrayImage, read_image
+from ..preprocess import center_crop, normalize, resize
+
+__all__ = ["AgeEstimator", "AgeEstimate", "tta_views", "DEFAULT_AGE_MODEL", "TTA_ZOOM", "TTA_BLEND", "TTA_VIEWS"]
+
+DEFAULT_AGE_MODEL = "resnet18.nih-age"
+TTA_ZOOM = 1.35  # fastai v1 TTA scale used by CXR-Age
+TTA_BLEND = 0.4  # weight of the plain prediction; the eight views share the other 0.6
+TTA_VIEWS = 8
+
+
+def tta_views(pixels: np.ndarray, maxval: float, size: int, tta: bool = True) -> np.ndarray:
+    """Model inputs ``(1 + 8, 1, size, size)``: the plain centre-cropped film, then 8 corner zooms.
+
+    View ``i`` (1..8, ``j = i - 1``) crops a square of side ``n / 1.35`` from the film's
+    centre square at the top (``j & 1 == 0``) or bottom row, left (``j & 2 == 0``) or right
+    column, mirrored left-right when ``j & 4``. With ``tta=False`` only the plain view.
+    """
+    square = center_crop(pixels)
+    views = [normalize(resize(square, size), maxval)[None]]
+    if tta:
+        n = square.shape[0]
+        side = max(1, int(round(n / TTA_ZOOM)))
+        for j in range(TTA_VIEWS):
+            top = (n - side) if j & 1 else 0
+            left = (n - side) if j & 2 else 0
+            view = normalize(resize(square[top:top + side, left:left + side], size), maxval)
+            if j & 4:
+                view = view[:, ::-1]
+            views.append(np.ascontiguousarray(view)[None])
+    return np.stack(views).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class AgeEstimate:
+    """One film's CXR-Age in years; ``sd`` is NaN without test-time augmentation."""
+
+    cxr_age: float
+    sd: float
+    chronological_age: float | None = None
+
+    @property
+    def age_gap(self) -> float | None:
+        """CXR-Age minus chronological age (positive: the film looks older than the person is)."""
+        return None if self.chronological_age is None else self.cxr_age - self.chronological_age
+
+
+class AgeEstimator:
+    """An age model ready for batched inference; plugs into :func:`cxrkit.predict.predict_files`.
+
+    ``prepare`` turns a decoded film into its views (and the age its DICOM header states, if
+    any); ``predict_batch`` maps ``(N, V, 1, S, S)`` views to ``(cxr_age, cxr_age_sd)`` rows.
+    Inference is fp32 in eval mode, so results are deterministic.
+    """
+
+    columns = ["cxr_age", "cxr_age_sd"]
+
+    def __init__(self, model: nn.Module | str | None = None, *, tta: bool = False, device: str = "cpu"):
+        from ..models import create
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise CxrkitError("--device cuda was requested but no CUDA GPU is visible to PyTorch")
+        model = create(model or DEFAULT_AGE_MODEL) if model is None or isinstance(model, str) else model
+        card = getattr(model, "card", None)
+        if card is None or card.task != "regression" or len(card.labels) != 1:
+            what = "no card" if card is None else f"a {card.task} model with labels {list(card.labels)[:4]}"
+            raise CxrkitError(f"not an age model: expected a regression model with one output, got {what}")
+        self.card = card
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.tta = tta
+        self.input_size = card.input_size
+        self.film = FilmSteps()  # clean-up and orientation fix before the views are cut
+
+    def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
+        """Views of one decoded film, and the row fields it carries (the header's age, orientation)."""
+        pixels, maxval, info = self.film.prepare(image)
+        info["chronological_age"] = image.meta.get("patient_age")
+        return tta_views(pixels, maxval, self.input_size, self.tta), info
+
+    @torch.inference_mode()
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, V, 1, S, S)`` views -> ``(N, 2)``: blended age and the views' standard deviation."""
+        x = torch.as_tensor(np.asarray(batch), dtype=torch.float32)
+        n, v = x.shape[:2]
+        ages = self.model(x.reshape(n * v, *x.shape[2:]).to(self.device)).float().reshape(n, v).cpu().numpy()
+        if v == 1:
+            return np.stack([ages[:, 0], np.full(n, np.nan)], axis=1)
+        zooms = ages[:, 1:]
+        blended = TTA_BLEND * ages[:, 0] + (1.0 - TTA_BLEND) * zooms.mean(axis=1)
+        return np.stack([blended, zooms.std(axis=1, ddof=1)], axis=1)
+
+    def estimate(self, image: XrayImage | str, chronological_age: float | None = None) -> AgeEstimate:
+        """CXR-Age of one film (a path or a decoded :class:`~cxrkit.io.XrayImage`)."""
+        if not isinstance(image, XrayImage):
+            image = read_image(image)
+        views, info = self.prepare(image)
+        age, sd = self.predict_batch(views[None])[0]
+        known = chronological_age if chronological_age is not None else info["chronological_age"]
+        return AgeEstimate(float(age), float(sd), None if known is None else float(known))
+
+    def __repr__(self) -> str:
+        return f"AgeEstimator({self.card.name!r}, tta={self.tta})"

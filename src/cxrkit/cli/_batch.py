@@ -1,0 +1,59 @@
+"""The batch loop shared by ``cxr predict``, ``cxr age`` and ``cxr convert``: one row per file
+into a resumable CSV/JSONL, a progress bar on a terminal, a summary, exit 3 when files failed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..errors import CxrkitError
+from ..predict import PredictionSummary, PredictionWriter, iter_image_files
+from ._output import EXIT_PARTIAL, err
+
+__all__ = ["input_files", "rows_into", "report"]
+
+RowStep = Callable[[list[dict]], None]
+
+
+def input_files(paths: Sequence[Path]) -> list[Path]:
+    """The image files under ``paths``; a path that does not exist is an error, not an empty run."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise CxrkitError(f"no such file or folder: {', '.join(missing)}")
+    return list(iter_image_files(paths))
+
+
+@contextmanager
+def rows_into(writer: PredictionWriter, files: Sequence[Path], verb: str,
+              before_write: RowStep | None = None) -> Iterator[RowStep]:
+    """A ``rows -> None`` sink that completes rows (``before_write``), writes them and advances a bar."""
+    todo = sum(1 for f in files if str(f) not in writer.done)
+    with Progress(TextColumn(f"[bold]{verb}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, disable=not sys.stderr.isatty(), transient=False) as progress:
+        task = progress.add_task(verb, total=todo)
+
+        def sink(rows: list[dict]) -> None:
+            if before_write is not None:
+                before_write(rows)
+            writer.write(rows)
+            progress.advance(task, len(rows))
+
+        yield sink
+
+
+def report(summary: PredictionSummary, output: Path | None, detail: str) -> None:
+    """Print the run's counts and first errors; exit 3 when some files failed."""
+    where = f" -> {output}" if output else ""
+    err.print(f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} already done "
+              f"({summary.images_per_second:.1f} img/s, {detail}){where}", highlight=False)
+    for name, error in summary.errors[:5]:
+        err.print(f"  failed: {name}: {error}", highlight=False, markup=False)
+    if summary.failed > 5:
+        err.print(f"  ... and {summary.failed - 5} more (see the error column)", highlight=False)
+    if summary.failed:
+        raise typer.Exit(EXIT_PARTIAL)

@@ -1,0 +1,50 @@
+"""``cxr convert``: DICOM/TIFF/PNG/JPEG films to 8-bit PNGs, folder to folder, with a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..convert import CONVERT_COLUMNS, convert_files, output_paths
+from ..errors import CxrkitError
+from ..film import FilmSteps
+from ..orientation import OrientationFixer
+from ..predict import PredictionSummary, PredictionWriter
+from . import _options
+from ._batch import input_files, report, rows_into
+
+
+def convert(
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the PNGs (the input folder layout is kept)."),
+    clean: bool = typer.Option(True, "--clean/--no-clean", help="CXR-Age film clean-up: trim uniform borders, auto-level. --no-clean keeps the display levels."),
+    size: int = typer.Option(512, "--size", min=0, help="Shortest side of the PNG in pixels (0 keeps the size)."),
+    trim_fuzz: float = typer.Option(0.0, "--trim-fuzz", min=0.0, max=1.0, help="Border pixels within this fraction of white of the corner colour are trimmed too (0 = exact, as ImageMagick)."),
+    fix_orientation: bool = _options.FIX_ORIENTATION,
+    orientation_model: str = _options.ORIENTATION_MODEL,
+    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest CSV (default OUTPUT/convert.csv)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Files converted at once (threads)."),
+    device: str = _options.DEVICE,
+    resume: bool = typer.Option(False, "--resume", help="Skip files already in the manifest and append the rest."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start a new manifest (existing PNGs are replaced)."),
+) -> None:
+    """Convert films to 8-bit PNGs (shortest side 512 by default), one manifest row per input file.
+
+    Exit code 0 when every file was converted, 3 when some failed (their rows say why).
+    """
+    files = input_files(inputs)
+    out_dir = output.resolve()
+    if any(f.resolve().is_relative_to(out_dir) for f in files):
+        raise CxrkitError(f"--output {output} lies inside an input folder's files; choose a folder outside the inputs")
+    fixer = OrientationFixer(orientation_model, device=device) if fix_orientation else None
+    steps = FilmSteps(clean=clean, shortest=size or None, fuzz=trim_fuzz, orientation=fixer)
+    targets = output_paths(files, inputs, output)
+    summary = PredictionSummary()
+    manifest = manifest or output / "convert.csv"
+    with PredictionWriter(manifest, CONVERT_COLUMNS + steps.columns, "csv", resume=resume, overwrite=overwrite) as writer:
+        with rows_into(writer, files, "convert") as sink:
+            for _ in convert_files(files, targets, steps, workers=workers, skip=writer.done, on_rows=sink,
+                                   summary=summary):
+                pass
+    report(summary, manifest, "clean-up" if clean else "no clean-up")

@@ -1,0 +1,126 @@
+"""Film orientation: the eight ways a radiograph can lie (four rotations, each mirrored or not),
+and a small classifier that finds which one a film is in so it can be put upright.
+
+Scanned films and some exported DICOMs arrive rotated by 90 or 180 degrees or mirrored;
+a classifier trained on upright images then sees something it never learned. CXR-Age met
+this in PLCO (scanned films) and trained a CNN on synthetically rotated NIH images; cxrkit
+does the same with ``cxr train`` (``data.target: orientation``, see configs/orientation-nih.yaml)
+and ships the result as ``resnet18.nih-orientation``.
+
+Orientation ``i`` of :data:`ORIENTATIONS` means: the upright film was mirrored left-right
+(if the name starts with ``flip``) and then turned clockwise by the stated angle.
+:func:`apply_orientation` makes that film from an upright one and :func:`undo_orientation`
+puts it back; both are exact (``numpy.rot90``/``flip``, no interpolation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import CxrkitError
+
+__all__ = ["ORIENTATIONS", "DEFAULT_ORIENTATION_MODEL", "apply_orientation", "undo_orientation",
+           "Orientation", "OrientationFixer"]
+
+#: class names of the orientation model, in head order; index 0 is upright
+ORIENTATIONS = ("upright", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270")
+
+DEFAULT_ORIENTATION_MODEL = "resnet18.nih-orientation"
+
+
+def _parts(index: int) -> tuple[int, bool]:
+    if not 0 <= index < len(ORIENTATIONS):
+        raise ValueError(f"orientation index must be 0..{len(ORIENTATIONS) - 1}, got {index}")
+    return index % 4, index >= 4
+
+
+def apply_orientation(image: np.ndarray | torch.Tensor, index: int) -> np.ndarray | torch.Tensor:
+    """The upright ``image`` (``..., H, W``) as it looks in orientation ``index``."""
+    quarter_turns, mirrored = _parts(index)
+    if isinstance(image, torch.Tensor):
+        out = torch.flip(image, dims=(-1,)) if mirrored else image
+        return torch.rot90(out, k=-quarter_turns, dims=(-2, -1))
+    out = np.flip(image, axis=-1) if mirrored else image
+    return np.ascontiguousarray(np.rot90(out, k=-quarter_turns, axes=(-2, -1)))
+
+
+def undo_orientation(image: np.ndarray | torch.Tensor, index: int) -> np.ndarray | torch.Tensor:
+    """Inverse of :func:`apply_orientation`: a film found in orientation ``index``, put upright."""
+    quarter_turns, mirrored = _parts(index)
+    if isinstance(image, torch.Tensor):
+        out = torch.rot90(image, k=quarter_turns, dims=(-2, -1))
+        return torch.flip(out, dims=(-1,)) if mirrored else out
+    out = np.rot90(image, k=quarter_turns, axes=(-2, -1))
+    return np.ascontiguousarray(np.flip(out, axis=-1) if mirrored else out)
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """What the classifier found: the orientation, its probability, and whether a fix was applied."""
+
+    name: str
+    index: int
+    probability: float
+    corrected: bool
+
+    #: the columns :meth:`row` fills in a prediction/conversion row
+    COLUMNS = ("orientation", "orientation_p", "orientation_fixed")
+
+    def row(self) -> dict[str, object]:
+        return {"orientation": self.name, "orientation_p": round(self.probability, 4),
+                "orientation_fixed": "yes" if self.corrected else "no"}
+
+
+class OrientationFixer:
+    """Finds a film's orientation with an orientation model and puts the film upright.
+
+    A film is only turned when the model's probability for a non-upright orientation is
+    at least ``min_probability`` (default 0.5): an unsure model leaves the film alone
+    rather than turning an upright film on its side. ``mirror=False`` ignores the mirrored
+    orientations (they are harder to tell apart; a flipped film still looks like a chest).
+    """
+
+    def __init__(self, model: nn.Module | str | None = None, *, min_probability: float = 0.5,
+                 mirror: bool = True, device: str = "cpu"):
+        from .models import create
+
+        model = create(model or DEFAULT_ORIENTATION_MODEL) if model is None or isinstance(model, str) else model
+        card = getattr(model, "card", None)
+        if card is None or tuple(card.labels) != ORIENTATIONS:
+            got = None if card is None else list(card.labels)
+            raise CxrkitError(f"not an orientation model: its labels must be {list(ORIENTATIONS)}, got {got}")
+        self.model = model.to(device).eval()
+        self.input_size = card.input_size
+        self.device = torch.device(device)
+        self.min_probability = float(min_probability)
+        self.mirror = mirror
+
+    @torch.inference_mode()
+    def probabilities(self, pixels: np.ndarray, maxval: float) -> np.ndarray:
+        """Probability of each of :data:`ORIENTATIONS` for one decoded film."""
+        from .preprocess import model_input
+
+        x = torch.from_numpy(model_input(pixels, maxval, self.input_size))[None].to(self.device)
+        probs = torch.softmax(self.model(x).float(), dim=1)[0].cpu().numpy()
+        if not self.mirror:
+            probs[4:] = 0.0
+            probs /= probs.sum()
+        return probs
+
+    def detect(self, pixels: np.ndarray, maxval: float) -> Orientation:
+        """The most likely orientation, and whether :meth:`fix` would turn the film."""
+        probs = self.probabilities(pixels, maxval)
+        index = int(np.argmax(probs))
+        confident = index != 0 and float(probs[index]) >= self.min_probability
+        return Orientation(ORIENTATIONS[index], index, float(probs[index]), confident)
+
+    def fix(self, pixels: np.ndarray, maxval: float) -> tuple[np.ndarray, Orientation]:
+        """The film put upright (unchanged when upright or unsure), and what was found."""
+        found = self.detect(pixels, maxval)
+        if not found.corrected:
+            return pixels, found
+        return undo_orientation(pixels, found.index), found
