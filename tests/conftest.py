@@ -15,6 +15,9 @@ import pytest
 import torch
 
 from cxrkit.io import read_image
+from cxrkit.labels import PATHOLOGIES
+from cxrkit.models import ModelCard, create, save_weights
+from cxrkit.orientation import ORIENTATIONS
 from cxrkit.preprocess import model_input
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,3 +199,41 @@ def srv(_no_proxy) -> Iterator[Srv]:
         server.shutdown()
         server.server_close()
         t.join(5)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory, example_images, fit_batchnorm):
+    """A random DenseNet with a 64 px input and a 14-label (NIH-like) head, saved as a weight file.
+
+    The small input keeps CPU tests fast; the untrained 4 labels test empty output cells.
+    """
+    labels = list(PATHOLOGIES[:14]) + [None] * 4
+    torch.manual_seed(0)
+    model = create("densenet121")
+    fit_batchnorm(model, example_images, size=64)
+    card = ModelCard(
+        name="densenet121.test-tiny",
+        architecture="densenet121",
+        labels=labels,
+        input_size=64,
+        thresholds={**{label: 0.3 + 0.02 * i for i, label in enumerate(PATHOLOGIES[:14])}, "Effusion": 0.4},
+        description="random weights for tests",
+        provenance={"source": "random initialisation (test fixture)"},
+    )
+    folder = tmp_path_factory.mktemp("tiny_model")
+    save_weights(model, card, folder / "tiny.safetensors")
+    return folder / "tiny.safetensors"
+
+
+@pytest.fixture(scope="session")
+def always_rot90(tmp_path_factory):
+    """A real weight file whose model says "rot90" for every film (zero weights, biased head)."""
+    model = create("resnet18", num_classes=8)
+    with torch.no_grad():
+        model.model.fc.weight.zero_()
+        model.model.fc.bias.copy_(torch.tensor([0, 8.0, 0, 0, 0, 0, 0, 0]))
+    card = ModelCard(name="resnet18.test-rot90", architecture="resnet18", labels=list(ORIENTATIONS), input_size=32,
+                     task="multiclass", provenance={"source": "test fixture"})
+    path = tmp_path_factory.mktemp("rot90") / "rot90.safetensors"
+    save_weights(model, card, path)
+    return path

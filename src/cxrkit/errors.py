@@ -12,6 +12,7 @@ __all__ = [
     "UnreadableImage",
     "UnsupportedImage",
     "UnsupportedDicom",
+    "UnusableFilm",
     "MissingDependency",
     "ModelNotFound",
     "WeightsError",
@@ -35,6 +36,10 @@ class UnreadableImage(CxrkitError, ValueError):
 
 class UnsupportedImage(UnreadableImage):
     """The file decodes, but holds something cxrkit will not silently turn into a radiograph."""
+
+
+class UnusableFilm(CxrkitError, ValueError):
+    """The pixels decoded, but the clean-up cannot make a film of them (blank, not greyscale)."""
 
 
 class UnsupportedDicom(UnsupportedImage):

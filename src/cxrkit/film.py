@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import UnsupportedImage
+from .errors import UnusableFilm
 from .preprocess import resize
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def trim_box(pixels: np.ndarray, fuzz: float = 0.0, maxval: float = 1.0) -> tupl
     rows = np.flatnonzero(inside.any(axis=1))
     cols = np.flatnonzero(inside.any(axis=0))
     if rows.size == 0:
-        raise UnsupportedImage("the film is blank: every pixel has the same value, nothing to trim to")
+        raise UnusableFilm("the film is blank: every pixel has the same value, nothing to trim to")
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
@@ -50,14 +50,14 @@ def clean_film(pixels: np.ndarray, maxval: float, shortest: int | None = 512, fu
                trim: bool = True) -> np.ndarray:
     """The CXR-Age film clean-up: trim, auto-level, shortest side ``shortest``, 8-bit (uint8)."""
     if pixels.ndim != 2:
-        raise UnsupportedImage(f"expected a single-channel film, got shape {pixels.shape}")
+        raise UnusableFilm(f"expected a single-channel film, got shape {pixels.shape}")
     if trim:
         top, bottom, left, right = trim_box(pixels, fuzz, maxval)
         pixels = pixels[top:bottom, left:right]
     x = pixels.astype(np.float32)
     low, high = float(x.min()), float(x.max())
     if high <= low:
-        raise UnsupportedImage("the film is blank: every pixel has the same value")
+        raise UnusableFilm("the film is blank: every pixel has the same value")
     x = (x - low) / (high - low)
     if shortest is not None:
         h, w = x.shape
