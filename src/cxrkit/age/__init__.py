@@ -1,7 +1,7 @@
 """Chest X-ray age (after CXR-Age): estimate age from one film, compare it with the known age.
 
 >>> from cxrkit.age import AgeEstimator
->>> estimator = AgeEstimator(tta=True)          # bundled resnet18.nih-age
+>>> estimator = AgeEstimator(tta=True)          # bundled densenet121.nih-age
 >>> estimator.estimate("examples/00001036_000.png")
 """
 

@@ -26,7 +26,7 @@ from ..preprocess import center_crop, normalize, resize
 
 __all__ = ["AgeEstimator", "AgeEstimate", "tta_views", "DEFAULT_AGE_MODEL", "TTA_ZOOM", "TTA_BLEND", "TTA_VIEWS"]
 
-DEFAULT_AGE_MODEL = "resnet18.nih-age"
+DEFAULT_AGE_MODEL = "densenet121.nih-age"
 TTA_ZOOM = 1.35  # fastai v1 TTA scale used by CXR-Age
 TTA_BLEND = 0.4  # weight of the plain prediction; the eight views share the other 0.6
 TTA_VIEWS = 8

@@ -109,16 +109,26 @@ def prepare_data(cfg: TrainConfig) -> XrayDataModule:
     return XrayDataModule(cfg.data, cfg.task, size, Augment(cfg.data.augment, size))
 
 
-def build_model(cfg: TrainConfig, labels: list[str]) -> nn.Module:
-    """A fresh model with a head for ``labels``: random init, or ``model.weights`` with a new head if needed."""
+def build_model(cfg: TrainConfig, labels: list[str], head_bias: float | None = None) -> nn.Module:
+    """A fresh model with a head for ``labels``: random init, or ``model.weights`` with a new head if needed.
+
+    ``head_bias`` fills the bias of a *new* head (regression: the training mean age, so an L1
+    loss trains the features instead of spending thousands of steps moving the bias from 0).
+    """
     if cfg.model.weights:
         model = create(cfg.model.architecture, weights=cfg.model.weights)
-        if list(model.card.labels) != list(labels):
+        new_head = list(model.card.labels) != list(labels)
+        if new_head:
             model.reset_classifier(len(labels))
         model.train()
-        return model
-    kwargs = {"drop_rate": cfg.model.drop_rate} if cfg.model.drop_rate else {}
-    return get_architecture(cfg.model.architecture).builder(num_classes=len(labels), in_chans=1, **kwargs)
+    else:
+        kwargs = {"drop_rate": cfg.model.drop_rate} if cfg.model.drop_rate else {}
+        model = get_architecture(cfg.model.architecture).builder(num_classes=len(labels), in_chans=1, **kwargs)
+        new_head = True
+    if new_head and head_bias is not None and (head := _head(model)) is not None:
+        with torch.no_grad():
+            head.bias.fill_(float(head_bias))
+    return model
 
 
 def _head(model: nn.Module) -> nn.Linear | None:
@@ -213,10 +223,8 @@ def _run_one(cfg: TrainConfig, dm: XrayDataModule, seed: int, run_dir: Path, res
     tc = cfg.trainer
     pl.seed_everything(seed, workers=True, verbose=False)
     dm.seed = seed
-    model = build_model(cfg, dm.label_names)
-    if cfg.task == "regression" and not cfg.model.weights and (head := _head(model)) is not None:
-        with torch.no_grad():  # start at the mean age, not at 0: the L1 loss then trains the features, not the bias
-            head.bias.fill_(float(dm.train_set.targets.mean()))
+    mean_target = float(dm.train_set.targets.mean()) if cfg.task == "regression" else None
+    model = build_model(cfg, dm.label_names, head_bias=mean_target)
     module = CxrModule(model, cfg.task, dm.label_names, _loss(cfg, dm), cfg.optim, tc.channels_last, tc.max_epochs)
 
     def on_resume(checkpoint: dict[str, Any]) -> None:
