@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +25,7 @@ from .errors import CxrkitError
 from .film import FilmSteps
 from .io import read_image
 from .predict import PredictionSummary
-from .predict.run import error_reason
+from .predict.run import error_reason, submit_ahead
 from .preprocess import resize
 
 __all__ = ["CONVERT_COLUMNS", "output_paths", "convert_film", "convert_files"]
@@ -97,7 +96,6 @@ def convert_files(files: Iterable[Path], targets: dict[str, Path], steps: FilmSt
     summary = summary if summary is not None else PredictionSummary()
     skip = skip or set()
     started = time.perf_counter()
-    pending: deque[tuple[str, Future]] = deque()
 
     def settle(name: str, future: Future) -> dict[str, Any]:
         try:
@@ -114,14 +112,7 @@ def convert_files(files: Iterable[Path], targets: dict[str, Path], steps: FilmSt
         return row
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cxr-convert") as pool:
-        for file in files:
-            name = str(file)
-            if name in skip:
-                summary.skipped += 1
-                continue
-            pending.append((name, pool.submit(convert_film, file, targets[name], steps)))
-            while len(pending) > 2 * workers:
-                yield settle(*pending.popleft())
-        while pending:
-            yield settle(*pending.popleft())
+        for name, future in submit_ahead(pool, files, lambda file: convert_film(file, targets[str(file)], steps),
+                                         window=2 * workers + 1, skip=skip, summary=summary):
+            yield settle(name, future)
     summary.seconds = time.perf_counter() - started

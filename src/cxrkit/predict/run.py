@@ -24,7 +24,7 @@ from ..errors import CxrkitError, UnreadableImage
 from ..io import read_image
 from .predictor import Predictor
 
-__all__ = ["predict_files", "PredictionSummary", "error_reason"]
+__all__ = ["predict_files", "PredictionSummary", "error_reason", "submit_ahead"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,23 @@ def error_reason(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
+def submit_ahead(pool: ThreadPoolExecutor, files: Iterable[str | Path], work: Callable[[str | Path], Any], *,
+                 window: int, skip: set[str], summary: PredictionSummary) -> Iterator[tuple[str, Future]]:
+    """Run ``work(file)`` in ``pool`` for each file not in ``skip``, at most ``window`` at a time;
+    yield ``(name, future)`` in input order (skipped files are counted in ``summary``)."""
+    pending: deque[tuple[str, Future]] = deque()
+    for file in files:
+        name = str(file)
+        if name in skip:
+            summary.skipped += 1
+            continue
+        pending.append((name, pool.submit(work, file)))
+        while len(pending) >= window:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
+
+
 def predict_files(
     files: Iterable[str | Path],
     predictor: Predictor,
@@ -82,7 +99,6 @@ def predict_files(
     skip = skip or set()
     started = time.perf_counter()
     window = batch_size * 2 + workers
-    pending: deque[tuple[str, Future]] = deque()
     group: list[tuple[str, tuple[np.ndarray, dict[str, Any]] | None, str | None]] = []
     empty = {column: float("nan") for column in predictor.columns}
 
@@ -126,17 +142,9 @@ def predict_files(
         return sum(x is not None for _, x, _ in group) >= batch_size
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cxr-decode") as pool:
-        for file in files:
-            name = str(file)
-            if name in skip:
-                summary.skipped += 1
-                continue
-            pending.append((name, pool.submit(_load, Path(file), predictor)))
-            while len(pending) >= window:
-                if settle(*pending.popleft()):
-                    yield from flush()
-        while pending:
-            if settle(*pending.popleft()):
+        for name, future in submit_ahead(pool, files, lambda file: _load(Path(file), predictor), window=window,
+                                         skip=skip, summary=summary):
+            if settle(name, future):
                 yield from flush()
         if group:
             yield from flush()
