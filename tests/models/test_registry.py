@@ -117,3 +117,22 @@ def test_every_registered_weight_has_a_complete_card(card):
     assert card.normalization["range"] == [-1024.0, 1024.0]
     if card.task == "multilabel":
         assert set(card.thresholds) <= set(card.trained_labels)
+
+
+def test_half_precision_weight_files_load_as_float32_and_float16_overflow_is_refused(tmp_path):
+    import torch
+
+    from cxrkit.errors import WeightsError
+
+    model = create("resnet18", num_classes=2)
+    card = ModelCard(name="t.half", architecture="resnet18", labels=["a", "b"], input_size=32, task="multiclass")
+    save_weights(model, card, tmp_path / "half.safetensors", dtype=torch.bfloat16)
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.55 * 4 * sum(p.numel() for p in model.parameters())
+    loaded = create(str(tmp_path / "half.safetensors"))
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    original = model.model.conv1.weight
+    assert torch.allclose(loaded.model.conv1.weight, original, rtol=1e-2, atol=1e-6)
+    with torch.no_grad():
+        model.model.bn1.running_var.fill_(1e6)  # what [-1024, 1024] inputs give the first BatchNorm
+    with pytest.raises(WeightsError, match="bn1.running_var"):
+        save_weights(model, card, tmp_path / "overflow.safetensors", dtype=torch.float16)

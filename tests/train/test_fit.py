@@ -106,14 +106,14 @@ def test_regression_fit_for_age(tiny_csv, tmp_path):
         float(np.abs(data.train_set.targets.numpy().mean() - target).mean()), rel=1e-5)
 
 
-def test_float16_weights_halve_the_file_and_the_card_measures_them(tiny_csv, tmp_path):
-    raw = tiny_config(tiny_csv, tmp_path, task="regression", name="test.age16", weights_dtype="float16",
+def test_bfloat16_weights_halve_the_file_and_the_card_measures_them(tiny_csv, tmp_path):
+    raw = tiny_config(tiny_csv, tmp_path, task="regression", name="test.age16", weights_dtype="bfloat16",
                       data={"target": "age"}, trainer={"max_epochs": 1})
     weights = fit(config_from_dict(raw))
     from safetensors.torch import load_file
 
     stored = load_file(str(weights))
-    assert all(t.dtype == torch.float16 for t in stored.values() if t.is_floating_point())
+    assert all(t.dtype == torch.bfloat16 for t in stored.values() if t.is_floating_point())
     card = json.loads(weights.with_suffix(".json").read_text())
     model = models.create(str(weights))
     assert all(p.dtype == torch.float32 for p in model.parameters())
@@ -146,7 +146,10 @@ def test_orientation_target_trains_an_eight_way_classifier(tiny_csv, tmp_path):
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["labels"] == list(ORIENTATIONS) and card["task"] == "multiclass"
     assert card["training"]["split"]["valid"]["images"] == 8 * n
-    assert 0.0 <= card["metrics"]["validation"]["accuracy"] <= 1.0
+    validation = card["metrics"]["validation"]
+    assert 0.0 <= validation["accuracy"] <= 1.0
+    assert validation["accuracy_8_orientations"] == pytest.approx(validation["accuracy"])
+    assert validation["accuracy_rotation"] >= validation["accuracy"]
 
 
 def test_densenet121_small_input_trains(tiny_csv, tmp_path):

@@ -7,15 +7,19 @@ import typer
 FORMAT = typer.Option("human", "--format", help="Output style: human or json.", case_sensitive=False)
 DEVICE = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
 PRECISION = typer.Option("fp32", "--precision", help="fp32, bf16 (fast on AMX CPUs and modern GPUs) or fp16 (CUDA).")
-FIX_ORIENTATION = typer.Option(False, "--fix-orientation", help="Put rotated or mirrored films upright first (orientation model); adds orientation columns.")
+FIX_ORIENTATION = typer.Option(False, "--fix-orientation", help="Turn films rotated by 90/180/270 degrees upright first (orientation model); adds orientation columns.")
+FIX_MIRROR = typer.Option(False, "--fix-mirror", help="With --fix-orientation, also undo left-right mirroring (less reliable: see docs/age.md).")
 ORIENTATION_MODEL = typer.Option("resnet18.nih-orientation", "--orientation-model", help="Orientation model id or .safetensors file.")
 CLEAN_FILM = typer.Option(False, "--clean-film", help="CXR-Age film clean-up first: trim uniform borders, auto-level, 8-bit, shortest side 512.")
 
 
-def film_steps(clean: bool, fix_orientation: bool, orientation_model: str, device: str):
-    """The FilmSteps the --clean-film / --fix-orientation flags ask for."""
+def film_steps(clean: bool, fix_orientation: bool, fix_mirror: bool, orientation_model: str, device: str, **kwargs):
+    """The FilmSteps the --clean-film / --fix-orientation / --fix-mirror flags ask for."""
+    from ..errors import CxrkitError
     from ..film import FilmSteps
     from ..orientation import OrientationFixer
 
-    fixer = OrientationFixer(orientation_model, device=device) if fix_orientation else None
-    return FilmSteps(clean=clean, orientation=fixer)
+    if fix_mirror and not fix_orientation:
+        raise CxrkitError("--fix-mirror needs --fix-orientation")
+    fixer = OrientationFixer(orientation_model, mirror=fix_mirror, device=device) if fix_orientation else None
+    return FilmSteps(clean=clean, orientation=fixer, **kwargs)

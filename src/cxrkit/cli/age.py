@@ -33,6 +33,7 @@ def age(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output."),
     clean_film: bool = _options.CLEAN_FILM,
     fix_orientation: bool = _options.FIX_ORIENTATION,
+    fix_mirror: bool = _options.FIX_MIRROR,
     orientation_model: str = _options.ORIENTATION_MODEL,
 ) -> None:
     """Estimate each film's chest X-ray age in years: one row per file, errors included.
@@ -54,7 +55,7 @@ def age(
         from ..explain import HeatmapWriter
 
         draw = HeatmapWriter(estimator.model, saliency, method=saliency_method, labels="all", device=device)
-    estimator.film = _options.film_steps(clean_film, fix_orientation, orientation_model, device)
+    estimator.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
     columns = estimator.film.columns + estimator.columns
     columns += ["chronological_age", "age_gap"] + (["saliency"] if draw is not None else [])
 

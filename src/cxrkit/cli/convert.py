@@ -8,8 +8,6 @@ import typer
 
 from ..convert import CONVERT_COLUMNS, convert_files, output_paths
 from ..errors import CxrkitError
-from ..film import FilmSteps
-from ..orientation import OrientationFixer
 from ..predict import PredictionSummary, PredictionWriter
 from . import _options
 from ._batch import input_files, report, rows_into
@@ -22,6 +20,7 @@ def convert(
     size: int = typer.Option(512, "--size", min=0, help="Shortest side of the PNG in pixels (0 keeps the size)."),
     trim_fuzz: float = typer.Option(0.0, "--trim-fuzz", min=0.0, max=1.0, help="Border pixels within this fraction of white of the corner colour are trimmed too (0 = exact, as ImageMagick)."),
     fix_orientation: bool = _options.FIX_ORIENTATION,
+    fix_mirror: bool = _options.FIX_MIRROR,
     orientation_model: str = _options.ORIENTATION_MODEL,
     manifest: Path | None = typer.Option(None, "--manifest", help="Manifest CSV (default OUTPUT/convert.csv)."),
     workers: int = typer.Option(2, "--workers", min=1, help="Files converted at once (threads)."),
@@ -37,8 +36,8 @@ def convert(
     out_dir = output.resolve()
     if any(f.resolve().is_relative_to(out_dir) for f in files):
         raise CxrkitError(f"--output {output} lies inside an input folder's files; choose a folder outside the inputs")
-    fixer = OrientationFixer(orientation_model, device=device) if fix_orientation else None
-    steps = FilmSteps(clean=clean, shortest=size or None, fuzz=trim_fuzz, orientation=fixer)
+    steps = _options.film_steps(clean, fix_orientation, fix_mirror, orientation_model, device,
+                                shortest=size or None, fuzz=trim_fuzz)
     targets = output_paths(files, inputs, output)
     summary = PredictionSummary()
     manifest = manifest or output / "convert.csv"

@@ -30,6 +30,7 @@ def predict(
     heatmap_labels: str = typer.Option("top3", "--heatmap-labels", help="top3 (the row's 3 highest scores), all, or names separated by commas."),
     clean_film: bool = _options.CLEAN_FILM,
     fix_orientation: bool = _options.FIX_ORIENTATION,
+    fix_mirror: bool = _options.FIX_MIRROR,
     orientation_model: str = _options.ORIENTATION_MODEL,
 ) -> None:
     """Predict the 18 standard pathologies for each image: one row per file, errors included.
@@ -46,7 +47,7 @@ def predict(
         from ..explain import HeatmapWriter
 
         draw = HeatmapWriter(predictor.model, heatmaps, method=heatmap_method, labels=heatmap_labels, calibrate=calibrate, device=device)
-    predictor.film = _options.film_steps(clean_film, fix_orientation, orientation_model, device)
+    predictor.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
     columns = predictor.film.columns + predictor.columns
     columns += ["heatmaps"] if draw is not None else []
     summary = PredictionSummary()

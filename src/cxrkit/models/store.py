@@ -65,9 +65,11 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | Path, dtype: tor
     """Write ``model``'s state dict to ``path`` (.safetensors) and its card beside it.
 
     The card's ``weights_file`` and ``sha256`` are filled in here, so a card can never
-    describe a file other than the one written with it. ``dtype`` (e.g. ``torch.float16``)
+    describe a file other than the one written with it. ``dtype`` (e.g. ``torch.bfloat16``)
     stores floating-point tensors in that type, halving the file; loading casts them back
-    into the model's float32 parameters. Returns the card's path.
+    into the model's float32 parameters. bfloat16 keeps float32's range; float16 overflows
+    on the BatchNorm statistics of xrv-scaled inputs and is refused when it would. Returns
+    the card's path.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -76,6 +78,9 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | Path, dtype: tor
     state = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
     if dtype is not None:
         state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
+        overflow = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+        if overflow:  # e.g. the first BatchNorm's running variance of [-1024, 1024] inputs exceeds float16's range
+            raise WeightsError(f"{dtype} cannot hold {overflow[0]} (values out of range); use torch.bfloat16")
     save_file(state, str(path), metadata={"format": "pt", "cxrkit_model": card.name, "architecture": card.architecture})
     card.weights_file = path.name
     card.sha256 = sha256_file(path)

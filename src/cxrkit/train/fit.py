@@ -31,7 +31,8 @@ from .. import __version__ as CXRKIT_VERSION
 from ..models import ModelCard, create, get_architecture, save_weights
 from .augment import Augment
 from .callbacks import build_callbacks
-from .config import TrainConfig
+from ..orientation import orientation_accuracy
+from .config import ConfigError, TrainConfig
 from .data import ImageSet, XrayDataModule
 from .metrics import regression_metrics, validation_metrics
 from .module import CxrModule, TaskLoss
@@ -158,8 +159,6 @@ def _loss(cfg: TrainConfig, dm: XrayDataModule) -> TaskLoss:
             base = class_weights if class_weights is not None else torch.ones(k)
             class_weights = base * torch.tensor(cfg.loss.class_multiplier, dtype=torch.float32)
         if class_weights is not None and len(class_weights) != k:
-            from .config import ConfigError
-
             raise ConfigError("loss.class_weights", f"needs {k} values (classes {dm.label_names}), got {len(class_weights)}")
     return TaskLoss(cfg.task, cfg.loss, pos_weight, class_weights)
 
@@ -338,9 +337,13 @@ def _write_model(cfg: TrainConfig, dm: XrayDataModule, best: RunResult, results:
     stored = getattr(torch, cfg.weights_dtype)
     if stored != torch.float32:  # measure what will be shipped: the weights as the file will hold them
         with torch.no_grad():
-            for tensor in model.state_dict().values():
+            for key, tensor in model.state_dict().items():
                 if tensor.is_floating_point():
-                    tensor.copy_(tensor.to(stored))
+                    rounded = tensor.to(stored)
+                    if not torch.isfinite(rounded).all():
+                        raise ConfigError("weights_dtype", f"{cfg.weights_dtype} cannot hold {key} (values out of "
+                                          "range); use bfloat16")
+                    tensor.copy_(rounded)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
@@ -386,6 +389,8 @@ def _write_model(cfg: TrainConfig, dm: XrayDataModule, best: RunResult, results:
                       "auc_mean": measured["mean"].get("auc")}
         if "accuracy" in measured:
             validation["accuracy"] = measured["accuracy"]
+        if cfg.data.target == "orientation":
+            validation.update(orientation_accuracy(valid.targets.numpy(), probs.argmax(1)))
     size = dm.size
     summary = dm.summary()
     start = cfg.model.weights or "random initialisation (no pretrained weights)"
