@@ -15,7 +15,7 @@ from ..errors import CxrkitError
 from ..predict import PredictionSummary, PredictionWriter, iter_image_files
 from ._output import EXIT_PARTIAL, err
 
-__all__ = ["input_files", "rows_into", "report"]
+__all__ = ["input_files", "rows_into", "report", "add_maps"]
 
 RowStep = Callable[[list[dict]], None]
 
@@ -57,3 +57,17 @@ def report(summary: PredictionSummary, output: Path | None, detail: str) -> None
         err.print(f"  ... and {summary.failed - 5} more (see the error column)", highlight=False)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def add_maps(rows: list[dict], draw: Callable[[str, dict], list[Path]], column: str) -> None:
+    """Fill each ok row's ``column`` with the ``;``-joined paths ``draw`` writes for it; a map that
+    fails is noted in the row's error cell, never fatal to a batch of thousands."""
+    for row in rows:
+        row[column] = ""
+        if row["status"] != "ok":
+            continue
+        try:
+            row[column] = ";".join(str(p) for p in draw(row["file"], row))
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, CxrkitError) else f"unexpected {type(exc).__name__}: {exc}"
+            row["error"] = f"{column} failed: {reason}"

@@ -10,7 +10,7 @@ from ..age import DEFAULT_AGE_MODEL, AgeEstimator, AgeTable
 from ..errors import CxrkitError
 from ..predict import PredictionSummary, PredictionWriter, predict_files
 from . import _options
-from ._batch import input_files, report, rows_into
+from ._batch import add_maps, input_files, report, rows_into
 
 SALIENCY_METHODS = ("saliency", "gradcam", "gradcam++", "ig")
 
@@ -65,13 +65,8 @@ def age(
                 row["chronological_age"] = listed
             true_age = row.get("chronological_age")
             row["age_gap"] = row["cxr_age"] - true_age if row["status"] == "ok" and true_age is not None else None
-            if draw is not None:
-                row["saliency"] = ""
-                if row["status"] == "ok":
-                    try:
-                        row["saliency"] = ";".join(str(p) for p in draw(row["file"], row))
-                    except Exception as exc:  # one failed map must not stop the batch
-                        row["error"] = f"saliency failed: {exc}"
+        if draw is not None:
+            add_maps(rows, draw, "saliency")
 
     summary = PredictionSummary()
     with PredictionWriter(output, columns, fmt, resume=resume, overwrite=overwrite) as writer:

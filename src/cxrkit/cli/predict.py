@@ -10,7 +10,7 @@ from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
 from ..predict import PredictionSummary, PredictionWriter, Predictor, predict_files
 from . import _options
-from ._batch import input_files, report, rows_into
+from ._batch import add_maps, input_files, report, rows_into
 
 
 def predict(
@@ -52,22 +52,9 @@ def predict(
     columns += ["heatmaps"] if draw is not None else []
     summary = PredictionSummary()
     with PredictionWriter(output, columns, fmt, resume=resume, overwrite=overwrite) as writer:
-        complete = (lambda rows: add_heatmaps(rows, draw)) if draw is not None else None
+        complete = (lambda rows: add_maps(rows, draw, "heatmaps")) if draw is not None else None
         with rows_into(writer, files, "predict", complete) as sink:
             for _ in predict_files(files, predictor, batch_size=batch_size, workers=workers, on_rows=sink,
                                    skip=writer.done, summary=summary):
                 pass
     report(summary, output, f"model {predictor.card.name}")
-
-
-def add_heatmaps(rows: list[dict], draw) -> None:
-    """Fill each ok row's ``heatmaps`` column (``;``-joined PNG paths); a drawing failure is noted, not fatal."""
-    for row in rows:
-        row["heatmaps"] = ""
-        if row["status"] != "ok":
-            continue
-        try:
-            row["heatmaps"] = ";".join(str(p) for p in draw(row["file"], row))
-        except Exception as exc:  # one failed map must not stop a batch of thousands
-            reason = str(exc) if isinstance(exc, CxrkitError) else f"unexpected {type(exc).__name__}: {exc}"
-            row["error"] = f"heatmap failed: {reason}"
