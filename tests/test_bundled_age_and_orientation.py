@@ -23,6 +23,7 @@ def _validation_data(config: str, shared_data: Path):
     cfg = load_config(REPO / "configs" / config)
     cfg.data.root = str(shared_data / "nih" / "images")
     cfg.data.label_file = str(shared_data / "nih" / "Data_Entry_2017_v2020.csv")
+    cfg.data.cache = False  # decode only the validation films the test scores
     return prepare_data(cfg)
 
 

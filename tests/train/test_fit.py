@@ -160,3 +160,17 @@ def test_densenet121_small_input_trains(tiny_csv, tmp_path):
     model = models.create(str(weights))
     assert model.card.architecture == "densenet121" and len(model.card.labels) == 3
     assert np.isfinite(json.loads(weights.with_suffix(".json").read_text())["training"]["runs"][0]["val_loss"])
+
+
+def test_freeze_backbone_trains_the_head_only(tiny_csv, tmp_path):
+    start = fit(config_from_dict(tiny_config(tiny_csv, tmp_path / "a", trainer={"max_epochs": 1})))
+    raw = tiny_config(tiny_csv, tmp_path / "b", task="regression", name="test.probe", data={"target": "age"},
+                      model={"weights": str(start), "freeze_backbone": True}, trainer={"max_epochs": 2})
+    probe = models.create(str(fit(config_from_dict(raw))))
+    before = models.create(str(start))
+    changed = {name for name, value in probe.state_dict().items()
+               if not name.startswith("classifier.") and not torch.equal(value, before.state_dict()[name])}
+    assert changed == set()  # every backbone tensor (BatchNorm statistics included) is as it was
+    assert probe.classifier.weight.shape == (1, 16)  # the new head is all that trained
+    with pytest.raises(Exception, match="freeze_backbone"):
+        config_from_dict({**raw, "model": {"architecture": raw["model"]["architecture"], "freeze_backbone": True}})

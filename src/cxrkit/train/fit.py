@@ -126,9 +126,15 @@ def build_model(cfg: TrainConfig, labels: list[str], head_bias: float | None = N
         kwargs = {"drop_rate": cfg.model.drop_rate} if cfg.model.drop_rate else {}
         model = get_architecture(cfg.model.architecture).builder(num_classes=len(labels), in_chans=1, **kwargs)
         new_head = True
-    if new_head and head_bias is not None and (head := _head(model)) is not None:
+    head = _head(model)
+    if new_head and head_bias is not None and head is not None:
         with torch.no_grad():
             head.bias.fill_(float(head_bias))
+    if cfg.model.freeze_backbone and head is not None:
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        for parameter in head.parameters():
+            parameter.requires_grad_(True)
     return model
 
 
@@ -224,7 +230,8 @@ def _run_one(cfg: TrainConfig, dm: XrayDataModule, seed: int, run_dir: Path, res
     dm.seed = seed
     mean_target = float(dm.train_set.targets.mean()) if cfg.task == "regression" else None
     model = build_model(cfg, dm.label_names, head_bias=mean_target)
-    module = CxrModule(model, cfg.task, dm.label_names, _loss(cfg, dm), cfg.optim, tc.channels_last, tc.max_epochs)
+    module = CxrModule(model, cfg.task, dm.label_names, _loss(cfg, dm), cfg.optim, tc.channels_last, tc.max_epochs,
+                       frozen_backbone=cfg.model.freeze_backbone)
 
     def on_resume(checkpoint: dict[str, Any]) -> None:
         progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]

@@ -62,9 +62,10 @@ class CxrModule(pl.LightningModule):
     """Trains ``model`` on one task; logs loss, per-label AUROC (or MAE) and learning rate per epoch."""
 
     def __init__(self, model: nn.Module, task: str, label_names: list[str], loss: TaskLoss, optim: OptimConfig,
-                 channels_last: bool = True, max_epochs: int = 100):
+                 channels_last: bool = True, max_epochs: int = 100, frozen_backbone: bool = False):
         super().__init__()
         self.model, self.task, self.label_names, self.loss_fn = model, task, list(label_names), loss
+        self.frozen_backbone = frozen_backbone
         self.optim_cfg, self.channels_last, self.max_epochs = optim, channels_last, max_epochs
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -98,6 +99,8 @@ class CxrModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self.epoch_batches = 0
+        if self.frozen_backbone:  # Lightning set train mode; a frozen backbone keeps its BatchNorm statistics
+            self.model.eval()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, targets = batch
