@@ -122,3 +122,13 @@ def test_real_dicoms_convert_with_one_clear_error(shared_data, tmp_path):
     for row in rows:
         if row["status"] == "ok":
             assert min(int(row["height"]), int(row["width"])) == 512
+
+
+def test_output_inside_the_inputs_is_refused_once_it_holds_images(example_images, tmp_path):
+    films = tmp_path / "films"
+    films.mkdir()
+    shutil.copy(example_images[0], films / example_images[0].name)
+    inside = films / "png"
+    assert runner.invoke(app, ["convert", str(films), "-o", str(inside)]).exit_code == 0
+    again = runner.invoke(app, ["convert", str(films), "-o", str(inside), "--resume"])
+    assert again.exit_code == 1 and "outside the inputs" in again.output  # its own PNGs would become inputs

@@ -22,11 +22,10 @@ import cv2
 import numpy as np
 
 from .errors import CxrkitError
-from .film import FilmSteps
+from .film import FilmSteps, resize_shortest, to_uint8
 from .io import read_image
 from .predict import PredictionSummary
 from .predict.run import error_reason, submit_ahead
-from .preprocess import resize
 
 __all__ = ["CONVERT_COLUMNS", "output_paths", "convert_film", "convert_files"]
 
@@ -56,15 +55,6 @@ def output_paths(files: Sequence[Path], roots: Sequence[Path], out_dir: Path) ->
     return out
 
 
-def _eight_bit(pixels: np.ndarray, maxval: float, shortest: int | None) -> np.ndarray:
-    x = pixels.astype(np.float32) / np.float32(maxval)
-    if shortest is not None:
-        h, w = x.shape
-        scale = shortest / min(h, w)
-        x = resize(x, (max(1, round(h * scale)), max(1, round(w * scale))))
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
-
-
 def _write_png(pixels: np.ndarray, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.part")
@@ -84,7 +74,7 @@ def convert_film(source: str | Path, target: str | Path, steps: FilmSteps) -> di
     image = read_image(source)
     pixels, maxval, info = steps.prepare(image)
     if not steps.clean:  # clean_film already levelled, resized and quantised
-        pixels = _eight_bit(pixels, maxval, steps.shortest)
+        pixels = to_uint8(resize_shortest(pixels.astype(np.float32) / np.float32(maxval), steps.shortest))
     _write_png(pixels, Path(target))
     return {"output": str(target), "height": int(pixels.shape[0]), "width": int(pixels.shape[1]), **info}
 

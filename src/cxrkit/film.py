@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .io import XrayImage
     from .orientation import OrientationFixer
 
-__all__ = ["clean_film", "trim_box", "FilmSteps"]
+__all__ = ["clean_film", "trim_box", "resize_shortest", "to_uint8", "FilmSteps"]
 
 
 def trim_box(pixels: np.ndarray, fuzz: float = 0.0, maxval: float = 1.0) -> tuple[int, int, int, int]:
@@ -58,11 +58,20 @@ def clean_film(pixels: np.ndarray, maxval: float, shortest: int | None = 512, fu
     low, high = float(x.min()), float(x.max())
     if high <= low:
         raise UnusableFilm("the film is blank: every pixel has the same value")
-    x = (x - low) / (high - low)
-    if shortest is not None:
-        h, w = x.shape
-        scale = shortest / min(h, w)
-        x = resize(x, (max(1, round(h * scale)), max(1, round(w * scale))))
+    return to_uint8(resize_shortest((x - low) / (high - low), shortest))
+
+
+def resize_shortest(x: np.ndarray, shortest: int | None) -> np.ndarray:
+    """Resize so the shortest side is ``shortest`` pixels, keeping the aspect ratio (None: as is)."""
+    if shortest is None:
+        return x
+    h, w = x.shape
+    scale = shortest / min(h, w)
+    return resize(x, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """``[0, 1]`` floats -> 0..255, rounded once."""
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 

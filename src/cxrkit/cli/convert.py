@@ -35,7 +35,8 @@ def convert(
     files = input_files(inputs)
     out_dir = output.resolve()
     if any(f.resolve().is_relative_to(out_dir) for f in files):
-        raise CxrkitError(f"--output {output} lies inside an input folder's files; choose a folder outside the inputs")
+        raise CxrkitError(f"--output {output} already holds some of the input images (it lies inside an input "
+                          "folder); choose an output folder outside the inputs")
     steps = _options.film_steps(clean, fix_orientation, fix_mirror, orientation_model, device,
                                 shortest=size or None, fuzz=trim_fuzz)
     targets = output_paths(files, inputs, output)
