@@ -24,7 +24,33 @@ def _validation_data(config: str, shared_data: Path):
     cfg.data.root = str(shared_data / "nih" / "images")
     cfg.data.label_file = str(shared_data / "nih" / "Data_Entry_2017_v2020.csv")
     cfg.data.cache = False  # decode only the validation films the test scores
+    if cfg.data.metadata:
+        cfg.data.metadata = [str(shared_data / "nih" / "sources.csv")]
     return prepare_data(cfg)
+
+
+def test_default_card_per_source_auc_is_reproduced_on_its_validation_split(shared_data):
+    """The number the README quotes (mean AUC on the less selected draw) is the card's, and holds."""
+    import torch
+
+    from cxrkit.evaluate import evaluate_predictions
+
+    model = create("densenet121.nih-demo")
+    data = _validation_data("nih-demo.yaml", shared_data)
+    valid = data.valid_set
+    probs = torch.sigmoid(predict_logits(model, valid)).numpy()
+    starter = valid.dataset.frame["source"].to_numpy() == "reproduce-chexnet-starter"
+    ids = [f"{i}" for i in range(len(valid))]
+    import pandas as pd
+
+    frame = lambda values: pd.DataFrame(values[starter], index=pd.Index(ids)[starter], columns=data.label_names)  # noqa: E731
+    result = evaluate_predictions(frame(probs), frame(valid.targets.numpy()), n_bootstrap=0)
+    mean = float(result.table.set_index("label").loc["mean", "auc"])
+    card = model.card.metrics["validation"]["subgroups"]["source"]["reproduce-chexnet-starter"]
+    assert card["images"] == int(starter.sum())
+    assert mean == pytest.approx(card["auc_mean"], abs=2e-3)
+    readme = (REPO / "README.md").read_text()
+    assert f"{card['auc_mean']:.3f}" in readme  # the README quotes the card's number
 
 
 def test_age_card_mae_is_reproduced_on_its_validation_split(shared_data):
@@ -76,6 +102,7 @@ def test_age_model_validates_on_patients_its_starting_weights_never_trained_on(s
         cfg = load_config(REPO / "configs" / config)
         cfg.data.root = str(shared_data / "nih" / "images")
         cfg.data.label_file = str(shared_data / "nih" / "Data_Entry_2017_v2020.csv")
+        cfg.data.metadata = [str(shared_data / "nih" / "sources.csv")]
         parts.append(split_train_valid(build_dataset(cfg.data, 224), cfg.data))
     age, demo = parts
     assert set(age["valid"].frame["path"]) == set(demo["valid"].frame["path"])

@@ -18,6 +18,7 @@ __all__ = [
     "WeightsError",
     "ChecksumMismatch",
     "DownloadError",
+    "OutputError",
 ]
 
 
@@ -71,3 +72,13 @@ class ChecksumMismatch(WeightsError):
 
 class DownloadError(CxrkitError, OSError):
     """A download failed (offline, timeout, HTTP error); the message says where to put a manual copy."""
+
+
+class OutputError(CxrkitError, OSError):
+    """An output could not be written (disk full, read-only, file-size limit); rows already
+    written are kept, so the run can continue with ``--resume`` once the cause is fixed."""
+
+    def __init__(self, path: object, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot write {self.path}: {reason}")

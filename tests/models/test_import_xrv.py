@@ -97,7 +97,12 @@ def test_import_state_dict_resnet_matches_torchvision_layout(tmp_path, example_i
         got = Predictor(ours).predict_batch(x)
     has = ~np.isnan(thresholds.numpy())
     assert np.abs(got[:, has] - expected[:, has]).max() < 1e-5
-    assert np.isnan(got[:, ~has]).all()  # e.g. 'Lung Lesion' has no published threshold
+    # e.g. 'Lung Lesion' has no published threshold: its raw probability, listed as uncalibrated
+    raw = Predictor(ours, calibrate=False).predict_batch(x)
+    trained = np.array([label in ours.card.trained_labels for label in PATHOLOGIES])
+    assert np.allclose(got[:, ~has & trained], raw[:, ~has & trained], atol=1e-6)
+    assert np.isnan(got[:, ~trained]).all()
+    assert set(ours.card.uncalibrated_labels) == {label for label, h in zip(PATHOLOGIES, has) if not h and label in ours.card.trained_labels}
 
 
 def test_malicious_checkpoint_runs_no_code(tmp_path):

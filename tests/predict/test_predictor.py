@@ -32,16 +32,21 @@ def test_calibration_switch(example_images, tiny_model_file):
     assert not np.isnan(c[:14]).any()
 
 
-def test_trained_label_without_threshold_is_left_empty(example_images, tiny_model_file):
+def test_trained_label_without_threshold_keeps_its_raw_probability(example_images, tiny_model_file):
+    """A trained output is never dropped: no threshold means the raw probability, and the card says so."""
     from cxrkit.models import create
 
     model = create(str(tiny_model_file))
     del model.card.thresholds["Atelectasis"]
-    predictor = Predictor(model)
+    assert model.card.uncalibrated_labels == ["Atelectasis"]
     image = read_image(example_images[0])
-    out = predictor.predict_batch(predictor.preprocess(image.pixels, image.maxval)[None])[0]
-    assert np.isnan(out[predictor.columns.index("Atelectasis")])
-    assert not np.isnan(out[predictor.columns.index("Effusion")])
+    x = Predictor(model).preprocess(image.pixels, image.maxval)[None]
+    calibrated = Predictor(model).predict_batch(x)[0]
+    raw = Predictor(model, calibrate=False).predict_batch(x)[0]
+    columns = Predictor(model).columns
+    at, eff = columns.index("Atelectasis"), columns.index("Effusion")
+    assert calibrated[at] == pytest.approx(raw[at], abs=1e-7)
+    assert calibrated[eff] != pytest.approx(raw[eff], abs=1e-7)  # Effusion keeps its operating point
 
 
 def test_rows_stay_in_input_order_with_errors_interleaved(example_images, tiny_model_file, tmp_path):

@@ -1,8 +1,10 @@
 """The batch loop shared by ``cxr predict``, ``cxr age`` and ``cxr convert``: one row per file
-into a resumable CSV/JSONL, a progress bar on a terminal, a summary, exit 3 when files failed."""
+into a resumable CSV/JSONL, a progress bar on a terminal, a summary, exit 3 when files failed,
+and on Ctrl-C one line saying what was kept, exit 130, no traceback."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import CxrkitError
 from ..predict import PredictionSummary, PredictionWriter, iter_image_files
-from ._output import EXIT_PARTIAL, err
+from ._output import EXIT_INTERRUPTED, EXIT_PARTIAL, err
 
 __all__ = ["input_files", "rows_into", "report", "add_maps"]
 
@@ -31,19 +33,34 @@ def input_files(paths: Sequence[Path]) -> list[Path]:
 @contextmanager
 def rows_into(writer: PredictionWriter, files: Sequence[Path], verb: str,
               before_write: RowStep | None = None) -> Iterator[RowStep]:
-    """A ``rows -> None`` sink that completes rows (``before_write``), writes them and advances a bar."""
+    """A ``rows -> None`` sink that completes rows (``before_write``), writes them and advances a bar.
+
+    Ctrl-C inside the block ends the command here: every row handed to the writer is already
+    on disk (it flushes each batch, whole rows only), so the run prints one line saying how
+    many rows were kept and how to continue, and exits 130.
+    """
     todo = sum(1 for f in files if str(f) not in writer.done)
-    with Progress(TextColumn(f"[bold]{verb}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, disable=not sys.stderr.isatty(), transient=False) as progress:
-        task = progress.add_task(verb, total=todo)
+    written = [0]
+    try:
+        with Progress(TextColumn(f"[bold]{verb}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err, disable=not sys.stderr.isatty(), transient=False) as progress:
+            task = progress.add_task(verb, total=todo)
 
-        def sink(rows: list[dict]) -> None:
-            if before_write is not None:
-                before_write(rows)
-            writer.write(rows)
-            progress.advance(task, len(rows))
+            def sink(rows: list[dict]) -> None:
+                if before_write is not None:
+                    before_write(rows)
+                writer.write(rows)
+                written[0] += len(rows)
+                progress.advance(task, len(rows))
 
-        yield sink
+            yield sink
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        where = f"in {writer.path}" if writer.path is not None else "on standard output"
+        hint = "; rerun the same command with --resume to continue" if writer.path is not None else ""
+        err.print(f"interrupted: {written[0]} new rows kept {where} "
+                  f"({len(writer.done) + written[0]} of {len(files)} files done){hint}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def report(summary: PredictionSummary, output: Path | None, detail: str) -> None:

@@ -9,12 +9,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "err", "emit", "table", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
+__all__ = ["console", "err", "emit", "table", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL",
+           "EXIT_OUTPUT", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a CxrkitError stopped the command
 EXIT_USAGE = 2  # bad flags (typer's own code)
 EXIT_PARTIAL = 3  # the command ran, but some inputs failed (see their error rows)
+EXIT_OUTPUT = 4  # the output could not be written (disk full, read-only, size limit); --resume continues
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention); finished rows are kept
 
 console = Console()
 err = Console(stderr=True)

@@ -45,6 +45,18 @@ def _thresholds_from(path: Path) -> dict[str, float]:
             if r.label != "mean" and not math.isnan(float(r.threshold))}
 
 
+def _age_bands(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        edges = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CxrkitError(f"--age-bands must be increasing numbers like 0,40,60,80, got {text!r}") from None
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise CxrkitError(f"--age-bands must be increasing numbers like 0,40,60,80, got {text!r}")
+    return edges
+
+
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.4g}"
@@ -74,12 +86,28 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap's numpy Generator."),
     task: str = typer.Option("multilabel", "--task", help="multilabel, or multiclass (softmax: accuracy + confusion matrix)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write ROC/PR/calibration PNGs."),
+    group_by: list[str] | None = typer.Option(None, "--group-by", help="Metadata column(s) for per-group AUCs, comma-separated or repeated: from the label file (View Position, Patient Gender; or view, sex, age), or a --metadata CSV (e.g. source)."),
+    metadata: list[Path] | None = typer.Option(None, "--metadata", help="Sidecar CSV(s) of per-image columns (site, source, scanner), matched by image file name (repeatable)."),
+    age_bands: str | None = typer.Option(None, "--age-bands", help="Cut an age column into bands at these edges, e.g. 0,40,60,80 (0-39, 40-59, 60-79, 80+)."),
+    shortcut_check: bool = typer.Option(False, "--shortcut-check", help="Probe whether the model's features (or pixels) reveal the first --group-by column; warn when they do and label rates differ by group. Needs --model, or --images for --probe-input pixels."),
+    probe_input: str = typer.Option("features", "--probe-input", help="What the shortcut probe sees: features (the model's pooled features) or pixels (the film at 32 x 32)."),
     fmt: str = _options.FORMAT,
 ) -> None:
     """Evaluate predictions against labels: metrics.csv with bootstrap CIs, plots and report.md.
 
     Ids are matched by file name. With --compare A B, writes compare.csv (DeLong per label).
+    With --group-by, also AUCs per subgroup with the gap to the rest (subgroups.csv, report.md).
     """
+    columns = [c.strip() for item in group_by or [] for c in item.split(",") if c.strip()]
+    bands = _age_bands(age_bands)
+    if shortcut_check and not columns:
+        raise CxrkitError("--shortcut-check needs --group-by COLUMN: the group the probe should try to recognise")
+    if shortcut_check and probe_input not in ("features", "pixels"):
+        raise CxrkitError(f"--probe-input must be features or pixels, got {probe_input!r}")
+    if shortcut_check and model is None and (probe_input == "features" or images is None):
+        raise CxrkitError("--shortcut-check needs --model (features), or --images DIR with --probe-input pixels")
+    if (columns or metadata) and compare is not None:
+        raise CxrkitError("--group-by/--metadata apply to --predictions and --model, not to --compare")
     if sum(x is not None for x in (predictions, compare, model)) != 1:
         raise CxrkitError("give one of --predictions FILE, --model NAME (with --dataset and --images) or --compare A.csv B.csv")
     if model is not None and (dataset in (None, "csv") or images is None):
@@ -106,11 +134,13 @@ def evaluate(
         emit(rows, fmt, table(list(ev.COMPARE_COLUMNS), [[_cell(r[c]) for c in ev.COMPARE_COLUMNS] for r in rows],
                               title=f"DeLong A vs B -> {output / 'compare.csv'}"))
         return
+    predictor = None
     if model is not None:
         from ..predict import Predictor
 
         files, table_ = model_eval.dataset_split_labels(dataset, labels, images, split=split, seed=split_seed)
-        preds = model_eval.predict_images(files, Predictor(model))
+        predictor = Predictor(model)
+        preds = model_eval.predict_images(files, predictor)
     else:
         preds = ev.load_predictions(predictions, id_column=id_column, prefix=prefix)
     result = ev.evaluate_predictions(
@@ -118,15 +148,38 @@ def evaluate(
         threshold_method=threshold_method, thresholds=_thresholds_from(thresholds_from) if thresholds_from else None,
         n_bootstrap=bootstrap, seed=seed, task=task,
     )
+    subgroups = probe = None
+    if columns:
+        groups = ev.group_table(columns, label_file=labels, metadata=metadata or (), meta=table_.meta, age_bands=bands)
+        subgroups = ev.evaluate_subgroups(result.scores, result.labels, groups, patients=result.patients,
+                                          n_bootstrap=bootstrap, seed=seed)
+        if shortcut_check:
+            scored = files if model is not None else [images / name for name in result.labels.index]
+            probe = model_eval.shortcut_check(scored, groups[columns[0]], result.patients, subgroups.rates,
+                                              predictor=predictor, kind=probe_input, n_bootstrap=bootstrap, seed=seed)
     # the exact command line, for report.md's "Reproduce" section (only when run as `cxr evaluate`)
     command = ("cxr evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                if len(sys.argv) > 1 and sys.argv[1] == "evaluate" else None)
-    ev.write_report(result, output, plots=plots, command=command,
+    ev.write_report(result, output, plots=plots, command=command, subgroups=subgroups, shortcut=probe,
                     sources={"predictions": str(predictions) if predictions else f"model {model} on {dataset} split {split}",
-                             "labels": str(labels)})
+                             "labels": str(labels), **({"metadata": ", ".join(map(str, metadata))} if metadata else {})})
     rows = result.table.to_dict("records")
     shown = ("label", "auc", "auc_ci_low", "auc_ci_high", "n_pos", "n_neg", "sensitivity", "specificity")
-    emit(rows, fmt, table(list(shown), [[_cell(r[c]) for c in shown] for r in rows],
-                          title=f"{result.n_images} images -> {output}"))
+    if subgroups is None:
+        emit(rows, fmt, table(list(shown), [[_cell(r[c]) for c in shown] for r in rows],
+                              title=f"{result.n_images} images -> {output}"))
+    else:
+        means = subgroups.table[subgroups.table["label"] == "mean"]
+        group_rows = means.to_dict("records")
+        shown_g = ("column", "group", "n_images", "auc", "auc_ci_low", "auc_ci_high")
+        pooled = next(r for r in rows if r["label"] == "mean")
+        emit({"metrics": rows, "subgroups": group_rows, "shortcut": probe.as_dict() if probe else None}, fmt,
+             table(list(shown_g), [["(pooled)", "all", str(result.n_images), *(_cell(pooled[c]) for c in shown_g[3:])],
+                                   *[[_cell(r[c]) for c in shown_g] for r in group_rows]],
+                   title=f"mean AUC by group -> {output}/report.md"))
+    if probe is not None and probe.warning:
+        from ._output import err
+
+        err.print(f"[bold yellow]warning:[/] {probe.warning}", highlight=False)
     # labels predicted but absent from the label file were logged as warnings by the library
     # and are listed in report.md; untrained (empty) outputs are listed there only.

@@ -1,7 +1,8 @@
 """Entry point of ``cxr``: registers the command groups and maps cxrkit errors to exit codes.
 
-Errors a user can fix (``CxrkitError``) print one line and exit 1; a traceback is
-shown only with ``CXRKIT_DEBUG=1``, because a stack trace is noise to most users.
+Errors a user can fix (``CxrkitError``) print one line and exit 1 (4 when the output
+could not be written, 130 on Ctrl-C); a traceback is shown only with ``CXRKIT_DEBUG=1``,
+because a stack trace is noise to most users.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from ..errors import CxrkitError
-from . import age, convert, datasets, evaluate, explain, models, predict, survival, train
-from ._output import EXIT_ERROR, err
+from ..errors import CxrkitError, OutputError
+from . import age, convert, datasets, evaluate, explain, models, predict, serve, survival, train
+from ._output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OUTPUT, err
 
 
 def _debug() -> bool:
@@ -32,7 +33,14 @@ class _CxrGroup(TyperGroup):
             if _debug():
                 raise
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(EXIT_ERROR) from None
+            raise typer.Exit(EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            # Ctrl-C outside a batch (loading a model, scanning folders): one line, the shell's
+            # code for SIGINT, no traceback. Batch commands say what they kept (cli/_batch.py).
+            if _debug():
+                raise
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 app = typer.Typer(
@@ -51,6 +59,7 @@ app.command("tune")(train.tune)
 app.command("evaluate")(evaluate.evaluate)
 app.command("explain")(explain.explain)
 app.command("survival")(survival.survival)
+app.command("serve")(serve.serve)
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 

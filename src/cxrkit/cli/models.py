@@ -40,8 +40,10 @@ def list_(fmt: str = _options.FORMAT) -> None:
 def info(name: str = typer.Argument(..., help="Model id, TorchXRayVision name or file."), fmt: str = _options.FORMAT) -> None:
     """Show a model's card: labels, thresholds, input contract, provenance, metrics."""
     card, path = resolve_card(name)
-    data = {**card.to_dict(), "card_path": str(path)}
-    rows = [[label or "(untrained)", card.thresholds.get(label, "") if label else ""] for label in card.labels]
+    data = {**card.to_dict(), "card_path": str(path), "uncalibrated_labels": card.uncalibrated_labels}
+    uncalibrated = set(card.uncalibrated_labels)
+    rows = [[label or "(untrained)", card.thresholds.get(label, "uncalibrated: raw probability" if label in uncalibrated
+                                                         else "") if label else ""] for label in card.labels]
     human = table(["label", "threshold"], rows, title=f"{card.name} ({card.architecture}, {card.input_size} px)")
     emit(data, fmt, human)
     if fmt != "json":

@@ -24,7 +24,7 @@ def predict(
     workers: int = typer.Option(1, "--workers", min=1, help="Decoding threads running ahead of the model."),
     resume: bool = typer.Option(False, "--resume", help="Skip files already in --output and append the rest."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output."),
-    calibrate: bool = typer.Option(True, "--calibrate/--raw", help="Apply the model's operating thresholds (0.5 = threshold)."),
+    calibrate: bool = typer.Option(True, "--calibrate/--raw", help="Apply the model's operating thresholds (0.5 = threshold). A label without one (too few validation positives to choose it; `cxr models info` lists them as uncalibrated) keeps its raw probability."),
     heatmaps: Path | None = typer.Option(None, "--heatmaps", help="Also write one explanation overlay per image and label into this folder."),
     heatmap_method: str = typer.Option("gradcam", "--heatmap-method", help="gradcam, gradcam++, cam, saliency, ig, occlusion or lime."),
     heatmap_labels: str = typer.Option("top3", "--heatmap-labels", help="top3 (the row's 3 highest scores), all, or names separated by commas."),

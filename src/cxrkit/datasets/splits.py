@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from cxrkit.datasets.base import XrayDataset
 
-__all__ = ["official_split", "patient_split", "split_dataset", "assert_no_leakage"]
+__all__ = ["official_split", "patient_split", "stratified_patient_split", "split_dataset", "assert_no_leakage"]
 
 
 def official_split(dataset: XrayDataset) -> dict[str, XrayDataset]:
@@ -49,6 +50,30 @@ def patient_split(patients: np.ndarray, ratios: Mapping[str, float], seed: int =
     assigned[order] = which
     row_split = assigned[inverse]
     return {name: np.flatnonzero(row_split == i) for i, name in enumerate(names)}
+
+
+def stratified_patient_split(patients: np.ndarray, strata: np.ndarray, ratios: Mapping[str, float],
+                             seed: int = 0) -> dict[str, np.ndarray]:
+    """:func:`patient_split` done separately within each stratum, so every part keeps each
+    stratum's share (e.g. each validation split holds ~20 % of every source's images).
+
+    A patient belongs to the stratum most of their images have (ties: the first value in
+    sorted order), so a patient is still never split. Without this, a small subgroup (221
+    films of one draw among 1,200) can land in validation with a handful of images.
+    """
+    patients = np.asarray(patients).astype(str)
+    strata = np.asarray(strata).astype(str)
+    frame = pd.DataFrame({"patient": patients, "stratum": strata})
+    counts = frame.groupby(["patient", "stratum"]).size().reset_index(name="n")
+    counts = counts.sort_values(["patient", "n", "stratum"], ascending=[True, False, True])
+    home = counts.drop_duplicates("patient").set_index("patient")["stratum"]
+    row_home = home.reindex(patients).to_numpy()
+    out: dict[str, list[np.ndarray]] = {name: [] for name in ratios}
+    for value in sorted(set(row_home)):
+        rows = np.flatnonzero(row_home == value)
+        for name, idx in patient_split(patients[rows], ratios, seed).items():
+            out[name].append(rows[idx])
+    return {name: np.sort(np.concatenate(parts)) if parts else np.array([], dtype=int) for name, parts in out.items()}
 
 
 def split_dataset(dataset: XrayDataset, ratios: Mapping[str, float] | None = None, seed: int = 0,

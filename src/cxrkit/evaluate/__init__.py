@@ -19,10 +19,22 @@ from .loaders import (
 )
 from .metrics import THRESHOLD_METHODS, LabelMetrics, auroc, binary_metrics, choose_threshold, metrics_at_threshold
 from .multiclass import MulticlassResult, multiclass_metrics, true_classes
+from .groups import group_table
 from .report import write_compare, write_report
+from .shortcut import ProbeResult, shortcut_probe, shortcut_warning
+from .subgroups import GAP_COLUMNS, SUBGROUP_COLUMNS, SubgroupResult, evaluate_subgroups, label_rates
 
 __all__ = [
     "evaluate_predictions",
+    "evaluate_subgroups",
+    "group_table",
+    "label_rates",
+    "SubgroupResult",
+    "SUBGROUP_COLUMNS",
+    "GAP_COLUMNS",
+    "shortcut_probe",
+    "shortcut_warning",
+    "ProbeResult",
     "compare_predictions",
     "write_report",
     "write_compare",

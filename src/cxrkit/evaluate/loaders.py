@@ -13,10 +13,11 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import pandas as pd
 
+from cxrkit.datasets.metadata import file_name
 from cxrkit.labels import NIH_PATHOLOGIES, PATHOLOGIES
 
 from .errors import InputFileError, PrefixMatchesNothing
@@ -49,12 +50,10 @@ class LabelTable:
     labels: pd.DataFrame
     patients: pd.Series | None = None
     source: str = ""
+    meta: pd.DataFrame | None = None  # per-image metadata the source knows (view, sex, age), indexed like labels
 
 
-def image_id(path: object) -> str:
-    """The file name of a path written on any OS (``C:\\a\\b.png`` and ``/a/b.png`` both give ``b.png``)."""
-    text = str(path).strip()
-    return PureWindowsPath(text).name if "\\" in text else PurePosixPath(text).name
+image_id = file_name  # one rule for matching files by name, shared with dataset metadata
 
 
 def canonical_label(name: str) -> str:
@@ -175,7 +174,8 @@ def load_labels_csv(path: str | Path, *, id_column: str | None = None, patient_c
     labels = _binary_labels(frame, path)
     if labels.shape[1] == 0:
         raise InputFileError(path, "no label column (0/1 values) found")
-    return LabelTable(labels=labels, patients=patients, source=str(path))
+    meta = frame[[c for c in frame.columns if canonical_label(c) not in labels.columns]]
+    return LabelTable(labels=labels, patients=patients, source=str(path), meta=meta)
 
 
 def load_dataset_labels(path: str | Path, dataset: str) -> LabelTable:
@@ -213,7 +213,10 @@ def _table_from(data, path: Path, dataset: str) -> LabelTable:
     frame.insert(1, "patient_id", data.frame["patient_id"].astype(str).to_numpy())
     indexed = _index_by_id(frame, "path", path)
     patients = indexed.pop("patient_id")
-    return LabelTable(labels=indexed, patients=patients, source=str(path))
+    meta_columns = [c for c in ("view", "sex", "age") if c in data.frame.columns]
+    meta = data.frame[meta_columns].copy()
+    meta.index = indexed.index
+    return LabelTable(labels=indexed, patients=patients, source=str(path), meta=meta)
 
 
 def load_nih_labels(path: str | Path) -> LabelTable:

@@ -17,7 +17,12 @@ import pandas as pd
 from .errors import InputFileError
 from .loaders import LabelTable, _table_from
 
-__all__ = ["dataset_split_labels", "predict_images"]
+__all__ = ["dataset_split_labels", "predict_images", "probe_inputs", "shortcut_check", "PROBE_INPUTS"]
+
+#: What the shortcut probe looks at: the model's pooled features, or the film itself.
+PROBE_INPUTS = ("features", "pixels")
+#: Side of the downsampled film the pixel probe sees (32 x 32 = 1,024 values, as many as DenseNet's features).
+PIXEL_PROBE_SIZE = 32
 
 #: 80/20 by patient, the ratios of the shipped training configs.
 DEFAULT_RATIOS = {"train": 0.8, "valid": 0.2}
@@ -50,3 +55,68 @@ def predict_images(files: list[Path], predictor, batch_size: int = 8) -> pd.Data
     frame = pd.DataFrame([{c: r[c] for c in predictor.columns} for r in rows],
                          index=pd.Index([Path(r["file"]).name for r in rows], name="id"), columns=predictor.columns)
     return frame.astype(float)
+
+
+def probe_inputs(files: list[Path], predictor=None, kind: str = "features", batch_size: int = 16) -> pd.DataFrame:
+    """One row per readable file (indexed by file name): the model's pooled features, or the
+    model input downsampled to 32 x 32 pixels (``predictor`` may then be None: films are read
+    at 224 px). Unreadable files are left out (their prediction rows already say why)."""
+    import cv2
+    import numpy as np
+    import torch
+
+    from cxrkit.errors import CxrkitError
+    from cxrkit.io import read_image
+
+    if kind not in PROBE_INPUTS:
+        raise InputFileError(kind, f"probe input must be one of {', '.join(PROBE_INPUTS)}")
+    if predictor is None and kind == "features":
+        raise InputFileError(kind, "the feature probe needs a model (--model); the pixel probe does not")
+    from cxrkit.preprocess import model_input as to_input
+
+    prepare = predictor.prepare if predictor is not None else (lambda image: (to_input(image.pixels, image.maxval, 224), {}))
+    ids, rows, batch = [], [], []
+
+    def flush() -> None:
+        if not batch:
+            return
+        x = torch.from_numpy(np.stack(batch))
+        if kind == "pixels":
+            small = [cv2.resize(b[0], (PIXEL_PROBE_SIZE, PIXEL_PROBE_SIZE), interpolation=cv2.INTER_AREA)
+                     for b in batch]
+            rows.extend(s.reshape(-1) / 1024.0 for s in small)
+        else:
+            with torch.inference_mode():
+                model = predictor.model
+                rows.extend(model.forward_features(x.to(predictor.device)).float().cpu().numpy())
+        batch.clear()
+
+    for path in files:
+        try:
+            model_input, _ = prepare(read_image(path))
+        except CxrkitError:
+            continue
+        ids.append(Path(path).name)
+        batch.append(model_input)
+        if len(batch) == batch_size:
+            flush()
+    flush()
+    return pd.DataFrame(np.asarray(rows), index=pd.Index(ids, name="id"))
+
+
+def shortcut_check(files: list[Path], groups: pd.Series, patients: pd.Series | None, rates: pd.DataFrame, *,
+                   predictor=None, kind: str = "features", n_bootstrap: int = 1000, seed: int = 0):
+    """Probe whether ``groups`` (ids -> group, e.g. source) can be read off the model's features or
+    the pixels of ``files``; warn when it can and ``rates`` (label rates by group) differ."""
+    from .shortcut import shortcut_probe, shortcut_warning
+    from .subgroups import differing_labels
+
+    inputs = probe_inputs(files, predictor, kind)
+    ids = inputs.index.intersection(groups.dropna().index)
+    if len(ids) == 0:
+        raise InputFileError(groups.name or "group", "no probed image has a group value")
+    inputs = inputs.loc[ids]
+    pids = patients.reindex(ids).fillna(pd.Series("image:" + ids, index=ids)).tolist() if patients is not None else None
+    probe = shortcut_probe(inputs.to_numpy(), groups.loc[ids].tolist(), pids, column=str(groups.name), kind=kind,
+                           n_bootstrap=n_bootstrap, seed=seed)
+    return shortcut_warning(probe, differing_labels(rates, str(groups.name)))

@@ -21,7 +21,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from .metrics import metrics_at_threshold, valid_pairs
 
-__all__ = ["slug", "plot_roc", "plot_pr", "plot_calibration", "plot_confusion"]
+__all__ = ["slug", "plot_roc", "plot_pr", "plot_calibration", "plot_confusion", "plot_subgroups"]
 
 _DPI = 100
 
@@ -138,5 +138,33 @@ def plot_confusion(confusion: pd.DataFrame, path: str | Path, *, title: str = "C
     ax.set_yticks(range(k), [str(c) for c in confusion.index])
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def plot_subgroups(table: pd.DataFrame, column: str, path: str | Path) -> Path:
+    """Forest plot of one column's groups: AUC and 95 % CI per label (and the mean), one colour per group."""
+    part = table[table["column"] == column]
+    groups = list(dict.fromkeys(part["group"]))
+    labels = list(dict.fromkeys(part["label"]))
+    labels = [name for name in labels if name != "mean"] + (["mean"] if "mean" in labels else [])
+    fig = Figure(figsize=(6.5, 0.42 * len(labels) + 1.4))
+    ax = fig.add_subplot()
+    height = 0.8 / max(len(groups), 1)
+    for k, group in enumerate(groups):
+        rows = part[part["group"] == group].set_index("label")
+        ys, xs, lo, hi = [], [], [], []
+        for i, name in enumerate(labels):
+            if name in rows.index and np.isfinite(rows.at[name, "auc"]):
+                ys.append(len(labels) - 1 - i + (k - (len(groups) - 1) / 2) * height)
+                xs.append(rows.at[name, "auc"])
+                lo.append(rows.at[name, "auc"] - np.nan_to_num(rows.at[name, "auc_ci_low"], nan=rows.at[name, "auc"]))
+                hi.append(np.nan_to_num(rows.at[name, "auc_ci_high"], nan=rows.at[name, "auc"]) - rows.at[name, "auc"])
+        n = int(rows["n_images"].iloc[0]) if len(rows) else 0
+        ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=4, capsize=2, color=f"C{k}", label=f"{group} ({n} images)")
+    ax.axvline(0.5, ls="--", color="grey", lw=1)
+    ax.set_yticks(range(len(labels)), labels[::-1])
+    ax.set(xlim=(0, 1), xlabel="AUC (95 % CI)", title=f"AUC by {column}")
+    ax.legend(loc="lower left", fontsize="small")
     fig.tight_layout()
     return _save(fig, Path(path))

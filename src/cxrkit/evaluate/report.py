@@ -16,6 +16,9 @@ import pandas as pd
 
 from .evaluation import COMPARE_COLUMNS, METRICS_COLUMNS, Evaluation
 from .plots import plot_calibration, plot_confusion, plot_pr, plot_roc, slug
+from .shortcut import ProbeResult
+from .subgroup_report import write_subgroups
+from .subgroups import SubgroupResult
 
 __all__ = ["write_report", "write_compare"]
 
@@ -46,8 +49,14 @@ def write_report(
     plots: bool = True,
     sources: Mapping[str, str] | None = None,
     command: str | None = None,
+    subgroups: SubgroupResult | None = None,
+    shortcut: ProbeResult | None = None,
 ) -> dict[str, Path]:
-    """Write every artefact into ``output`` (created if needed); returns name -> path."""
+    """Write every artefact into ``output`` (created if needed); returns name -> path.
+
+    ``subgroups`` / ``shortcut`` add the per-group tables, forest plots and the shortcut
+    check (see :mod:`.subgroup_report`) to the folder and to ``report.md``.
+    """
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -74,12 +83,18 @@ def write_report(
         if plots:
             files["confusion"] = plot_confusion(multi.confusion, out / "plots" / "confusion_matrix.png")
 
+    extra: list[str] = []
+    if subgroups is not None:
+        group_files, extra = write_subgroups(subgroups, out, plots=plots, shortcut=shortcut)
+        files.update(group_files)
     files["report.md"] = out / "report.md"
-    files["report.md"].write_text(_report_md(evaluation, table, figures, files, out, sources, command), encoding="utf-8")
+    files["report.md"].write_text(_report_md(evaluation, table, figures, files, out, sources, command, extra),
+                                  encoding="utf-8")
     return files
 
 
-def _report_md(ev: Evaluation, table: pd.DataFrame, figures, files, out: Path, sources, command) -> str:
+def _report_md(ev: Evaluation, table: pd.DataFrame, figures, files, out: Path, sources, command,
+               subgroup_lines: list[str]) -> str:
     lines = ["# Evaluation report", ""]
     if sources:
         lines += [f"- {key}: `{value}`" for key, value in sources.items()]
@@ -112,6 +127,7 @@ def _report_md(ev: Evaluation, table: pd.DataFrame, figures, files, out: Path, s
             by_reason.setdefault(why, []).append(name)
         lines += ["Prediction columns not scored:", ""]
         lines += [f"- {why}: {', '.join(names)}" for why, names in by_reason.items()] + [""]
+    lines += subgroup_lines
     if ev.multiclass is not None:
         m = ev.multiclass
         lines += ["## Multi-class", "", f"Accuracy (argmax): {_fmt(m.accuracy)} on {m.n} images.", "",

@@ -22,7 +22,12 @@ Rules (documented here because they decide what a radiologist sees):
   values display white"; either or both invert the output exactly once.
   For DX images PS3.3 C.8.11.6.1.2 requires INVERSE together with MONOCHROME1,
   so the two are one statement said twice, not two inversions.
-* Output: float32 in ``[0, maxval]`` with ``maxval = 2**BitsStored - 1``.
+* **Unusable values are absent values**: a NaN/inf window or rescale value, a zero
+  RescaleSlope (DCMTK ignores it too) or a slope/intercept beyond +-1e30 (float32 would
+  overflow), and a VOI or Modality LUT whose descriptor or data cannot be a table, are
+  ignored as if missing (then the next rule applies). A header's display hints must never
+  turn decodable pixels into NaN or a crash; the pixels are the data.
+* Output: float32 in ``[0, maxval]`` with ``maxval = 2**BitsStored - 1``, always finite.
 """
 
 from __future__ import annotations
@@ -38,18 +43,57 @@ log = logging.getLogger(__name__)
 
 #: A stored window must contain at least this fraction of the (sampled) pixels to be used.
 MIN_INSIDE_FRACTION = 0.05
+#: Largest |RescaleSlope| and |RescaleIntercept| used: beyond it float32 arithmetic overflows.
+MAX_RESCALE = 1e30
 
 
 def _first(value: Any) -> float | None:
-    """First number of a possibly multi-valued DICOM element, or None."""
+    """First number of a possibly multi-valued DICOM element, or None (also for NaN and inf)."""
     if value is None:
         return None
     try:
         if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
             value = value[0]
-        return float(value)
-    except (TypeError, ValueError, IndexError):
+        number = float(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    return number if np.isfinite(number) else None
+
+
+def _rescale(ds: Any) -> tuple[float, float]:
+    """RescaleSlope/RescaleIntercept, with unusable values (0, NaN, inf, beyond 1e30) ignored."""
+    slope = _first(ds.get("RescaleSlope"))
+    intercept = _first(ds.get("RescaleIntercept"))
+    if slope is None or slope == 0 or abs(slope) > MAX_RESCALE:
+        if slope is not None:
+            log.debug("ignoring unusable RescaleSlope %r", slope)
+        slope = 1.0
+    if intercept is None or abs(intercept) > MAX_RESCALE:
+        intercept = 0.0
+    return slope, intercept
+
+
+def _lut_item(item: Any) -> tuple[int, int, int] | None:
+    """A LUT item's descriptor (entries, first input, bits) if it and its data can be a table.
+
+    PS3.3 C.11.1.1: three values, entries 0 meaning 65536, bits 8 or 16 (vendors write 10-16);
+    the data must hold at least one entry. Anything else is a corrupt table, and None.
+    """
+    try:
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        data = item["LUTData"].value
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if len(descriptor) != 3 or not 1 <= descriptor[2] <= 16 or data is None:
+        return None
+    n = descriptor[0] or 65536
+    if isinstance(data, (bytes, bytearray)):
+        size = len(data) // 2
+    else:
+        size = len(data) if hasattr(data, "__len__") else 1
+    if size < 1 or n < 1:
+        return None
+    return n, descriptor[1], descriptor[2]
 
 
 def _window_bounds(center: float, width: float, function: str) -> tuple[float, float]:
@@ -67,14 +111,14 @@ def _lookup(values: np.ndarray, item: Any, ds: Any) -> tuple[np.ndarray, float]:
     the table index in the LUT's own dtype, so with an 8-bit LUT an input of 4080 wraps
     to index 240 instead of clipping to the last entry.
     """
-    n, first, bits = (int(v) for v in item.LUTDescriptor)
-    n = n or 65536
+    n, first, bits = _lut_item(item)  # type: ignore[misc]  (checked by the caller)
     if int(ds.get("PixelRepresentation", 0)) == 1 and first >= 32768:
         first -= 65536  # descriptor stored as US although the first input is negative
     elem = item["LUTData"]
     if isinstance(elem.value, (bytes, bytearray)):
         little = getattr(ds, "original_encoding", (None, True))[1] is not False
-        lut = np.frombuffer(elem.value, dtype="<u2" if little else ">u2")[:n]
+        data = elem.value[: len(elem.value) // 2 * 2]  # an odd byte cannot be a 16-bit entry
+        lut = np.frombuffer(data, dtype="<u2" if little else ">u2")[:n]
     else:
         lut = np.asarray(elem.value if elem.VM > 1 else [elem.value])
     lut = lut.astype(np.float32)
@@ -105,19 +149,30 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
 
     # --- Modality LUT -------------------------------------------------------------
     slope, intercept = 1.0, 0.0
-    if "ModalityLUTSequence" in ds and len(ds.ModalityLUTSequence):
+    modality_lut = ds.get("ModalityLUTSequence")
+    mapped = None
+    if modality_lut and _lut_item(modality_lut[0]) is not None:
         from pydicom.pixels import apply_modality_lut
 
-        raw = np.asarray(apply_modality_lut(raw, ds))
+        try:
+            mapped = np.asarray(apply_modality_lut(raw, ds))
+        except Exception as exc:  # pydicom's ValueError/OverflowError/IndexError... on a broken table
+            log.debug("ignoring a Modality LUT Sequence pydicom cannot apply: %s", type(exc).__name__)
+    if mapped is not None and mapped.shape == raw.shape:
+        raw = mapped
         log.debug("applied Modality LUT Sequence")
     else:
-        slope = _first(ds.get("RescaleSlope")) or 1.0
-        intercept = _first(ds.get("RescaleIntercept")) or 0.0
+        if modality_lut:
+            log.debug("ignoring a Modality LUT Sequence without a usable table")
+        slope, intercept = _rescale(ds)
 
     # --- VOI LUT Sequence (rare: a table lookup) --------------------------------------
-    if "VOILUTSequence" in ds and len(ds.VOILUTSequence):
+    voi_lut = ds.get("VOILUTSequence")
+    if voi_lut and _lut_item(voi_lut[0]) is None:
+        log.debug("ignoring a VOI LUT Sequence without a usable table")
+    elif voi_lut:
         values = raw if (slope, intercept) == (1.0, 0.0) else np.rint(raw * slope + intercept)
-        out, white = _lookup(values, ds.VOILUTSequence[0], ds)
+        out, white = _lookup(values, voi_lut[0], ds)
         out *= np.float32(maxval / white)
         if invert:
             np.subtract(np.float32(maxval), out, out=out)
@@ -165,13 +220,18 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
     a, b = slope * scale, (intercept - lo) * scale
     if invert:
         a, b = -a, maxval - b
-    out = raw.astype(np.float32)
     if a == 0:  # constant image (max == min): nothing to stretch
+        out = raw.astype(np.float32)
         out.fill(np.float32(min(max(b, 0.0), maxval)))
         return out, info
     # y = a*raw + b written as (raw - z) * a, z = the raw value shown black: subtracting
     # first keeps float32 exact for the common integer min/max case (no 1e6-sized terms).
-    out -= np.float32(-b / a)
-    out *= np.float32(a)
+    z = -b / a
+    if abs(z) < MAX_RESCALE and abs(a) > 1e-30:
+        out = raw.astype(np.float32)
+        out -= np.float32(z)
+        out *= np.float32(a)
+    else:  # a vast or tiny window: float32 would overflow to inf (then NaN); float64 holds it
+        out = (raw.astype(np.float64) * a + b).astype(np.float32)
     np.clip(out, 0, maxval, out=out)
     return out, info

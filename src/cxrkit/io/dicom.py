@@ -61,7 +61,20 @@ _FALLBACK = {
     "1.2.840.10008.1.2.4.51": ("jpeg8_decode", "jpeg_decode"),  # JPEG Extended (12-bit)
 }
 
+# JPEG (ISO 10918) and JPEG-LS codestreams end with the EOI marker FFD9. Without it the
+# frame was cut short, and the decoders do not say so: libjpeg returns the missing rows
+# blank or as noise, CharLS spends ~5 s (2140x1760) before failing. Checked up front, as
+# the raster reader does for .jpg files. (JPEG 2000 needs no check: OpenJPEG fails cleanly.)
+_NEEDS_EOI = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                        "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
+
 _AGE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
+# Quoted text in a library's message is usually an element's value, which can be a name or
+# an ID once a corrupt length makes one element swallow its neighbours: never echo it.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|b'[^']*'")
+# A header value echoed in a message must look like the code it should be (CS: upper case,
+# digits, space, underscore; UI: digits and dots), or it is not shown at all.
+_CODE = re.compile(r"^[A-Z0-9 _]{0,16}$|^[0-9.]{1,64}$")
 _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 1.0}
 
 
@@ -76,8 +89,12 @@ def _quiet() -> Iterator[None]:
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:
-    """One line of a decoder's message: the first plugin's complaint, without the boilerplate."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    """One line of a decoder's message: the first plugin's complaint, without the boilerplate.
+
+    Quoted values are replaced by ``'...'``: pydicom quotes element values in its errors, and
+    in a corrupt file the value of an element can be the bytes of the patient's name.
+    """
+    lines = [_QUOTED.sub("'...'", ln.strip()) for ln in str(exc).splitlines() if ln.strip()]
     if len(lines) > 1 and lines[0].lower().startswith("unable to decode"):
         lines = lines[1:]
     text = " ".join(lines[:1]) or type(exc).__name__
@@ -92,6 +109,29 @@ def parse_age(value: Any) -> float | None:
     if not m:
         return None
     return round(int(m.group(1)) * _AGE_UNIT_YEARS[m.group(2).upper()], 4)
+
+
+def _code(value: Any) -> str:
+    """A header value fit for an error message: quoted if it looks like a DICOM code, else withheld."""
+    text = str(value).strip()
+    return repr(text) if _CODE.match(text) else "(an invalid value)"
+
+
+def _int(path: Path, ds: Any, keyword: str, default: int | None = None) -> int:
+    """An integer header element, or UnreadableImage naming the element (never a bare ValueError)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        if default is None:
+            raise UnreadableImage(path, f"DICOM image without {keyword}")
+        return default
+    try:
+        number = float(value[0] if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+                       else value)
+    except (TypeError, ValueError, IndexError):
+        raise UnreadableImage(path, f"invalid {keyword} in the DICOM header: not a number") from None
+    if not number.is_integer():
+        raise UnreadableImage(path, f"invalid {keyword} in the DICOM header: not an integer")
+    return int(number)
 
 
 def _text(ds: Any, keyword: str) -> str | None:
@@ -138,7 +178,7 @@ def _imagecodecs_decode(ds: Any, names: tuple[str, ...] | str) -> np.ndarray:
             error = ValueError(f"decoded shape {arr.shape} != {ds.Rows}x{ds.Columns}")
             continue
         if int(ds.get("PixelRepresentation", 0)) == 1:
-            arr = _to_signed(arr, int(ds.get("BitsStored", ds.BitsAllocated)))
+            arr = _to_signed(arr, int(ds.get("BitsStored") or ds.BitsAllocated))
         return arr
     assert error is not None
     raise error
@@ -148,8 +188,15 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
     """Decode the single frame of ``ds``; any decoder failure becomes UnreadableImage."""
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     uid = str(ts) if ts else ""
+    if ts is None or not getattr(ts, "is_transfer_syntax", False):
+        # pydicom's UID.is_compressed raises ValueError for such a UID: say what is wrong instead.
+        raise UnreadableImage(
+            path, f"(0002,0010) Transfer Syntax UID {_code(uid)} is not a DICOM transfer syntax: corrupt file meta"
+        )
     ts_name = getattr(ts, "name", uid) or "unknown transfer syntax"
-    compressed = bool(ts is not None and getattr(ts, "is_compressed", False))
+    compressed = bool(ts.is_compressed)
+    if uid in _NEEDS_EOI:
+        _check_end_of_image(path, ds, ts_name)
 
     if uid in _FAST and int(ds.get("PixelRepresentation", 0)) == 0:
         try:
@@ -162,7 +209,11 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
     try:
         with _quiet():
             return np.asarray(ds.pixel_array)
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        # Not only Exception: pylibjpeg-rle is Rust, and a corrupt RLE segment makes it panic
+        # with pyo3's PanicException, a BaseException that would otherwise end a whole batch.
         first_error = exc
     message = str(first_error)
     if "missing" in message.lower() and "dependenc" in message.lower():
@@ -172,9 +223,11 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
     if uid in _FALLBACK:
         try:
             return _imagecodecs_decode(ds, _FALLBACK[uid])
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
         except ImportError:
             raise MissingDependency("imagecodecs", f"Decoding DICOM pixel data compressed as {ts_name}") from None
-        except Exception as exc:
+        except BaseException as exc:
             log.debug("imagecodecs fallback failed on %s: %s", ts_name, _short(exc))
     what = "compressed" if compressed else "uncompressed"
     raise UnreadableImage(
@@ -182,20 +235,38 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
     ) from None
 
 
+def _check_end_of_image(path: Path, ds: Any, ts_name: str) -> None:
+    """Refuse a JPEG/JPEG-LS frame without its end-of-image marker (see ``_NEEDS_EOI``)."""
+    from pydicom.encaps import get_frame
+
+    try:
+        frame = get_frame(ds.PixelData, 0, number_of_frames=1)
+    except Exception:
+        return  # broken encapsulation: the decoders below fail on it with their own message
+    # Encoders pad a frame to even length with 00 (or FF, a fill byte before a marker).
+    if not bytes(frame[-64:]).rstrip(b"\x00\xff").endswith(b"\xff\xd9"):
+        raise UnreadableImage(
+            path, f"truncated {ts_name} pixel data: the codestream has no end-of-image marker (file cut short?)"
+        )
+
+
 def _check_supported(path: Path, ds: Any) -> None:
     """Refuse valid DICOM that is not one greyscale radiograph, saying what was found."""
+    from pydicom.uid import UID
+
     modality = _text(ds, "Modality")
     if modality is not None and modality.upper() not in RADIOGRAPH_MODALITIES:
         raise UnsupportedDicom(
             path,
-            f"modality {modality!r} is not a projection radiograph; cxrkit reads "
+            f"modality {_code(modality)} is not a projection radiograph; cxrkit reads "
             f"{', '.join(sorted(RADIOGRAPH_MODALITIES))} (or no Modality)",
         )
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise UnsupportedDicom(path, "floating-point pixel data is not a radiograph")
         sop = ds.get("SOPClassUID")
-        kind = f" (SOP class: {getattr(sop, 'name', sop)})" if sop else ""
+        known = isinstance(sop, UID) and sop.name != str(sop)  # a registered UID has a name
+        kind = f" (SOP class: {sop.name if known else _code(sop)})" if sop else ""
         raise UnsupportedDicom(path, f"contains no pixel data{kind}")
     frames = ds.get("NumberOfFrames")
     try:
@@ -206,16 +277,35 @@ def _check_supported(path: Path, ds: Any) -> None:
         raise UnsupportedDicom(
             path, f"multi-frame DICOM ({n_frames} frames): cxrkit reads single-frame radiographs"
         )
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    samples = _int(path, ds, "SamplesPerPixel", 1) or 1
     photometric = (_text(ds, "PhotometricInterpretation") or "MONOCHROME2").upper()
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise UnsupportedDicom(
             path,
-            f"colour image (PhotometricInterpretation {photometric}, {samples} samples per "
+            f"colour image (PhotometricInterpretation {_code(photometric)}, {samples} samples per "
             "pixel): radiographs are MONOCHROME1/MONOCHROME2",
         )
     if "Rows" not in ds or "Columns" not in ds or "BitsAllocated" not in ds:
         raise UnreadableImage(path, "DICOM image without Rows, Columns or BitsAllocated")
+
+
+def _geometry(path: Path, ds: Any) -> tuple[int, int, int]:
+    """Rows, columns and bits stored, checked: the white level ``2**BitsStored - 1`` depends on them.
+
+    BitsStored above BitsAllocated (or outside 1..32) is a corrupt header with no right white
+    level: 2**40 - 1 would make every film black, 2**65535 overflows. It is refused, not guessed.
+    """
+    rows, cols = _int(path, ds, "Rows"), _int(path, ds, "Columns")
+    if rows < 1 or cols < 1:
+        raise UnreadableImage(path, f"DICOM header claims a {rows}x{cols} image (Rows x Columns): corrupt header")
+    allocated = _int(path, ds, "BitsAllocated")
+    stored = _int(path, ds, "BitsStored", allocated) or allocated  # 0 or missing: all bits allocated
+    if not 1 <= allocated <= 32 or not 1 <= stored <= allocated:
+        raise UnreadableImage(
+            path, f"inconsistent bit depth in the DICOM header: BitsStored {stored}, BitsAllocated {allocated} "
+            "(BitsStored must be 1..BitsAllocated, BitsAllocated at most 32)"
+        )
+    return rows, cols, stored
 
 
 def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
@@ -233,6 +323,10 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
         has_preamble = _has_preamble(path)
         with _quiet():
             ds = pydicom.dcmread(path, force=not has_preamble)
+            # pydicom converts elements lazily, so a corrupt VR or value would otherwise raise
+            # (NotImplementedError, ValueError...) wherever the header is first read. Convert
+            # every element now, inside this try: one clear error for a corrupt header.
+            ds.walk(lambda _ds, _elem: None)
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _short(exc)
         raise UnreadableImage(path, f"not a readable DICOM file: {reason}") from None
@@ -240,7 +334,7 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
         raise UnreadableImage(path, f"not a readable DICOM file: {_short(exc)}") from None
     _ensure_transfer_syntax(ds)
     _check_supported(path, ds)
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    rows, cols, bits = _geometry(path, ds)
     check_pixel_count(path, cols, rows)
 
     raw = _decode(path, ds)
@@ -248,7 +342,6 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
         raise UnsupportedDicom(
             path, f"decoded pixel array has shape {raw.shape}, expected one {rows}x{cols} frame"
         )
-    bits = int(ds.get("BitsStored") or ds.BitsAllocated)
     maxval = float(2**bits - 1)
     pixels, info = to_display(raw, ds, maxval)
 

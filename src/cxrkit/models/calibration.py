@@ -4,9 +4,11 @@ A calibrated model maps each label's chosen operating threshold ``t`` to 0.5, li
 on each side: ``p / (2t)`` below it and ``1 - (1 - p) / (2 (1 - t))`` above it, so
 "> 0.5 means positive at the validated operating point" holds for every label.
 
-One deliberate difference: where a label has no threshold, TorchXRayVision returns a
-constant 0.5; cxrkit returns NaN (reported as an empty cell), because a fake 0.5 reads
-as "exactly on the fence" rather than "not calibrated".
+One deliberate difference: where a label has no threshold (too few validation positives
+to choose one, e.g. Hernia in a small sample, or none published), TorchXRayVision returns
+a constant 0.5, which reads as "exactly on the fence" and throws a trained output away.
+cxrkit keeps that label's raw probability instead, and the model card lists the label as
+uncalibrated (``ModelCard.uncalibrated_labels``), so its 0.5 is *not* an operating point.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ def threshold_vector(labels: Sequence[str | None], thresholds: Mapping[str, floa
 
 
 def apply_operating_points(probs: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """Rescale probabilities ``(N, K)`` so each label's threshold maps to 0.5; NaN where no threshold."""
+    """Rescale probabilities ``(N, K)`` so each label's threshold maps to 0.5; unchanged where no threshold."""
     t = thresholds.to(device=probs.device, dtype=probs.dtype).expand_as(probs)
     below = probs / (2 * t)
     above = 1 - (1 - probs) / (2 * (1 - t))
     out = torch.where(probs < t, below, above)
-    return torch.where(torch.isnan(t), torch.full_like(probs, float("nan")), out)
+    return torch.where(torch.isnan(t), probs, out)

@@ -60,6 +60,17 @@ class ModelCard:
         """Labels the head actually predicts, in head order."""
         return [label for label in self.labels if label]
 
+    @property
+    def uncalibrated_labels(self) -> list[str]:
+        """Trained labels without an operating threshold: calibrated output gives their raw probability.
+
+        Empty for a model with no thresholds at all (nothing is calibrated then, and
+        ``cxr predict`` says so) and for non-multilabel tasks.
+        """
+        if self.task != "multilabel" or not self.thresholds:
+            return []
+        return [label for label in self.trained_labels if label not in self.thresholds]
+
     def validate(self) -> "ModelCard":
         """Check the card is self-consistent; raise :class:`WeightsError` naming the problem."""
         problems = []

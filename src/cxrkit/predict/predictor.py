@@ -74,9 +74,9 @@ class Predictor:
         self._thresholds = None
         if calibrate and card.task == "multilabel" and card.thresholds:
             self._thresholds = threshold_vector(head, card.thresholds).to(self.device)
-            missing = [label for label in card.trained_labels if label not in card.thresholds]
-            if missing:
-                log.warning("%s has no operating threshold for %s; calibrated output is empty there", card.name, missing)
+            if card.uncalibrated_labels:
+                log.info("%s has no operating threshold for %s: those columns hold raw probabilities",
+                         card.name, card.uncalibrated_labels)
 
     @property
     def calibrated(self) -> bool:

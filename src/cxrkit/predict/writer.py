@@ -4,11 +4,16 @@ Rows are written and flushed as each batch completes, so a killed job keeps ever
 finished row. ``resume=True`` reads the files already present, drops a half-written
 last line left by the kill, and appends only new rows: nothing redone, nothing lost,
 nothing duplicated.
+
+A failure to write (disk full, read-only destination, file-size limit) raises one
+``OutputError`` naming the file; every row written before it stays, and ``resume``
+continues from there once the cause is fixed.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -17,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import CxrkitError
+from ..errors import CxrkitError, OutputError
 
 __all__ = ["PredictionWriter", "FORMATS", "BASE_COLUMNS"]
 
@@ -50,11 +55,16 @@ def _truncate_partial_line(path: Path) -> None:
 
 
 class PredictionWriter:
-    """Writes prediction rows to ``path`` (or stdout when ``None``) and knows which files are done."""
+    """Writes prediction rows to ``path`` (or stdout when ``None``) and knows which files are done.
+
+    ``path`` may also be an open text stream (e.g. ``io.StringIO``), which is written but
+    not closed: ``cxrkit.serve`` formats its CSV/JSONL answers through this one writer,
+    so they are byte for byte what ``cxr predict`` writes.
+    """
 
     def __init__(
         self,
-        path: str | Path | None,
+        path: str | Path | TextIO | None,
         columns: Sequence[str],
         fmt: str = "csv",
         *,
@@ -65,29 +75,34 @@ class PredictionWriter:
             raise CxrkitError(f"output format must be one of {FORMATS}, got {fmt!r}")
         self.fmt = fmt
         self.columns = list(BASE_COLUMNS) + list(columns)
-        self.path = Path(path) if path is not None else None
+        stream = path if hasattr(path, "write") else None
+        self.path = Path(path) if path is not None and stream is None else None
         self.done: set[str] = set()
         if self.path is None:
             if resume:
                 raise CxrkitError("--resume needs --output: there is no file to resume from on stdout")
-            self._handle: TextIO = sys.stdout
+            self._handle: TextIO = stream if stream is not None else sys.stdout
             self._owns = False
             self._start(write_header=True)
             return
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists and not (resume or overwrite):
             raise CxrkitError(f"{self.path} already exists; pass --resume to continue it or --overwrite to replace it")
-        if exists and resume:
-            _truncate_partial_line(self.path)
-            self.done = self._read_done()
-            self._handle = open(self.path, "a", newline="", encoding="utf-8")
-            self._owns = True
-            self._start(write_header=self.path.stat().st_size == 0)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "w", newline="", encoding="utf-8")
-            self._owns = True
-            self._start(write_header=True)
+        self._owns = False
+        try:
+            if exists and resume:
+                _truncate_partial_line(self.path)
+                self.done = self._read_done()
+                self._handle = open(self.path, "a", newline="", encoding="utf-8")
+                self._owns = True
+                self._start(write_header=self.path.stat().st_size == 0)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "w", newline="", encoding="utf-8")
+                self._owns = True
+                self._start(write_header=True)
+        except OSError as exc:  # read-only destination, no space for the header, a folder in the way...
+            self._fail(exc)
 
     def _start(self, write_header: bool) -> None:
         self._csv = csv.DictWriter(self._handle, fieldnames=self.columns, extrasaction="raise") if self.fmt == "csv" else None
@@ -126,18 +141,46 @@ class PredictionWriter:
         return "" if value is None else value
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Append rows and flush, so they survive a kill of the process."""
-        for row in rows:
-            if self._csv is not None:
-                self._csv.writerow({key: self._cell(row.get(key)) for key in self.columns})
-            else:
+        """Append rows and flush, so they survive a kill of the process.
+
+        The rows are rendered first and handed to the file in one ``write`` call, so Ctrl-C
+        (which Python delivers between calls, never inside one) leaves only whole rows. A kill
+        or a full disk can still cut the last line short; ``resume`` drops that line.
+        """
+        text = io.StringIO()
+        if self._csv is not None:
+            out = csv.DictWriter(text, fieldnames=self.columns, extrasaction="raise")
+            for row in rows:
+                out.writerow({key: self._cell(row.get(key)) for key in self.columns})
+        else:
+            for row in rows:
                 record = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-                self._handle.write(json.dumps(record, allow_nan=False) + "\n")
-        self._handle.flush()
+                text.write(json.dumps(record, allow_nan=False) + "\n")
+        try:
+            self._handle.write(text.getvalue())
+            self._handle.flush()
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        """Turn an OSError on the output into one OutputError; the rows already on disk stay."""
+        if self._owns:
+            try:
+                self._handle.close()  # drops what could not be written; closes the file anyway
+            except OSError:
+                pass
+        where = self.path if self.path is not None else "standard output"
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        keep = (f"; the rows written before this are kept: fix the cause, then rerun with --resume"
+                if self.path is not None else "")
+        raise OutputError(where, f"{reason}{keep}") from None
 
     def close(self) -> None:
         if self._owns and not self._handle.closed:
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError as exc:
+                self._fail(exc)
 
     def __enter__(self) -> "PredictionWriter":
         return self

@@ -10,40 +10,17 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
+from .config import AUGMENT_PRESET_VALUES as PRESETS
 from .config import AugmentConfig
 
 __all__ = ["PRESETS", "Augment", "build_augment"]
 
 BLACK = -1024.0
 
-#: Preset values; a key set explicitly in the config wins over its preset.
-PRESETS: dict[str, dict[str, float | bool]] = {
-    "none": {},
-    # reproduce-chexnet: random horizontal flip only (images are resized to the input size).
-    "chexnet": {"flip": True},
-    # TorchXRayVision's training recipe: affine rotate +-45 deg, translate 15 %, scale 10 %.
-    "xrv": {"rotate": 45.0, "translate": 0.15, "scale": 0.10},
-    # augmented-chest-xray's "advanced" pipeline: flip, shifts, rotations, crops, scaling,
-    # perspective, brightness and contrast (values are cxrkit's, not copied from theirs).
-    "augmented": {
-        "flip": True, "rotate": 10.0, "translate": 0.10, "scale": 0.10, "crop_scale": 0.80,
-        "perspective": 0.10, "brightness": 0.10, "contrast": 0.10,
-    },
-}
-
-_FIELDS = ("rotate", "translate", "scale", "flip", "crop_scale", "brightness", "contrast", "perspective")
-
 
 def resolved(cfg: AugmentConfig) -> dict[str, float | bool]:
-    """The effective augmentation values: preset defaults overridden by explicit keys."""
-    values: dict[str, float | bool] = {"rotate": 0.0, "translate": 0.0, "scale": 0.0, "flip": False,
-                                       "crop_scale": 1.0, "brightness": 0.0, "contrast": 0.0, "perspective": 0.0}
-    values.update(PRESETS[cfg.preset])
-    for name in _FIELDS:
-        value = getattr(cfg, name)
-        if value is not None:
-            values[name] = value
-    return values
+    """The effective augmentation values (see :meth:`AugmentConfig.resolved`)."""
+    return cfg.resolved()
 
 
 class _Intensity(torch.nn.Module):

@@ -24,6 +24,9 @@ __all__ = [
     "ConfigError",
     "ModelConfig",
     "DataConfig",
+    "SamplerConfig",
+    "LabelMask",
+    "Subgroup",
     "LossConfig",
     "OptimConfig",
     "TrainerConfig",
@@ -48,7 +51,22 @@ TASKS = ("multilabel", "multiclass", "regression")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("plateau", "cosine", "none")
 THRESHOLD_METHODS = ("youden", "f1", "ppv80")
-AUGMENT_PRESETS = ("none", "chexnet", "xrv", "augmented")
+#: Preset values; a key set explicitly in the config wins over its preset.
+AUGMENT_PRESET_VALUES: dict[str, dict[str, float | bool]] = {
+    "none": {},
+    # reproduce-chexnet: random horizontal flip only (images are resized to the input size).
+    "chexnet": {"flip": True},
+    # TorchXRayVision's training recipe: affine rotate +-45 deg, translate 15 %, scale 10 %.
+    "xrv": {"rotate": 45.0, "translate": 0.15, "scale": 0.10},
+    # augmented-chest-xray's "advanced" pipeline: flip, shifts, rotations, crops, scaling,
+    # perspective, brightness and contrast (values are cxrkit's, not copied from theirs).
+    "augmented": {
+        "flip": True, "rotate": 10.0, "translate": 0.10, "scale": 0.10, "crop_scale": 0.80,
+        "perspective": 0.10, "brightness": 0.10, "contrast": 0.10,
+    },
+}
+AUGMENT_PRESETS = tuple(AUGMENT_PRESET_VALUES)
+SAMPLERS = ("none", "group", "weights", "labels")
 SOURCE_KEYS = ("dataset", "root", "label_file", "files", "csv", "views")
 
 
@@ -79,6 +97,60 @@ class AugmentConfig:
     contrast: float | None = None
     perspective: float | None = None  # distortion scale (0 = off)
 
+    def resolved(self) -> dict[str, float | bool]:
+        """The effective augmentation values: preset defaults overridden by explicit keys.
+
+        Lives with the config (not in :mod:`.augment`) so validating a config never needs the
+        transforms, and the two modules do not import each other.
+        """
+        values: dict[str, float | bool] = {"rotate": 0.0, "translate": 0.0, "scale": 0.0, "flip": False,
+                                           "crop_scale": 1.0, "brightness": 0.0, "contrast": 0.0, "perspective": 0.0}
+        values.update(AUGMENT_PRESET_VALUES[self.preset])
+        for name in values:
+            value = getattr(self, name)
+            if value is not None:
+                values[name] = value
+        return values
+
+
+@dataclass
+class SamplerConfig:
+    """How the training sampler draws images (with replacement unless ``kind`` is none).
+
+    ``group``: every value of ``column`` equally often (group-balanced, so a large selected
+    subgroup no longer dominates); ``weights``: each value of ``column`` drawn in proportion
+    to ``weights[value]`` times its size (down-weighting, 0 drops it); ``labels``: label-aware
+    oversampling, each image weighted by its rarest positive label (images with no
+    positive count as one more class).
+    """
+
+    kind: str = "none"  # none, group, weights, labels
+    column: str | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LabelMask:
+    """Training labels set unknown (NaN: no loss, no gradient) on the images where ``column == value``.
+
+    For a subgroup whose label *presence* was decided by how it was drawn (a collection
+    that kept only Pneumonia or No Finding films), the confounded labels are better unknown
+    than taught. Validation labels are never masked, so the metrics stay honest.
+    """
+
+    column: str = ""
+    value: str = ""
+    labels: list[str] | str = "all"  # label names, or "all"
+    keep: list[str] = field(default_factory=list)  # labels exempt from "all"
+
+
+@dataclass
+class Subgroup:
+    """One value of one metadata column, e.g. ``{column: source, value: reproduce-chexnet-starter}``."""
+
+    column: str = ""
+    value: str = ""
+
 
 @dataclass
 class DataConfig:
@@ -103,6 +175,11 @@ class DataConfig:
     batch_size: int = 16
     num_workers: int = 0
     oversample: bool = False  # multiclass: sample classes equally often (with replacement)
+    metadata: list[str] = field(default_factory=list)  # sidecar CSVs joined by image file name (site, source, scanner)
+    stratify: str | None = None  # keep each value of this column's share in every split part
+    select_on: Subgroup | None = None  # validation subgroup that picks the checkpoint and stops training
+    mask_labels: list[LabelMask] = field(default_factory=list)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -162,6 +239,11 @@ class SelectConfig:
     metric: str = "val_loss"  # val_loss (min) or val_auc (max), val_mae (min) for regression
     threshold_method: str = "youden"
     bootstrap: int = 1000
+    # metadata columns whose groups get their own validation metrics in the card
+    # (the select_on and stratify columns are added); "age" is cut into age_bands
+    groups: list[str] = field(default_factory=lambda: ["view", "sex", "age"])
+    age_bands: list[float] = field(default_factory=lambda: [0.0, 40.0, 60.0])
+    caveat: str = ""  # appended to the card's how_far_to_trust sentence (what the data cannot show)
 
 
 @dataclass
@@ -225,9 +307,7 @@ class TrainConfig:
         if self.data.target == "orientation":
             if self.task != "multiclass":
                 raise ConfigError("task", "the orientation target is a multiclass task (8 orientations)")
-            from .augment import resolved
-
-            if resolved(self.data.augment)["flip"]:
+            if self.data.augment.resolved()["flip"]:
                 # a random mirror image would silently mislabel the mirrored orientations
                 raise ConfigError("data.augment", "orientation training cannot use flip augmentation "
                                   "(set flip: false and a preset without flips)")
@@ -241,6 +321,32 @@ class TrainConfig:
             raise ConfigError("loss.pos_weight", f"must be null, 'balanced' or {{label: weight}}, got {self.loss.pos_weight!r}")
         if isinstance(self.loss.class_weights, str) and self.loss.class_weights != "balanced":
             raise ConfigError("loss.class_weights", f"must be null, 'balanced' or a list, got {self.loss.class_weights!r}")
+        _choice("data.sampler.kind", self.data.sampler.kind, SAMPLERS)
+        if self.data.sampler.kind in ("group", "weights") and not self.data.sampler.column:
+            raise ConfigError("data.sampler.column", f"sampler {self.data.sampler.kind!r} needs the column to balance")
+        if self.data.sampler.kind == "weights" and not self.data.sampler.weights:
+            raise ConfigError("data.sampler.weights", "give a weight per value, e.g. {site-a: 1.0, site-b: 0.3}")
+        if any(w < 0 for w in self.data.sampler.weights.values()):
+            raise ConfigError("data.sampler.weights", "weights must be non-negative")
+        if self.data.sampler.kind == "labels" and self.task != "multilabel":
+            raise ConfigError("data.sampler.kind", "label-aware oversampling applies to multilabel tasks "
+                              "(multiclass: data.oversample)")
+        if self.data.sampler.kind != "none" and self.data.oversample:
+            raise ConfigError("data.sampler", "use either data.oversample or data.sampler, not both")
+        for i, mask in enumerate(self.data.mask_labels):
+            if not mask.column:
+                raise ConfigError(f"data.mask_labels[{i}].column", "name the metadata column")
+            if isinstance(mask.labels, str) and mask.labels != "all":
+                raise ConfigError(f"data.mask_labels[{i}].labels", f"must be 'all' or a list of labels, got {mask.labels!r}")
+        if self.data.mask_labels and self.task != "multilabel":
+            raise ConfigError("data.mask_labels", "applies to multilabel tasks only")
+        if self.data.select_on is not None:
+            if not self.data.select_on.column:
+                raise ConfigError("data.select_on.column", "name the metadata column of the subgroup")
+            if self.data.target == "orientation":
+                raise ConfigError("data.select_on", "not supported for the orientation target")
+        if self.data.split == "official" and self.data.stratify:
+            raise ConfigError("data.stratify", "an official split is used as published; stratify a seeded split")
         if self.data.oversample and self.loss.class_weights is not None:
             raise ConfigError("data.oversample", "use either oversampling or class weights, not both")
         _choice("weights_dtype", self.weights_dtype, ("float32", "float16", "bfloat16"))
@@ -334,7 +440,7 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
     if annotation is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and "exclude_patients" in key:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and ("exclude_patients" in key or key.endswith(".value")):
             return str(value)
         raise ConfigError(key, f"expected a string, got {value!r}")
     raise ConfigError(key, f"unsupported annotation {annotation!r}")

@@ -17,16 +17,18 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..datasets import XrayDataset, csv_dataset, folder_dataset, get_dataset
-from ..datasets.splits import assert_no_leakage, official_split, patient_split
+from ..datasets.metadata import join_metadata
+from ..datasets.splits import assert_no_leakage, official_split, patient_split, stratified_patient_split
 from ..orientation import ORIENTATIONS, apply_orientation
 from .augment import Augment
 from .config import ConfigError, DataConfig
 
-__all__ = ["build_dataset", "split_train_valid", "Targets", "make_targets", "ImageSet", "OrientationSet", "EpochSampler", "XrayDataModule"]
+__all__ = ["build_dataset", "split_train_valid", "group_column", "mask_labels", "sampler_weights", "Targets", "make_targets", "ImageSet", "OrientationSet", "EpochSampler", "XrayDataModule"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ def _single(cfg: DataConfig) -> XrayDataset:
         dataset = folder_dataset(cfg.root, **common)
     else:
         dataset = get_dataset(cfg.dataset, cfg.root, cfg.label_file, files=cfg.files or None, **common)
+    if cfg.metadata:
+        dataset.frame = join_metadata(dataset.frame, cfg.metadata)
     keep = np.ones(len(dataset), dtype=bool)
     if cfg.exclude_patients:
         excluded = {str(p) for p in cfg.exclude_patients}
@@ -83,13 +87,84 @@ def split_train_valid(dataset: XrayDataset, cfg: DataConfig) -> dict[str, XrayDa
             idx = patient_split(parts["train"].patients, {"train": 0.875, "valid": 0.125}, cfg.split_seed)
             parts = {**parts, "train": parts["train"].subset(idx["train"]), "valid": parts["train"].subset(idx["valid"])}
     else:
-        idx = patient_split(dataset.patients, cfg.split, cfg.split_seed)
+        if cfg.stratify:
+            strata = group_column(dataset, cfg.stratify, "data.stratify").fillna("(none)").to_numpy()
+            idx = stratified_patient_split(dataset.patients, strata, cfg.split, cfg.split_seed)
+        else:
+            idx = patient_split(dataset.patients, cfg.split, cfg.split_seed)
         parts = {name: dataset.subset(rows) for name, rows in idx.items()}
     assert_no_leakage(parts)
     for name in ("train", "valid"):
         if len(parts.get(name, ())) == 0:
             raise ConfigError("data.split", f"the {name} split is empty ({len(dataset)} images in all)")
     return parts
+
+
+def group_column(dataset: Any, column: str, key: str) -> pd.Series:
+    """One metadata column of a dataset as strings (NaN kept), or a config error naming ``key``.
+
+    Dataset columns (``view``, ``sex``, ``age``, ``patient_id``) and any column joined from
+    ``data.metadata`` qualify.
+    """
+    frame = dataset.frame
+    if column not in frame.columns:
+        shown = [c for c in frame.columns if c not in ("tokens", "row", "path")]
+        raise ConfigError(key, f"no column {column!r} in the data; available: {', '.join(map(str, shown))} "
+                               "(add a sidecar CSV with data.metadata)")
+    values = frame[column]
+    return pd.Series(np.where(values.isna(), None, values.astype(str)), index=frame.index, dtype=object)
+
+
+def mask_labels(dataset: XrayDataset, targets: "Targets", cfg: DataConfig) -> "Targets":
+    """Training targets with ``data.mask_labels`` applied: the named labels unknown on the matching images."""
+    if not cfg.mask_labels:
+        return targets
+    values = targets.values.clone()
+    names = targets.names
+    rows_of = np.flatnonzero(targets.keep)
+    for i, rule in enumerate(cfg.mask_labels):
+        key = f"data.mask_labels[{i}]"
+        chosen = [n for n in names if n not in rule.keep] if rule.labels == "all" else list(rule.labels)
+        unknown = [n for n in chosen if n not in names]
+        if unknown:
+            raise ConfigError(f"{key}.labels", f"not labels of this model: {', '.join(unknown)}; labels: {', '.join(names)}")
+        match = (group_column(dataset, rule.column, f"{key}.column").to_numpy()[rows_of] == str(rule.value))
+        if not match.any():
+            raise ConfigError(f"{key}.value", f"no training image has {rule.column} == {rule.value!r}")
+        columns = [names.index(n) for n in chosen]
+        values[np.ix_(np.flatnonzero(match), columns)] = float("nan")
+        log.info("masked %d labels on %d training images where %s == %s", len(columns), int(match.sum()),
+                 rule.column, rule.value)
+    return Targets(values, names, targets.keep)
+
+
+def sampler_weights(dataset: XrayDataset, targets: "Targets", cfg: DataConfig) -> torch.Tensor | None:
+    """Per-image draw weights of ``data.sampler`` over the training images, or None (plain shuffle)."""
+    kind = cfg.sampler.kind
+    if kind == "none":
+        return None
+    rows = np.flatnonzero(targets.keep)
+    if kind == "labels":
+        labels = targets.values.numpy()
+        positive = np.nan_to_num(labels) == 1
+        n_pos = positive.sum(axis=0)
+        none = ~positive.any(axis=1)
+        rarity = np.where(positive, 1.0 / np.maximum(n_pos, 1), 0.0).max(axis=1)
+        weights = np.where(none, 1.0 / max(int(none.sum()), 1), rarity)
+        return torch.as_tensor(weights / weights.sum(), dtype=torch.double)
+    groups = group_column(dataset, cfg.sampler.column, "data.sampler.column").fillna("(none)").to_numpy()[rows]
+    values, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    if kind == "group":
+        weights = 1.0 / counts[inverse]
+    else:
+        unknown = sorted(set(cfg.sampler.weights) - set(values))
+        if unknown:
+            raise ConfigError("data.sampler.weights", f"no training image has {cfg.sampler.column} in {unknown}; "
+                                                      f"values: {', '.join(map(str, values))}")
+        weights = np.array([float(cfg.sampler.weights.get(str(v), 1.0)) for v in groups])
+        if weights.sum() <= 0:
+            raise ConfigError("data.sampler.weights", "every training image has weight 0")
+    return torch.as_tensor(weights / weights.sum(), dtype=torch.double)
 
 
 @dataclass
@@ -270,6 +345,18 @@ class XrayDataModule(pl.LightningDataModule):
         self.parts = split_train_valid(self.dataset, cfg)
         train_targets = make_targets(self.parts["train"], task, cfg)
         valid_targets = make_targets(self.parts["valid"], task, cfg, names=train_targets.names)
+        self._draw_weights = sampler_weights(self.parts["train"], train_targets, cfg)
+        train_targets = mask_labels(self.parts["train"], train_targets, cfg)
+        #: validation rows that select the checkpoint and stop training (None: all of them)
+        self.select_mask: torch.Tensor | None = None
+        if cfg.select_on is not None:
+            rows = np.flatnonzero(valid_targets.keep)
+            column = group_column(self.parts["valid"], cfg.select_on.column, "data.select_on.column").to_numpy()[rows]
+            mask = column == str(cfg.select_on.value)
+            if not mask.any():
+                raise ConfigError("data.select_on.value", f"no validation image has {cfg.select_on.column} == "
+                                                          f"{cfg.select_on.value!r}")
+            self.select_mask = torch.as_tensor(mask)
         self.label_names = train_targets.names
         self.train_set = ImageSet(self.parts["train"], train_targets, size, augment if augment.active else None, cfg.cache)
         self.valid_set = ImageSet(self.parts["valid"], valid_targets, size, None, cfg.cache)
@@ -284,9 +371,16 @@ class XrayDataModule(pl.LightningDataModule):
         def part(ds: ImageSet) -> dict[str, int]:
             return {"images": len(ds), "patients": int(len(set(ds.patients)))}
 
-        return {"train": part(self.train_set), "valid": part(self.valid_set)}
+        out: dict[str, Any] = {"train": part(self.train_set), "valid": part(self.valid_set)}
+        if self.select_mask is not None:
+            patients = self.valid_set.patients[self.select_mask.numpy()]
+            out["selected_on"] = {"column": self.cfg.select_on.column, "value": str(self.cfg.select_on.value),
+                                  "images": int(self.select_mask.sum()), "patients": int(len(set(patients)))}
+        return out
 
     def sample_weights(self) -> torch.Tensor | None:
+        if self._draw_weights is not None:
+            return self._draw_weights
         if not self.cfg.oversample:
             return None
         classes = self.train_set.targets

@@ -1,4 +1,4 @@
-"""``fit(config)``: train (N seeds), select on validation, and write a weight file with its model card.
+"""``fit(config)``: train (N seeds), select on validation, and hand the best run to :mod:`.export`.
 
 Everything that decides what the model becomes - the checkpoint (best validation loss),
 the run among ``--runs N`` (validation metric) and the operating thresholds - is
@@ -22,27 +22,22 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from .. import __version__ as CXRKIT_VERSION
-from ..models import ModelCard, create, get_architecture, save_weights
+from ..models import create, get_architecture
 from .augment import Augment
 from .callbacks import build_callbacks
-from ..orientation import orientation_accuracy
 from .config import ConfigError, TrainConfig
-from .data import ImageSet, XrayDataModule
-from .metrics import regression_metrics, validation_metrics
+from .data import XrayDataModule
+from .export import load_checkpoint_weights, predict_logits, weights_path, write_model
 from .module import CxrModule, TaskLoss
 
-__all__ = ["fit", "RunResult", "prepare_data", "build_model", "make_trainer", "predict_logits", "hardware", "resolve_precision"]
+__all__ = ["fit", "RunResult", "prepare_data", "build_model", "make_trainer", "predict_logits",
+           "load_checkpoint_weights", "hardware", "resolve_precision"]
 
 log = logging.getLogger(__name__)
-
-DEMO_USE = ("Demonstration / research only. Not a medical device; not for clinical decisions. "
-            "Trained on a small sample; its validation AUCs show what the pipeline does, not clinical accuracy.")
 
 
 @dataclass
@@ -231,7 +226,7 @@ def _run_one(cfg: TrainConfig, dm: XrayDataModule, seed: int, run_dir: Path, res
     mean_target = float(dm.train_set.targets.mean()) if cfg.task == "regression" else None
     model = build_model(cfg, dm.label_names, head_bias=mean_target)
     module = CxrModule(model, cfg.task, dm.label_names, _loss(cfg, dm), cfg.optim, tc.channels_last, tc.max_epochs,
-                       frozen_backbone=cfg.model.freeze_backbone)
+                       frozen_backbone=cfg.model.freeze_backbone, select_mask=dm.select_mask)
 
     def on_resume(checkpoint: dict[str, Any]) -> None:
         progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]
@@ -279,26 +274,6 @@ def _score(result: RunResult, metric: str) -> float:
     return -value if metric == "val_auc" else value
 
 
-def load_checkpoint_weights(model: nn.Module, checkpoint: Path) -> nn.Module:
-    """Copy the ``model.*`` tensors of a Lightning checkpoint into ``model`` (strictly)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]  # tensors and plain data only
-    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-    model.load_state_dict(weights, strict=True)
-    return model
-
-
-@torch.inference_mode()
-def predict_logits(model: nn.Module, images: ImageSet, batch_size: int = 32, device: str | None = None) -> torch.Tensor:
-    """fp32 logits of every image of a split, in order (the precision ``cxr predict`` uses by default)."""
-    device = device or next(model.parameters()).device.type
-    model = model.to(device).eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = torch.stack([images.image(i) for i in range(start, min(start + batch_size, len(images)))])
-        out.append(model(batch.to(device)).float().cpu())
-    return torch.cat(out)
-
-
 def fit(config: TrainConfig, runs: int = 1, *, resume: bool = True,
         callbacks: list[Callback] | None = None, data: XrayDataModule | None = None) -> Path:
     """Train ``runs`` seeds (``config.seed``, +1, ...), keep the best on validation, write weights + card.
@@ -327,142 +302,8 @@ def fit(config: TrainConfig, runs: int = 1, *, resume: bool = True,
         run_dir = output_dir if runs == 1 else output_dir / f"run{r}-seed{seed}"
         result = _run_one(config, dm, seed, run_dir, resume, list(callbacks or []))
         if result is None:  # a non-zero DDP rank: rank 0 writes the model
-            return _weights_path(config)
+            return weights_path(config)
         results.append(result)
         log.info("run %d (seed %d): %s at epoch %d", r, seed, result.metrics, result.best_epoch)
     best = min(results, key=lambda res: _score(res, config.select.metric))
-    return _write_model(config, dm, best, results, data_s, time.perf_counter() - started)
-
-
-def _weights_path(cfg: TrainConfig) -> Path:
-    return Path(cfg.weights_out) if cfg.weights_out else Path(cfg.output_dir) / f"{cfg.name}.safetensors"
-
-
-def _write_model(cfg: TrainConfig, dm: XrayDataModule, best: RunResult, results: list[RunResult], data_s: float,
-                 total_s: float) -> Path:
-    model = load_checkpoint_weights(build_model(cfg, dm.label_names), best.best_checkpoint)
-    stored = getattr(torch, cfg.weights_dtype)
-    if stored != torch.float32:  # measure what will be shipped: the weights as the file will hold them
-        with torch.no_grad():
-            for key, tensor in model.state_dict().items():
-                if tensor.is_floating_point():
-                    rounded = tensor.to(stored)
-                    if not torch.isfinite(rounded).all():
-                        raise ConfigError("weights_dtype", f"{cfg.weights_dtype} cannot hold {key} (values out of "
-                                          "range); use bfloat16")
-                    tensor.copy_(rounded)
-    if cfg.trainer.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-    logits = predict_logits(model, dm.valid_set, device="cuda" if gpu else "cpu")
-    model = model.cpu()
-    valid = dm.valid_set
-    ids = [Path(p).name for p in valid.dataset.frame["path"].astype(str)]
-    if len(set(ids)) != len(ids):
-        ids = [f"{i}:{p}" for i, p in enumerate(ids)]
-    thresholds: dict[str, float] = {}
-    threshold_method: str | None = cfg.select.threshold_method
-    if cfg.task == "regression":
-        pred = logits.squeeze(1).numpy()
-        target = valid.targets.numpy()
-        validation = regression_metrics(pred, target, valid.patients, reference=float(dm.train_set.targets.mean()),
-                                        n_bootstrap=cfg.select.bootstrap, seed=cfg.seed)
-        threshold_method = None
-    else:
-        if cfg.task == "multilabel":
-            probs, truth = torch.sigmoid(logits).numpy(), valid.targets.numpy()
-        else:
-            probs = torch.softmax(logits, 1).numpy()
-            truth = np.eye(len(dm.label_names))[valid.targets.numpy()]
-        measured = validation_metrics(truth, probs, dm.label_names, ids, valid.patients, task=cfg.task,
-                                      threshold_method=cfg.select.threshold_method,
-                                      n_bootstrap=cfg.select.bootstrap, seed=cfg.seed)
-        evaluation = measured.pop("evaluation")
-        try:
-            from ..evaluate import write_report
-
-            write_report(evaluation, Path(cfg.output_dir) / "validation", plots=False,
-                         sources={"predictions": f"{cfg.name}, best-val-loss checkpoint", "labels": "validation split"})
-        except Exception as exc:  # the report is a convenience; the card holds the numbers
-            log.warning("could not write the validation report: %s", exc)
-        if cfg.task == "multilabel":
-            thresholds = measured["thresholds"]
-        else:
-            threshold_method = "argmax"
-        validation = {"auc": {k: {"auc": v["auc"], "ci_low": v["auc_ci_low"], "ci_high": v["auc_ci_high"],
-                                  "n_pos": v["n_pos"], "n_neg": v["n_neg"], "threshold": v["threshold"],
-                                  "sensitivity": v["sensitivity"], "specificity": v["specificity"]}
-                          for k, v in measured["per_label"].items()},
-                      "auc_mean": measured["mean"].get("auc")}
-        if "accuracy" in measured:
-            validation["accuracy"] = measured["accuracy"]
-        if cfg.data.target == "orientation":
-            validation.update(orientation_accuracy(valid.targets.numpy(), probs.argmax(1)))
-    size = dm.size
-    summary = dm.summary()
-    start = cfg.model.weights or "random initialisation (no pretrained weights)"
-    card = ModelCard(
-        name=cfg.name,
-        architecture=cfg.model.architecture,
-        labels=list(dm.label_names),
-        input_size=size,
-        task=cfg.task,
-        thresholds=thresholds,
-        threshold_method=threshold_method if thresholds or cfg.task != "multilabel" else None,
-        description=cfg.description or f"{cfg.model.architecture} trained with cxrkit ({cfg.task}).",
-        intended_use=DEMO_USE,
-        license=cfg.license,
-        provenance={
-            "source": "trained with cxrkit train",
-            "cxrkit_version": CXRKIT_VERSION,
-            "torch": torch.__version__,
-            "lightning": pl.__version__,
-            "started_from": start,
-            "config": cfg.to_dict(),
-        },
-        training={
-            "dataset": cfg.data.dataset,
-            "images_root": cfg.data.root,
-            "label_file": cfg.data.label_file,
-            "views": cfg.data.views,
-            "split": {
-                "method": "official" if cfg.data.split == "official" else "patient-level, seeded",
-                "ratios": cfg.data.split,
-                "seed": cfg.data.split_seed,
-                "excluded_patients": [str(p) for p in cfg.data.exclude_patients],
-                **summary,
-            },
-            "augmentation": dm.augment.values,
-            "optimizer": {"name": cfg.optim.name, "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay,
-                          "scheduler": cfg.optim.scheduler},
-            "batch_size": cfg.data.batch_size,
-            "precision": resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
-            "runs": [{"seed": r.seed, "best_epoch": r.best_epoch, "epochs": r.epochs,
-                      "train_time_s": round(r.wall_time_s, 1), **r.metrics} for r in results],
-            "selected_seed": best.seed,
-            "selected_by": cfg.select.metric + " (validation)",
-            "best_epoch": best.best_epoch,
-            "epochs_run": best.epochs,
-            "history": best.history,
-            "hardware": hardware(),
-            "data_preparation_s": round(data_s, 1),
-            "train_time_s": round(best.wall_time_s, 1),
-            "train_time_note": "wall time in fit for the selected run, summed over interruptions and resumes",
-            "wall_time_s": round(total_s, 1),
-        },
-        metrics={
-            "validation": {
-                "measured_on": f"validation split ({summary['valid']['images']} images, "
-                               f"{summary['valid']['patients']} patients), best-val-loss checkpoint, fp32",
-                "ci": f"95 % percentile bootstrap, {cfg.select.bootstrap} patient-level resamples",
-                "thresholds_chosen_on": "validation" if thresholds else None,
-                **validation,
-            },
-        },
-    )
-    path = _weights_path(cfg)
-    plain = build_model(cfg, dm.label_names)
-    plain.load_state_dict(model.state_dict())
-    save_weights(plain, card, path, dtype=None if stored == torch.float32 else stored)
-    log.info("wrote %s", path)
-    return path
+    return write_model(config, dm, best, results, hardware(), data_s, time.perf_counter() - started)

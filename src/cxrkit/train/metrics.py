@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["auc_per_label", "validation_metrics", "regression_metrics"]
+__all__ = ["auc_per_label", "validation_metrics", "regression_metrics", "subgroup_frame", "subgroup_metrics",
+           "subgroup_regression"]
 
 
 def auc_per_label(truth: np.ndarray, scores: np.ndarray) -> list[float]:
@@ -77,3 +78,64 @@ def regression_metrics(pred: np.ndarray, target: np.ndarray, patients: Sequence[
             "r": float(np.corrcoef(pred, target)[0, 1]) if len(pred) > 2 else None,
             "mae_of_training_mean": float(np.abs(reference - target).mean()),
             "n": int(len(pred)), "patients": int(len(set(patients)))}
+
+
+def subgroup_frame(frame: pd.DataFrame, columns: Sequence[str], age_bands: Sequence[float],
+                   index: Sequence[str]) -> pd.DataFrame:
+    """The group columns of a split's frame (``age`` cut into bands), indexed like the metrics' ids.
+
+    Columns the data does not have are left out (a folder dataset has no sex or view).
+    """
+    from ..datasets.metadata import age_bands as cut
+
+    out = {}
+    for column in dict.fromkeys(columns):
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        if column == "age":
+            values = cut(values.reset_index(drop=True), age_bands)
+        values = pd.Series(np.where(pd.isna(values), None, values.astype(str)), dtype=object)
+        if values.replace({"": None, "UNKNOWN": None}).dropna().empty:
+            continue
+        out[column] = values.to_numpy()
+    return pd.DataFrame(out, index=pd.Index([str(i) for i in index]))
+
+
+def subgroup_metrics(evaluation: Any, groups: pd.DataFrame, *, n_bootstrap: int, seed: int = 0) -> dict[str, Any]:
+    """Validation AUC per group of each column, for the card: mean and per label, with patient-level CIs."""
+    from ..evaluate.subgroups import evaluate_subgroups
+
+    result = evaluate_subgroups(evaluation.scores, evaluation.labels, groups, patients=evaluation.patients,
+                                n_bootstrap=n_bootstrap, seed=seed)
+    out: dict[str, Any] = {}
+    for row in result.table.to_dict("records"):
+        entry = out.setdefault(row["column"], {}).setdefault(row["group"], {
+            "images": int(row["n_images"]), "patients": int(row["n_patients"]), "auc": {}})
+        values = {"auc": _clean(row["auc"]), "ci_low": _clean(row["auc_ci_low"]), "ci_high": _clean(row["auc_ci_high"]),
+                  "n_pos": int(row["n_pos"]), "n_neg": int(row["n_neg"])}
+        if row["label"] == "mean":
+            entry["auc_mean"], entry["auc_mean_ci"] = values["auc"], [values["ci_low"], values["ci_high"]]
+        else:
+            entry["auc"][row["label"]] = values
+    for row in result.gaps[result.gaps["label"] == "mean"].to_dict("records"):
+        out[row["column"]][row["group"]]["gap_to_rest"] = {
+            "gap": _clean(row["gap"]), "ci": [_clean(row["gap_ci_low"]), _clean(row["gap_ci_high"])],
+            "p_value": _clean(row["p_value"])}
+    return out
+
+
+def subgroup_regression(pred: np.ndarray, target: np.ndarray, patients: Sequence[str], groups: pd.DataFrame, *,
+                        reference: float, n_bootstrap: int, seed: int = 0) -> dict[str, Any]:
+    """:func:`regression_metrics` on the images of each group of each column."""
+    out: dict[str, Any] = {}
+    patients = np.asarray([str(p) for p in patients], dtype=object)
+    for column in groups.columns:
+        values = groups[column].to_numpy()
+        for g in sorted({str(v) for v in values if v is not None}):
+            rows = values == g
+            if rows.sum() < 2:
+                continue
+            out.setdefault(column, {})[g] = regression_metrics(pred[rows], target[rows], patients[rows],
+                                                               reference=reference, n_bootstrap=n_bootstrap, seed=seed)
+    return out

@@ -62,8 +62,12 @@ class CxrModule(pl.LightningModule):
     """Trains ``model`` on one task; logs loss, per-label AUROC (or MAE) and learning rate per epoch."""
 
     def __init__(self, model: nn.Module, task: str, label_names: list[str], loss: TaskLoss, optim: OptimConfig,
-                 channels_last: bool = True, max_epochs: int = 100, frozen_backbone: bool = False):
+                 channels_last: bool = True, max_epochs: int = 100, frozen_backbone: bool = False,
+                 select_mask: torch.Tensor | None = None):
         super().__init__()
+        #: validation rows whose loss and AUC pick the checkpoint and stop training (``data.select_on``);
+        #: the whole split's loss is still logged, as ``val_loss_all``
+        self.select_mask = select_mask
         self.model, self.task, self.label_names, self.loss_fn = model, task, list(label_names), loss
         self.frozen_backbone = frozen_backbone
         self.optim_cfg, self.channels_last, self.max_epochs = optim, channels_last, max_epochs
@@ -117,8 +121,14 @@ class CxrModule(pl.LightningModule):
         logits = torch.cat(self._val_logits)
         targets = torch.cat(self._val_targets)
         self._val_logits, self._val_targets = [], []
+        metrics: dict[str, float] = {}
+        if self.select_mask is not None:
+            metrics["val_loss_all"] = float(self.loss_fn(logits, targets))
+            mask = self.select_mask[: len(logits)]  # limit_val_batches scores a prefix of the split
+            if mask.any():
+                logits, targets = logits[: len(mask)][mask], targets[: len(mask)][mask]
         val_loss = float(self.loss_fn(logits, targets))
-        metrics = {"val_loss": val_loss}
+        metrics = {"val_loss": val_loss, **metrics}
         if self.task == "regression":
             metrics["val_mae"] = float((logits.squeeze(1) - targets).abs().mean())
         else:

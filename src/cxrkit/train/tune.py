@@ -199,7 +199,8 @@ def tune(config: TrainConfig) -> Path:
     """
     import optuna
 
-    from .fit import _weights_path, fit, prepare_data
+    from .export import weights_path
+    from .fit import fit, prepare_data
 
     spec = parse_tune(config)
     output_dir = Path(config.output_dir)
@@ -247,7 +248,7 @@ def tune(config: TrainConfig) -> Path:
     from ..models import ModelCard
 
     source = Path(best.user_attrs["weights"])
-    target = _weights_path(config)
+    target = weights_path(config)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     card = ModelCard.load(source.with_suffix(".json"))

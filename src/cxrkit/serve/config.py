@@ -1,0 +1,100 @@
+"""What ``cxr serve`` was asked to do: models, address, limits, access control.
+
+One frozen value built once from the command-line flags (or by a Python caller), checked
+up front so a typo fails at start-up with a sentence, not on the first upload an hour later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..age import DEFAULT_AGE_MODEL
+from ..errors import CxrkitError
+from ..models import DEFAULT_MODEL
+from ..orientation import DEFAULT_ORIENTATION_MODEL
+from ..predict import PRECISIONS
+
+__all__ = ["ServeConfig", "read_token", "MB"]
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Settings of one server.
+
+    ``age_model`` / ``orientation_model`` may be ``None`` to skip loading them (their
+    endpoints then answer 404). ``queue_size`` bounds the model jobs waiting or running;
+    one more gets 503 with ``Retry-After`` instead of an ever-growing wait.
+    """
+
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    age_model: str | None = DEFAULT_AGE_MODEL
+    orientation_model: str | None = DEFAULT_ORIENTATION_MODEL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = field(default=None, repr=False)
+    cors_origins: tuple[str, ...] = ()
+    max_file_bytes: int = 50 * MB
+    max_request_bytes: int = 200 * MB
+    max_files: int = 64
+    queue_size: int = 16
+    batch_size: int = 8
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int | None = None
+    graceful_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.models:
+            problems.append("at least one --model is needed")
+        if not 0 <= self.port <= 65535:
+            problems.append(f"--port must lie in 0..65535, got {self.port}")
+        if self.max_file_bytes < 1 or self.max_request_bytes < 1:
+            problems.append("size limits must be positive")
+        if self.max_file_bytes > self.max_request_bytes:
+            problems.append("the per-file limit is larger than the per-request limit")
+        if self.queue_size < 1 or self.batch_size < 1 or self.max_files < 1:
+            problems.append("--queue-size, --batch-size and the file count limit must be at least 1")
+        if self.precision not in PRECISIONS:
+            problems.append(f"--precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.threads is not None and self.threads < 1:
+            problems.append("--threads must be at least 1")
+        if self.token is not None and len(self.token) < 16:
+            problems.append("the token must be at least 16 characters (e.g. `openssl rand -hex 32 > token.txt`)")
+        for origin in self.cors_origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                problems.append(f"--cors-origin must be an origin like https://host:port, got {origin!r}")
+        if problems:
+            raise CxrkitError("cxr serve: " + "; ".join(problems))
+
+    @property
+    def loopback(self) -> bool:
+        """True when only this machine can connect (the safe default)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def read_token(path: str | os.PathLike[str]) -> str:
+    """The bearer token stored in ``path`` (surrounding whitespace stripped).
+
+    A file, not a flag, so the secret never shows in ``ps`` output or shell history.
+    """
+    path = Path(path)
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CxrkitError(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CxrkitError(f"the token file {path} is not UTF-8 text") from None
+    if not token or any(c.isspace() for c in token):
+        raise CxrkitError(f"the token file {path} must hold one token without spaces (e.g. `openssl rand -hex 32`)")
+    return token
