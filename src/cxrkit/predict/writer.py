@@ -171,7 +171,7 @@ class PredictionWriter:
                 pass
         where = self.path if self.path is not None else "standard output"
         reason = exc.strerror or str(exc) or type(exc).__name__
-        keep = (f"; the rows written before this are kept: fix the cause, then rerun with --resume"
+        keep = ("; the rows written before this are kept: fix the cause, then rerun with --resume"
                 if self.path is not None else "")
         raise OutputError(where, f"{reason}{keep}") from None
 
