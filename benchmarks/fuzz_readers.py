@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (cases run in parallel)")
     parser.add_argument("--seeds", default="committed,examples,shared",
                         help="seed sets, comma-separated: committed, examples, shared")
+    parser.add_argument("--kinds", default="", help="only seeds of these formats, e.g. png,jpeg,tiff,bmp")
     parser.add_argument("--max-ops", type=int, default=3, help="mutations stacked per case")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case before it counts as a hang")
     parser.add_argument("--memory-gb", type=float, default=4.0, help="address-space limit per worker")
@@ -80,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     sets = set(args.seeds.split(","))
     seeds = fz.load_seeds(committed="committed" in sets, examples="examples" in sets, shared="shared" in sets)
     kinds = {name: fz.seed_kind(data) for name, data in seeds.items()}
+    if args.kinds:
+        wanted = set(args.kinds.split(","))
+        seeds = {name: data for name, data in seeds.items() if kinds[name] in wanted}
+        kinds = {name: kinds[name] for name in seeds}
     memory = int(args.memory_gb * (1 << 30))
 
     if args.replay is not None:
@@ -88,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in args.replay:
                 record = json.loads(path.read_text())
                 case = (record["seed"], tuple(tuple(step) for step in record["ops"]))
-                data = fz.apply(case, seeds) if record["seed"] in seeds else path.with_suffix(".bin").read_bytes()
+                saved = path.with_suffix(".bin")  # the exact bytes (JSON cannot round-trip every op parameter)
+                data = saved.read_bytes() if saved.exists() else fz.apply(case, seeds)
                 outcome = runner.run(data, fz.SUFFIX.get(kinds.get(record["seed"], ""), ".bin"))
                 failed += not outcome.passed
                 print(f"{outcome.kind:9s} {fz.describe(case)}\n          {outcome.detail}")
@@ -137,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         stem.with_suffix(".bin").write_bytes(data)
                         stem.with_suffix(".json").write_text(json.dumps(
                             {"seed": case[0], "ops": case[1], "kind": outcome.kind, "detail": outcome.detail},
-                            indent=1, default=str))
+                            indent=1, default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
                         if sig not in examples:
                             examples[sig] = f"{fz.describe(case)} -> {stem}.bin"
                             print(f"\n[{outcome.kind}] {outcome.detail}\n    {examples[sig]}", flush=True)

@@ -4,7 +4,6 @@ and on Ctrl-C one line saying what was kept, exit 130, no traceback."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -55,11 +54,11 @@ def rows_into(writer: PredictionWriter, files: Sequence[Path], verb: str,
 
             yield sink
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         where = f"in {writer.path}" if writer.path is not None else "on standard output"
         hint = "; rerun the same command with --resume to continue" if writer.path is not None else ""
         err.print(f"interrupted: {written[0]} new rows kept {where} "
-                  f"({len(writer.done) + written[0]} of {len(files)} files done){hint}", highlight=False, markup=False)
+                  f"({len(writer.done) + written[0]} of {len(files)} files done){hint}", highlight=False, markup=False,
+                  soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 

@@ -32,7 +32,8 @@ class _CxrGroup(TyperGroup):
         except CxrkitError as exc:
             if _debug():
                 raise
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            # soft_wrap: one line whatever the width (rich would fold a long path at 80 columns)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_ERROR) from None
         except KeyboardInterrupt:
             # Ctrl-C outside a batch (loading a model, scanning folders): one line, the shell's

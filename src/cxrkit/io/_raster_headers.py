@@ -153,7 +153,7 @@ def _tiff(path: object, data: bytes) -> RasterHeader:
             for i in range(count):
                 entry = first + i * entry_size
                 (tag,) = struct.unpack_from(order + "H", data, entry)
-                if tag in (256, 257, 258, 277, 273, 279, 324, 325, 32997):
+                if tag in (256, 257, 258, 259, 277, 273, 279, 324, 325, 32997):
                     tags[tag] = values(entry)
         pages += 1
         (ifd,) = struct.unpack_from(order + off_fmt, data, first + count * entry_size)
@@ -167,11 +167,22 @@ def _tiff(path: object, data: bytes) -> RasterHeader:
                 raise UnreadableImage(
                     path, f"truncated TIFF: pixel data needs {end} bytes but the file has {len(data)}"
                 )
+    spp = tags.get(277, [1])[0]
+    bits = tags.get(258, [1])[0]
+    if tags.get(259, [1])[0] == 1 and tags.get(279) and not tags.get(324):
+        # Uncompressed strips must hold every row (rows padded to whole bytes). Otherwise the
+        # header is corrupt (a flipped bit in the width, say), and libtiff would only warn on
+        # stderr and OpenCV assert on the size: say so here, before any decoder runs.
+        need = height * ((width * spp * bits + 7) // 8)
+        have = sum(tags[279])
+        if have < need:
+            raise UnreadableImage(
+                path, f"corrupt TIFF: {width}x{height} uncompressed pixels need {need} bytes, "
+                f"the strips hold {have}"
+            )
     depth = tags.get(32997, [1])[0]
     if depth > 1:
         raise UnsupportedImage(path, f"3-D TIFF ({depth} slices): cxrkit reads single 2-D radiographs")
-    spp = tags.get(277, [1])[0]
-    bits = tags.get(258, [1])[0]
     layout = {1: "gray", 2: "gray+alpha", 3: "rgb", 4: "rgba"}.get(spp, f"{spp} channels")
     return RasterHeader(width, height, bits, layout, pages=pages)
 

@@ -72,7 +72,14 @@ def _decode_cv2(data: bytes) -> np.ndarray | None:
     except ImportError:  # pragma: no cover - cv2 is a core dependency
         log.debug("opencv not importable; using Pillow")
         return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        # OpenCV asserts on sizes it will not decode (e.g. a TIFF 2 million pixels wide, under
+        # our pixel limit but over CV_IO_MAX_IMAGE_WIDTH) instead of returning None: let
+        # Pillow try, whose failures become UnreadableImage (found by fuzzing, issue #12).
+        log.debug("OpenCV refused the file: %s", " ".join(str(exc).split())[:200])
+        return None
 
 
 def _decode_pillow(path: Path, fmt: str, data: bytes) -> np.ndarray:

@@ -142,10 +142,16 @@ def predict_files(
         return sum(x is not None for _, x, _ in group) >= batch_size
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cxr-decode") as pool:
-        for name, future in submit_ahead(pool, files, lambda file: _load(Path(file), predictor), window=window,
-                                         skip=skip, summary=summary):
-            if settle(name, future):
+        try:
+            for name, future in submit_ahead(pool, files, lambda file: _load(Path(file), predictor),
+                                             window=window, skip=skip, summary=summary):
+                if settle(name, future):
+                    yield from flush()
+            if group:
                 yield from flush()
-        if group:
-            yield from flush()
+        except BaseException:
+            # Ctrl-C, a full disk, the consumer closing us: drop the decodes queued ahead instead
+            # of finishing them (up to 2 batches of DICOMs, seconds) before the error surfaces.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     summary.seconds = time.perf_counter() - started
