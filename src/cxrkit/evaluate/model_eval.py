@@ -57,51 +57,51 @@ def predict_images(files: list[Path], predictor, batch_size: int = 8) -> pd.Data
     return frame.astype(float)
 
 
+class _ProbeRunner:
+    """What the shortcut probe sees, as a runner :func:`cxrkit.predict.predict_files` can drive
+    (``columns``, ``prepare``, ``predict_batch``): reading, read-ahead and error rows are then
+    predict's own, not a second copy here."""
+
+    def __init__(self, predictor, kind: str):
+        from cxrkit.preprocess import model_input
+
+        self.predictor, self.kind = predictor, kind
+        if predictor is not None:
+            self.prepare = predictor.prepare
+        else:  # the pixel probe needs no model: films read as a 224 px model input
+            self.prepare = lambda image: (model_input(image.pixels, image.maxval, 224), {})
+        # every registered architecture declares the width of its pooled features
+        width = PIXEL_PROBE_SIZE ** 2 if kind == "pixels" else int(predictor.model.num_features)
+        self.columns = [f"x{i}" for i in range(width)]
+
+    def predict_batch(self, batch):
+        import cv2
+        import numpy as np
+        import torch
+
+        if self.kind == "pixels":
+            small = [cv2.resize(b[0], (PIXEL_PROBE_SIZE, PIXEL_PROBE_SIZE), interpolation=cv2.INTER_AREA)
+                     for b in batch]
+            return np.stack([s.reshape(-1) / 1024.0 for s in small])
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.predictor.device)
+            return self.predictor.model.forward_features(x).float().cpu().numpy()
+
+
 def probe_inputs(files: list[Path], predictor=None, kind: str = "features", batch_size: int = 16) -> pd.DataFrame:
     """One row per readable file (indexed by file name): the model's pooled features, or the
     model input downsampled to 32 x 32 pixels (``predictor`` may then be None: films are read
     at 224 px). Unreadable files are left out (their prediction rows already say why)."""
-    import cv2
-    import numpy as np
-    import torch
-
-    from cxrkit.errors import CxrkitError
-    from cxrkit.io import read_image
+    from cxrkit.predict import predict_files
 
     if kind not in PROBE_INPUTS:
         raise InputFileError(kind, f"probe input must be one of {', '.join(PROBE_INPUTS)}")
     if predictor is None and kind == "features":
         raise InputFileError(kind, "the feature probe needs a model (--model); the pixel probe does not")
-    from cxrkit.preprocess import model_input as to_input
-
-    prepare = predictor.prepare if predictor is not None else (lambda image: (to_input(image.pixels, image.maxval, 224), {}))
-    ids, rows, batch = [], [], []
-
-    def flush() -> None:
-        if not batch:
-            return
-        x = torch.from_numpy(np.stack(batch))
-        if kind == "pixels":
-            small = [cv2.resize(b[0], (PIXEL_PROBE_SIZE, PIXEL_PROBE_SIZE), interpolation=cv2.INTER_AREA)
-                     for b in batch]
-            rows.extend(s.reshape(-1) / 1024.0 for s in small)
-        else:
-            with torch.inference_mode():
-                model = predictor.model
-                rows.extend(model.forward_features(x.to(predictor.device)).float().cpu().numpy())
-        batch.clear()
-
-    for path in files:
-        try:
-            model_input, _ = prepare(read_image(path))
-        except CxrkitError:
-            continue
-        ids.append(Path(path).name)
-        batch.append(model_input)
-        if len(batch) == batch_size:
-            flush()
-    flush()
-    return pd.DataFrame(np.asarray(rows), index=pd.Index(ids, name="id"))
+    runner = _ProbeRunner(predictor, kind)
+    rows = [r for r in predict_files(files, runner, batch_size=batch_size) if r["status"] == "ok"]
+    return pd.DataFrame([[r[c] for c in runner.columns] for r in rows],
+                        index=pd.Index([Path(r["file"]).name for r in rows], name="id"))
 
 
 def shortcut_check(files: list[Path], groups: pd.Series, patients: pd.Series | None, rates: pd.DataFrame, *,
