@@ -17,8 +17,7 @@ import torch
 from cxrkit.io import read_image
 from cxrkit.labels import PATHOLOGIES
 from cxrkit.models import ModelCard, create, save_weights
-from cxrkit.orientation import ORIENTATIONS
-from cxrkit.preprocess import model_input
+from cxrkit.preprocess import ORIENTATIONS, model_input
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
 from cxrkit.convert import output_paths
-from cxrkit.film import clean_film
 from cxrkit.io import read_image
-from cxrkit.orientation import apply_orientation
+from cxrkit.preprocess import apply_orientation, clean_film
 
 runner = CliRunner()
 

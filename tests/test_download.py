@@ -1,4 +1,4 @@
-"""Tests for cxrkit.download against a real HTTP server on loopback.
+"""Tests for cxrkit.models.download against a real HTTP server on loopback.
 
 The server is a ThreadingHTTPServer on 127.0.0.1:0 started per test; nothing here
 touches any other address. Its handler serves an in-memory payload with Range
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cxrkit.download import download, sha256_file
+from cxrkit.models.download import download, sha256_file
 from cxrkit.errors import ChecksumMismatch, DownloadError
 
 # the bytes the loopback server of conftest.py serves by default

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cxrkit.errors import UnusableFilm
-from cxrkit.film import FilmSteps, clean_film, trim_box
+from cxrkit.preprocess import FilmSteps, clean_film, trim_box
 from cxrkit.io import XrayImage, read_image
 
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from cxrkit.cli.main import app
 from cxrkit.errors import CxrkitError
 from cxrkit.io import read_image
-from cxrkit.models import ModelCard, create
-from cxrkit.orientation import ORIENTATIONS, OrientationFixer, apply_orientation, orientation_accuracy, undo_orientation
+from cxrkit.models import ModelCard, create, load_model
+from cxrkit.preprocess import DEFAULT_ORIENTATION_MODEL, ORIENTATIONS, OrientationFixer, apply_orientation, orientation_accuracy, undo_orientation
 
 runner = CliRunner()
 
@@ -99,7 +99,8 @@ def test_predict_fix_orientation_scores_the_upright_film(always_rot90, tiny_mode
 def test_bundled_orientation_model_on_held_out_films(example_images):
     """The bundled model on the 6 example films (their patients were held out of its training),
     each shown in all 8 orientations."""
-    rotations, everything = OrientationFixer(), OrientationFixer(mirror=True)
+    bundled = load_model(None, default=DEFAULT_ORIENTATION_MODEL)
+    rotations, everything = OrientationFixer(bundled), OrientationFixer(bundled, mirror=True)
     rotation_right = all_right = 0
     for path in example_images:
         image = read_image(path)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .errors import CxrkitError
-from .film import FilmSteps, resize_shortest, to_uint8
+from .preprocess import FilmSteps, resize_shortest, to_uint8
 from .io import read_image
 from .predict import PredictionSummary
 from .predict.run import error_reason, submit_ahead

@@ -19,10 +19,9 @@ from typer.testing import CliRunner
 
 from cxrkit.cli.main import app as cli
 from cxrkit.explain import explain
-from cxrkit.film import to_uint8
 from cxrkit.io import read_image
 from cxrkit.labels import PATHOLOGIES
-from cxrkit.preprocess import resize
+from cxrkit.preprocess import resize, to_uint8
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -124,7 +124,7 @@ def test_bfloat16_weights_halve_the_file_and_the_card_measures_them(tiny_csv, tm
 
 
 def test_orientation_target_trains_an_eight_way_classifier(tiny_csv, tmp_path):
-    from cxrkit.orientation import ORIENTATIONS, apply_orientation
+    from cxrkit.preprocess import ORIENTATIONS, apply_orientation
 
     raw = tiny_config(tiny_csv, tmp_path, task="multiclass", name="test.orientation",
                       data={"target": "orientation"}, trainer={"max_epochs": 1})

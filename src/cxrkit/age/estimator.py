@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from ..errors import CxrkitError
-from ..film import FilmSteps
 from ..io import XrayImage, read_image
-from ..preprocess import center_crop, normalize, resize
+from ..preprocess import FilmSteps, center_crop, normalize, resize
 
 __all__ = ["AgeEstimator", "AgeEstimate", "tta_views", "DEFAULT_AGE_MODEL", "TTA_ZOOM", "TTA_BLEND", "TTA_VIEWS"]
 

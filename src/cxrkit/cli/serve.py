@@ -9,7 +9,7 @@ import typer
 
 from ..age import DEFAULT_AGE_MODEL
 from ..models import DEFAULT_MODEL
-from ..orientation import DEFAULT_ORIENTATION_MODEL
+from ..preprocess import DEFAULT_ORIENTATION_MODEL
 from . import _options
 from ._output import err
 

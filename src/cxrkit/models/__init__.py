@@ -12,6 +12,7 @@ from ._registry import Architecture, get_architecture, list_architectures, regis
 from .calibration import apply_operating_points, threshold_vector
 from .card import ModelCard
 from .factory import DEFAULT_MODEL, build, create, list_models, resolve_card
+from .loading import check_device, load_model
 from .store import cache_dir, save_weights
 
 __all__ = [
@@ -21,10 +22,12 @@ __all__ = [
     "apply_operating_points",
     "build",
     "cache_dir",
+    "check_device",
     "create",
     "get_architecture",
     "list_architectures",
     "list_models",
+    "load_model",
     "register_model",
     "resolve_card",
     "save_weights",

@@ -17,11 +17,10 @@ import torch
 from torch import nn
 
 from ..errors import CxrkitError
-from ..film import FilmSteps
 from ..io import XrayImage
 from ..labels import PATHOLOGIES
 from ..models import DEFAULT_MODEL, apply_operating_points, create, threshold_vector
-from ..preprocess import model_input
+from ..preprocess import FilmSteps, model_input
 
 __all__ = ["Predictor", "PRECISIONS"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..age import DEFAULT_AGE_MODEL
 from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
-from ..orientation import DEFAULT_ORIENTATION_MODEL
+from ..preprocess import DEFAULT_ORIENTATION_MODEL
 from ..predict import PRECISIONS
 
 __all__ = ["ServeConfig", "read_token", "MB"]

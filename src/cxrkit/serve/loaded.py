@@ -14,9 +14,8 @@ from torch import nn
 
 from .. import __version__
 from ..age import AgeEstimator
-from ..film import FilmSteps
-from ..models import ModelCard, create
-from ..orientation import OrientationFixer
+from ..models import ModelCard, create, load_model
+from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
 from ..predict import Predictor
 from .config import ServeConfig
 from .errors import NotLoaded
@@ -73,7 +72,8 @@ class LoadedModels:
             self.classifiers[model.card.name] = model
         self.default = next(iter(self.classifiers))
         self.age_model = create(config.age_model) if config.age_model else None
-        self.orientation = (OrientationFixer(config.orientation_model, device=config.device)
+        self.orientation = (OrientationFixer(load_model(config.orientation_model, default=DEFAULT_ORIENTATION_MODEL,
+                                                        device=config.device))
                             if config.orientation_model else None)
         self._predictors: dict[tuple[str, bool, bool], Predictor] = {}
         self._estimators: dict[tuple[bool, bool], AgeEstimator] = {}

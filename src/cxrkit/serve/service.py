@@ -21,11 +21,10 @@ import numpy as np
 from ..age import AgeEstimate
 from ..errors import CxrkitError
 from ..explain import explain, render_overlay
-from ..film import to_uint8
 from ..io import XrayImage, read_image
 from ..predict import predict_files
 from ..predict.run import error_reason
-from ..preprocess import resize
+from ..preprocess import resize, to_uint8
 from .config import ServeConfig
 from .errors import BadRequest
 from .loaded import LoadedModels

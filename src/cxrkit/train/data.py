@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..datasets import XrayDataset, csv_dataset, folder_dataset, get_dataset
 from ..datasets.metadata import join_metadata
 from ..datasets.splits import assert_no_leakage, official_split, patient_split, stratified_patient_split
-from ..orientation import ORIENTATIONS, apply_orientation
+from ..preprocess import ORIENTATIONS, apply_orientation
 from .augment import Augment
 from .config import ConfigError, DataConfig
 
@@ -248,7 +248,7 @@ class ImageSet(Dataset):
 
 class OrientationSet(Dataset):
     """Synthetic orientation task over upright films: each sample is a film shown in one of
-    :data:`~cxrkit.orientation.ORIENTATIONS`, labelled with that orientation.
+    :data:`~cxrkit.preprocess.ORIENTATIONS`, labelled with that orientation.
 
     Training (``every_orientation=False``): one sample per film, its orientation drawn from
     the sample's augmentation seed, so every epoch shows each film differently and a resumed

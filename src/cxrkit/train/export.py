@@ -18,7 +18,7 @@ from torch import nn
 
 from .. import __version__ as CXRKIT_VERSION
 from ..models import ModelCard, save_weights
-from ..orientation import orientation_accuracy
+from ..preprocess import orientation_accuracy
 from .config import ConfigError, TrainConfig
 from .data import ImageSet, XrayDataModule
 from .metrics import (regression_metrics, subgroup_frame, subgroup_metrics, subgroup_regression,

@@ -38,7 +38,7 @@ from importlib.metadata import version as _pkg_version
 from pathlib import Path
 from typing import Callable, Optional
 
-from .errors import ChecksumMismatch, DownloadError
+from ..errors import ChecksumMismatch, DownloadError
 
 __all__ = ["download", "sha256_file", "USER_AGENT", "CHUNK_SIZE"]
 

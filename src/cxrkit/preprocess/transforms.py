@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "normalize",
     "center_crop",
+    "crop_box",
     "resize",
     "Normalize",
     "CenterCrop",

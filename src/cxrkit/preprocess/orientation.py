@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import CxrkitError
+from ..errors import CxrkitError
+from .transforms import model_input
 
 __all__ = ["ORIENTATIONS", "DEFAULT_ORIENTATION_MODEL", "apply_orientation", "undo_orientation",
            "orientation_accuracy", "Orientation", "OrientationFixer"]
@@ -100,28 +101,25 @@ class OrientationFixer:
     rotation of every held-out validation film but tells mirrored from upright only 96 %
     of the time, so undoing mirrors would wrongly flip about 5 % of upright films.
     ``mirror=True`` undoes mirrors too.
+
+    ``model`` is a loaded orientation model (``cxrkit.models.load_model(name)``): film
+    steps sit left of ``models`` in the layers, so the fixer is handed its network.
     """
 
-    def __init__(self, model: nn.Module | str | None = None, *, min_probability: float = 0.5,
-                 mirror: bool = False, device: str = "cpu"):
-        from .models import create
-
-        model = create(model or DEFAULT_ORIENTATION_MODEL) if model is None or isinstance(model, str) else model
+    def __init__(self, model: nn.Module, *, min_probability: float = 0.5, mirror: bool = False):
         card = getattr(model, "card", None)
         if card is None or tuple(card.labels) != ORIENTATIONS:
             got = None if card is None else list(card.labels)
             raise CxrkitError(f"not an orientation model: its labels must be {list(ORIENTATIONS)}, got {got}")
-        self.model = model.to(device).eval()
+        self.model = model.eval()
         self.input_size = card.input_size
-        self.device = torch.device(device)
+        self.device = next((t.device for t in model.parameters()), torch.device("cpu"))
         self.min_probability = float(min_probability)
         self.mirror = mirror
 
     @torch.inference_mode()
     def probabilities(self, pixels: np.ndarray, maxval: float) -> np.ndarray:
         """Probability of each of :data:`ORIENTATIONS` for one decoded film."""
-        from .preprocess import model_input
-
         x = torch.from_numpy(model_input(pixels, maxval, self.input_size))[None].to(self.device)
         probs = torch.softmax(self.model(x).float(), dim=1)[0].cpu().numpy()
         if not self.mirror:

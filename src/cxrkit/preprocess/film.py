@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import UnusableFilm
-from .preprocess import resize
+from ..errors import UnusableFilm
+from .transforms import resize
 
 if TYPE_CHECKING:
-    from .io import XrayImage
+    from ..io import XrayImage
     from .orientation import OrientationFixer
 
 __all__ = ["clean_film", "trim_box", "resize_shortest", "to_uint8", "FilmSteps"]
