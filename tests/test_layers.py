@@ -1,0 +1,136 @@
+"""The package's layering, checked on its source: each layer imports only layers to its left.
+
+A radiograph travels one way through cxrkit (read -> preprocess -> model -> predict/train ->
+serve/cli), and the imports must follow it, or a change in one stage drags the others
+along. These tests read every module's imports with ``ast`` (nothing is imported), so a
+new module in the wrong place fails here with the offending line.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cxrkit"
+
+#: layer of each top-level module or package; a module may import only lower layers
+#: (and itself). Equal layers are siblings: neither imports the other.
+LAYERS = {
+    "__init__": 0, "errors": 0, "labels": 0, "_atomic": 0,
+    "io": 1,
+    "preprocess": 2,
+    "datasets": 3, "models": 3,
+    "predict": 4, "survival": 4,
+    "age": 5, "convert": 5, "explain": 5, "evaluate": 5, "embed": 5,
+    "train": 6,
+    "serve": 7,
+    "cli": 8,
+}
+
+MAX_LINES = 350
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        out.append((".".join(("cxrkit",) + parts).removesuffix(".__init__"), path))
+    return out
+
+
+def _imports(name: str, path: Path, top_level_only: bool = False) -> list[tuple[int, str, str]]:
+    """``(line, imported module, imported name)`` for every cxrkit import in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + (node.module.split(".") if node.module else []))
+            found += [(node.lineno, target, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, "") for alias in node.names]
+    return [item for item in found if item[1] == "cxrkit" or item[1].startswith("cxrkit.")]
+
+
+def _top(module: str, imported_name: str = "") -> str:
+    parts = module.split(".")
+    if len(parts) > 1:
+        return parts[1]
+    return imported_name if imported_name in LAYERS else "__init__"
+
+
+def test_every_top_level_module_has_a_layer():
+    tops = {_top(name) for name, _ in _modules() if name != "cxrkit"}
+    missing = sorted(tops - LAYERS.keys())
+    assert not missing, f"add these modules to LAYERS in {Path(__file__).name}: {missing}"
+
+
+def test_imports_point_only_to_lower_layers():
+    wrong = []
+    for name, path in _modules():
+        here = _top(name)
+        for line, target, imported in _imports(name, path):
+            there = _top(target, imported)
+            if there != here and LAYERS.get(there, 99) >= LAYERS.get(here, -1):
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports {there} (layer {LAYERS.get(there)}) "
+                             f"from {here} (layer {LAYERS.get(here)})")
+    assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
+
+
+def test_only_cli_imports_typer():
+    offenders = []
+    for name, path in _modules():
+        if _top(name) == "cli":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "typer" or n.startswith("typer.") for n in names):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not offenders, f"typer imported outside cli/: {offenders}"
+
+
+def test_no_import_cycle_between_modules():
+    """Module-level imports (not those deferred inside functions) form no cycle."""
+    known = {name for name, _ in _modules()}
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, path in _modules():
+        for _, target, imported in _imports(name, path, top_level_only=True):
+            candidate = f"{target}.{imported}"
+            dependency = candidate if candidate in known else target
+            if dependency in known and dependency != name:
+                graph[name].add(dependency)
+    # a package's __init__ re-exporting its own modules is not a cycle of meaning: drop parent edges
+    for name in list(graph):
+        graph[name] = {d for d in graph[name] if not name.startswith(d + ".")}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(known):
+        if node not in state:
+            visit(node)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("name,path", _modules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_module_size(name, path):
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines (> {MAX_LINES}): split it by job"
