@@ -91,6 +91,18 @@ def run_cxrkit(files: list[Path], model, precision: str, batch_size: int, worker
     return scores, seconds
 
 
+def cxrkit_parts(files: list[Path], model, batch_size: int) -> dict[str, float]:
+    """The two halves of cxrkit's path timed apart: decoding + preprocessing, and the model per precision."""
+    from cxrkit.predict import Predictor
+    from cxrkit.predict.bench import decode_rate, model_rate
+
+    inputs, decode = decode_rate(files, model.card.input_size)
+    parts = {"decode": decode}
+    for precision in ("fp32", "bf16"):
+        parts[precision] = model_rate(Predictor(model, precision=precision, calibrate=False), inputs, batch_size)
+    return parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200)
@@ -101,8 +113,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
-    from cxrkit.models import DEFAULT_MODEL, create
     from cxrkit.errors import ModelNotFound
+    from cxrkit.models import DEFAULT_MODEL, create
 
     try:
         model = create(args.model or DEFAULT_MODEL)
@@ -123,6 +135,7 @@ def main() -> None:
         results = {}
         for precision in ("fp32", "bf16"):
             results[precision] = run_cxrkit(files, model, precision, args.batch_size, args.workers)
+        parts = cxrkit_parts(files, model, args.batch_size)
 
     n = len(files)
     base = n / xrv_s
@@ -134,6 +147,12 @@ def main() -> None:
         print(f"{'cxrkit predict ' + precision + f' (bs{args.batch_size})':44s} {n / seconds:8.1f} {xrv_s / seconds:7.2f} "
               f"{np.abs(scores - xrv_scores).max():16.2e} {np.abs(scores - xrv_cv2_scores).max():11.2e}")
     print("\nratio = images/s relative to torchxrayvision's README path, measured in this run.")
+    print(f"\ncxrkit's own bound (decode only {parts['decode']:.1f} img/s, one thread; bound = 1/(1/decode + 1/model)):")
+    for precision, (_, seconds) in results.items():
+        model_only = parts[precision]
+        bound = 1.0 / (1.0 / parts["decode"] + 1.0 / model_only)
+        print(f"cxrkit {precision}: model only {model_only:.1f} img/s, bound {bound:.1f} img/s, "
+              f"end to end {n / seconds:.1f} img/s = {n / seconds / bound:.0%} of bound")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,18 @@
 """Folder-to-folder conversion of radiographs (DICOM, TIFF, PNG, JPEG) to 8-bit PNG.
 
-``cxr convert IN OUT`` writes one PNG per readable film, mirroring the input's folder
-layout, and one manifest row per input file (``file, status, error, output, height,
-width`` plus the orientation columns with ``--fix-orientation``). As in ``cxr predict``, a
-file that cannot be read costs its own error row and nothing else, and ``--resume``
-skips the files the manifest already lists. A PNG is written to a temporary name and
-renamed into place, so a killed job never leaves a half-written image behind.
+A conversion writes one PNG per readable film, mirroring the input's folder layout, and
+one manifest row per input file (``file, status, error, output, height, width`` plus the
+orientation columns when the orientation fix is on). It runs on the batch engine
+(:class:`Converter` is a :class:`~cxrkit.predict.FileTask`), so, as in prediction, a file
+that cannot be read costs its own error row and nothing else, and a resumed run skips the
+files the manifest already lists. A PNG is written to a temporary name and renamed into
+place, so a killed job never leaves a half-written image behind.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +20,10 @@ import cv2
 import numpy as np
 
 from .errors import CxrkitError
-from .preprocess import FilmSteps, resize_shortest, to_uint8
 from .io import read_image
-from .predict import PredictionSummary
-from .predict.run import error_reason, submit_ahead
+from .preprocess import FilmSteps, resize_shortest, to_uint8
 
-__all__ = ["CONVERT_COLUMNS", "output_paths", "convert_film", "convert_files"]
-
-log = logging.getLogger(__name__)
+__all__ = ["CONVERT_COLUMNS", "Converter", "output_paths", "convert_film"]
 
 #: manifest columns after file, status, error (orientation columns follow when requested)
 CONVERT_COLUMNS = ["output", "height", "width"]
@@ -79,30 +73,18 @@ def convert_film(source: str | Path, target: str | Path, steps: FilmSteps) -> di
     return {"output": str(target), "height": int(pixels.shape[0]), "width": int(pixels.shape[1]), **info}
 
 
-def convert_files(files: Iterable[Path], targets: dict[str, Path], steps: FilmSteps, *, workers: int = 1,
-                  skip: set[str] | None = None, on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
-                  summary: PredictionSummary | None = None) -> Iterator[dict[str, Any]]:
-    """Convert files in parallel threads, yielding one manifest row per file in input order."""
-    summary = summary if summary is not None else PredictionSummary()
-    skip = skip or set()
-    started = time.perf_counter()
+class Converter:
+    """Conversion as a :class:`~cxrkit.predict.FileTask`: the batch engine (read-ahead threads,
+    ordered rows, error rows, resume) drives it through :func:`cxrkit.predict.run_files`.
 
-    def settle(name: str, future: Future) -> dict[str, Any]:
-        try:
-            row = {"file": name, "status": "ok", "error": "", **future.result()}
-            summary.ok += 1
-        except Exception as exc:
-            log.debug("cannot convert %s", name, exc_info=True)
-            row = {"file": name, "status": "error", "error": error_reason(exc)}
-            summary.failed += 1
-            summary.errors.append((name, row["error"]))
-        summary.seconds = time.perf_counter() - started
-        if on_rows is not None:
-            on_rows([row])
-        return row
+    ``targets`` maps each input file (as a string) to its PNG (see :func:`output_paths`).
+    """
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cxr-convert") as pool:
-        for name, future in submit_ahead(pool, files, lambda file: convert_film(file, targets[str(file)], steps),
-                                         window=2 * workers + 1, skip=skip, summary=summary):
-            yield settle(name, future)
-    summary.seconds = time.perf_counter() - started
+    def __init__(self, targets: dict[str, Path], steps: FilmSteps):
+        self.targets = targets
+        self.steps = steps
+        #: manifest columns after file, status, error
+        self.columns = CONVERT_COLUMNS + steps.columns
+
+    def __call__(self, path: Path) -> dict[str, Any]:
+        return convert_film(path, self.targets[str(path)], self.steps)

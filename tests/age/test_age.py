@@ -46,7 +46,7 @@ def test_tta_views_are_the_plain_film_then_eight_fixed_corner_zooms():
 
 
 def test_estimate_blends_plain_and_zoom_views_and_is_deterministic(age_model_file, example_images):
-    estimator = AgeEstimator(str(age_model_file), tta=True)
+    estimator = AgeEstimator(str(age_model_file), tta=True, precision="fp32")
     image = read_image(example_images[0])
     with torch.no_grad():
         ages = estimator.model(torch.from_numpy(tta_views(image.pixels, image.maxval, 64)))[:, 0].numpy()
@@ -55,7 +55,7 @@ def test_estimate_blends_plain_and_zoom_views_and_is_deterministic(age_model_fil
     assert first.cxr_age == pytest.approx(expected, abs=1e-4)
     assert first.sd == pytest.approx(ages[1:].std(ddof=1), abs=1e-4) and first.sd > 0
     assert estimator.estimate(example_images[0]) == first  # same file, same number, every time
-    plain = AgeEstimator(str(age_model_file)).estimate(image, chronological_age=35)
+    plain = AgeEstimator(str(age_model_file), precision="fp32").estimate(image, chronological_age=35)
     assert plain.cxr_age == pytest.approx(ages[0], abs=1e-4) and np.isnan(plain.sd)
     assert plain.age_gap == pytest.approx(plain.cxr_age - 35)
 
@@ -137,3 +137,16 @@ def test_tta_views_of_every_example_film(example_images):
     with pytest.raises(ValueError, match="white level"):
         normalize(np.array([[256.0]], dtype=np.float32), 255)
     assert normalize(np.array([[255.00003]], dtype=np.float32), 255).max() == pytest.approx(1024.0, abs=1e-3)
+
+
+def test_age_estimator_is_a_runner_the_engine_drives(age_model_file, example_images):
+    from cxrkit.predict import Runner, predict_files
+
+    estimator = AgeEstimator(str(age_model_file), tta=True, precision="fp32")
+    assert isinstance(estimator, Runner) and estimator.precision == "fp32"
+    rows = list(predict_files(example_images[:3], estimator, batch_size=2))
+    for row, path in zip(rows, example_images[:3]):
+        direct = estimator.estimate(path)
+        assert row["status"] == "ok"
+        assert row["cxr_age"] == pytest.approx(direct.cxr_age, abs=1e-4)
+        assert row["cxr_age_sd"] == pytest.approx(direct.sd, abs=1e-4)

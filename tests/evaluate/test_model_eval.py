@@ -42,7 +42,8 @@ def test_model_on_dataset_equals_predict_then_evaluate(tiny_model, tmp_path):
                                  "--images", str(EXAMPLES), "--split", "all", "--output", str(direct), "--bootstrap", "50", "--no-plots"])
     assert result.exit_code == 0, result.output
     preds = tmp_path / "p.csv"
-    assert runner.invoke(cli, ["predict", str(EXAMPLES), "--model", str(tiny_model), "-o", str(preds), "--raw"]).exit_code == 0
+    assert runner.invoke(cli, ["predict", str(EXAMPLES), "--model", str(tiny_model), "-o", str(preds), "--raw",
+                                 "--precision", "fp32"]).exit_code == 0
     twostep = tmp_path / "twostep"
     result = runner.invoke(cli, ["evaluate", "--predictions", str(preds), "--dataset", "nih", "--labels", LABELS,
                                  "--output", str(twostep), "--bootstrap", "50", "--no-plots"])

@@ -88,3 +88,53 @@ def test_predict_without_heatmaps_has_no_extra_column(tiny_densenet_file, exampl
     result = runner.invoke(cxr_app, ["predict", str(example_images[0]), "-m", str(tiny_densenet_file), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "heatmaps" not in out.read_text().splitlines()[0]
+
+
+def _bordered_film(example_images, folder: Path) -> Path:
+    """An example film inside a wide uniform border, as a scanned film looks: --clean-film trims
+    the border and resizes, so the film as scored differs in size from the file."""
+    film = cv2.imread(str(example_images[-1]), cv2.IMREAD_UNCHANGED)
+    path = folder / "bordered.png"
+    cv2.imwrite(str(path), cv2.copyMakeBorder(film, 60, 20, 100, 0, cv2.BORDER_CONSTANT, value=0))
+    return path
+
+
+def test_predict_heatmaps_with_clean_film_draw_on_the_film_as_scored(tiny_densenet_file, example_images, tmp_path):
+    from cxrkit.explain import explain, render_overlay
+    from cxrkit.io import read_image
+    from cxrkit.predict import Predictor
+    from cxrkit.preprocess import FilmSteps, clean_film
+
+    films = [str(_bordered_film(example_images, tmp_path)), str(example_images[0])]
+    base = ["predict", *films, "-m", str(tiny_densenet_file), "--clean-film"]
+    plain, drawn = tmp_path / "plain.csv", tmp_path / "drawn.csv"
+    result = runner.invoke(cxr_app, [*base, "-o", str(plain)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cxr_app, [*base, "-o", str(drawn), "--heatmaps", str(tmp_path / "maps"),
+                                     "--heatmap-method", "cam", "--heatmap-labels", "Effusion"])
+    assert result.exit_code == 0, result.output
+    with open(plain, newline="") as handle:
+        without = list(csv.DictReader(handle))
+    with open(drawn, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [{k: v for k, v in row.items() if k != "heatmaps"} for row in rows] == without  # the maps change no score
+    for row in rows:
+        decoded = read_image(row["file"])
+        cleaned = clean_film(decoded.pixels, decoded.maxval)
+        png = cv2.imread(row["heatmaps"])
+        network = Predictor(str(tiny_densenet_file)).model  # laid out as the run's (channels-last), so equal to the bit
+        heat = explain(network, row["file"], "Effusion", "cam", film=FilmSteps(clean=True))
+        assert heat.array.shape == cleaned.shape and np.array_equal(heat.film.pixels, cleaned)
+        assert png.shape[1] == cleaned.shape[1] and png.shape[0] > cleaned.shape[0]  # the film, then the caption
+        assert np.array_equal(png, render_overlay(cleaned, 255.0, heat))
+    assert cv2.imread(rows[0]["heatmaps"]).shape[1] != cv2.imread(films[0]).shape[1]  # not the file's own size
+
+
+def test_explain_command_with_clean_film(tiny_densenet_file, example_images, tmp_path):
+    film = _bordered_film(example_images, tmp_path)
+    out, raw = tmp_path / "o.png", tmp_path / "map.npy"
+    result = runner.invoke(app, ["explain", str(film), "-m", str(tiny_densenet_file), "--clean-film", "--method", "cam",
+                                 "-o", str(out), "--raw", str(raw)])
+    assert result.exit_code == 0, result.output
+    cleaned_width = np.load(raw).shape[1]
+    assert cleaned_width != cv2.imread(str(film)).shape[1] and cv2.imread(str(out)).shape[1] == cleaned_width

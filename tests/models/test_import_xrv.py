@@ -66,7 +66,7 @@ def test_import_whole_pickled_module_matches_xrv_on_real_images(xrv_densenet, tm
     x = _xrv_inputs(example_images)
     with torch.no_grad():
         theirs = model(x).numpy()  # sigmoid + op_norm inside
-    predictor = Predictor(ours)
+    predictor = Predictor(ours, precision="fp32")
     same_input = predictor.predict_batch(x)
     assert np.abs(same_input[:, :14] - theirs[:, :14]).max() < 1e-4
     # untrained labels: xrv says 0.5, cxrkit leaves them empty
@@ -94,11 +94,11 @@ def test_import_state_dict_resnet_matches_torchvision_layout(tmp_path, example_i
     )
     with torch.no_grad():
         expected = xrv.models.op_norm(torch.sigmoid(base(x)), thresholds).numpy()
-        got = Predictor(ours).predict_batch(x)
+        got = Predictor(ours, precision="fp32").predict_batch(x)
     has = ~np.isnan(thresholds.numpy())
     assert np.abs(got[:, has] - expected[:, has]).max() < 1e-5
     # e.g. 'Lung Lesion' has no published threshold: its raw probability, listed as uncalibrated
-    raw = Predictor(ours, calibrate=False).predict_batch(x)
+    raw = Predictor(ours, precision="fp32", calibrate=False).predict_batch(x)
     trained = np.array([label in ours.card.trained_labels for label in PATHOLOGIES])
     assert np.allclose(got[:, ~has & trained], raw[:, ~has & trained], atol=1e-6)
     assert np.isnan(got[:, ~trained]).all()

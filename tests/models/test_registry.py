@@ -11,7 +11,7 @@ from cxrkit.models.store import find_card
 
 def test_architectures_registered_and_duplicates_refused():
     assert {"densenet121", "resnet50"} <= set(list_architectures())
-    assert list_architectures("res*") == ["resnet18", "resnet34", "resnet50"]
+    assert list_architectures("res*") == ["resnet101_ae", "resnet18", "resnet34", "resnet50"]
     with pytest.raises(ValueError, match="already registered"):
         register_model("densenet121", input_size=224, family="x", filter_fn=lambda s, m: s)(lambda **k: None)
 

@@ -106,7 +106,7 @@ def test_resume_after_kill_loses_and_duplicates_nothing(example_images, tiny_mod
         shutil.copy(example_images[i % len(example_images)], folder / f"img_{i:03d}.png")
     out = tmp_path / "pred.csv"
     cmd = [sys.executable, "-m", "cxrkit.cli.main", "predict", str(folder), "--model", str(tiny_model_file),
-           "-o", str(out), "--batch-size", "2"]
+           "-o", str(out), "--batch-size", "2", "--precision", "fp32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -141,7 +141,7 @@ def test_batch_results_do_not_depend_on_batch_size(example_images, tiny_model_fi
     for bs in ("1", "4"):
         out = tmp_path / f"b{bs}.csv"
         result = runner.invoke(app, ["predict", *map(str, example_images), "--model", str(tiny_model_file),
-                                     "-o", str(out), "--batch-size", bs])
+                                     "-o", str(out), "--batch-size", bs, "--precision", "fp32"])
         assert result.exit_code == 0, result.output
         _, rows = _rows(out)
         outs.append(np.array([[float(r[label]) for label in PATHOLOGIES[:14]] for r in rows]))

@@ -8,7 +8,7 @@ from cxrkit.predict import Predictor, predict_files
 
 def test_bf16_close_to_fp32_on_real_images(example_images, tiny_model_file):
     images = [read_image(p) for p in example_images]
-    fp32 = Predictor(str(tiny_model_file), calibrate=False)
+    fp32 = Predictor(str(tiny_model_file), precision="fp32", calibrate=False)
     bf16 = Predictor(str(tiny_model_file), precision="bf16", calibrate=False)
     batch = np.stack([fp32.preprocess(i.pixels, i.maxval) for i in images])
     a, b = fp32.predict_batch(batch), bf16.predict_batch(batch)
@@ -20,8 +20,8 @@ def test_bf16_close_to_fp32_on_real_images(example_images, tiny_model_file):
 
 
 def test_calibration_switch(example_images, tiny_model_file):
-    calibrated = Predictor(str(tiny_model_file))
-    raw = Predictor(str(tiny_model_file), calibrate=False)
+    calibrated = Predictor(str(tiny_model_file), precision="fp32")
+    raw = Predictor(str(tiny_model_file), precision="fp32", calibrate=False)
     assert calibrated.calibrated and not raw.calibrated
     image = read_image(example_images[0])
     x = calibrated.preprocess(image.pixels, image.maxval)[None]
@@ -41,8 +41,8 @@ def test_trained_label_without_threshold_keeps_its_raw_probability(example_image
     assert model.card.uncalibrated_labels == ["Atelectasis"]
     image = read_image(example_images[0])
     x = Predictor(model).preprocess(image.pixels, image.maxval)[None]
-    calibrated = Predictor(model).predict_batch(x)[0]
-    raw = Predictor(model, calibrate=False).predict_batch(x)[0]
+    calibrated = Predictor(model, precision="fp32").predict_batch(x)[0]
+    raw = Predictor(model, precision="fp32", calibrate=False).predict_batch(x)[0]
     columns = Predictor(model).columns
     at, eff = columns.index("Atelectasis"), columns.index("Effusion")
     assert calibrated[at] == pytest.approx(raw[at], abs=1e-7)

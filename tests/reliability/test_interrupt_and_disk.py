@@ -8,14 +8,11 @@ the README's: one clear line, a documented exit code, no traceback, and an outpu
 
 from __future__ import annotations
 
-import csv
-import os
 import random
 import resource
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,79 +20,25 @@ import pytest
 
 from cxrkit.labels import PATHOLOGIES
 
-N_IMAGES = 24
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-ENV.pop("CXRKIT_DEBUG", None)
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cxrkit.cli.main", *args]
-
-
-def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        return header, list(reader)
-
-
-def _assert_same_rows(got: Path, want: Path) -> None:
-    """Same files in the same order, same status and error, every score within 1e-6."""
-    header, rows = _rows(got)
-    want_header, want_rows = _rows(want)
-    assert header == want_header
-    assert [r[0] for r in rows] == [r[0] for r in want_rows]
-    for row, ref in zip(rows, want_rows):
-        assert row[1:3] == ref[1:3], row[0]
-        for cell, expected in zip(row[3:], ref[3:]):
-            assert (cell == "") == (expected == ""), row[0]
-            if cell:
-                assert abs(float(cell) - float(expected)) <= 1e-6, (row[0], cell, expected)
-
-
-def _wait_for_rows(proc: subprocess.Popen, path: Path, n: int, timeout: float = 120) -> None:
-    """Block until ``path`` holds at least ``n`` finished rows (or fail if the run ended first)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if path.exists() and path.read_bytes().count(b"\n") >= n + 1:
-            return
-        time.sleep(0.02)
-    err = proc.stderr.read().decode() if proc.poll() is not None and proc.stderr else ""
-    pytest.fail(f"the run ended (or stalled) before {n} rows were written: {err[-500:]}")
-
-
-def _stderr_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory, example_images) -> Path:
-    """Copies of the example radiographs, the example DICOM and two broken files, in a folder."""
-    folder = tmp_path_factory.mktemp("reliability") / "in"
-    folder.mkdir()
-    for i in range(N_IMAGES - 3):
-        shutil.copy(example_images[i % len(example_images)], folder / f"img_{i:03d}.png")
-    shutil.copy(example_images[0].parent / "siim_chest_pa.dcm", folder / "img_900.dcm")
-    (folder / "img_901.png").write_bytes(example_images[0].read_bytes()[:500])  # truncated
-    (folder / "img_902.dcm").write_bytes(b"")  # empty
-    return folder
+from .conftest import (ENV, N_IMAGES, assert_same_rows, cli, csv_rows, kill, start, stderr_lines, tear_last_row,
+                       wait_for_rows)
 
 
 @pytest.fixture(scope="module")
 def reference(inputs, tiny_model_file, tmp_path_factory) -> Path:
     """The uninterrupted run every faulted run must end up equal to."""
     out = tmp_path_factory.mktemp("reference") / "ref.csv"
-    done = subprocess.run(_cli("predict", str(inputs), "--model", str(tiny_model_file), "-o", str(out),
+    done = subprocess.run(cli("predict", str(inputs), "--model", str(tiny_model_file), "-o", str(out),
                                "--batch-size", "2"), env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr  # two files are broken on purpose
-    header, rows = _rows(out)
+    header, rows = csv_rows(out)
     assert header[:3] == ["file", "status", "error"] and header[3:] == list(PATHOLOGIES)
     assert len(rows) == N_IMAGES and sum(r[1] == "error" for r in rows) == 2
     return out
 
 
 def _predict(inputs: Path, model: Path, out: Path, *extra: str) -> list[str]:
-    return _cli("predict", str(inputs), "--model", str(model), "-o", str(out), "--batch-size", "2", *extra)
+    return cli("predict", str(inputs), "--model", str(model), "-o", str(out), "--batch-size", "2", *extra)
 
 
 # --- Ctrl-C ----------------------------------------------------------------------------------
@@ -106,18 +49,18 @@ def test_sigint_flushes_rows_says_one_line_exits_130_and_resumes(inputs, tiny_mo
     out = tmp_path / "pred.csv"
     proc = subprocess.Popen(_predict(inputs, tiny_model_file, out), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _wait_for_rows(proc, out, 5)
+    wait_for_rows(proc, out, 5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     err = err.decode()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    lines = _stderr_lines(err)
+    lines = stderr_lines(err)
     assert len(lines) == 1 and lines[0].startswith("interrupted:"), lines
     assert str(out) in lines[0] and "--resume" in lines[0]
     data = out.read_bytes()
     assert data.endswith(b"\n")  # no half-written row
-    header, rows = _rows(out)
+    header, rows = csv_rows(out)
     assert 5 <= len(rows) < N_IMAGES
     assert all(len(r) == len(header) for r in rows)
     assert f"{len(rows)} new rows kept" in lines[0]  # the line counts what is really on disk
@@ -125,7 +68,7 @@ def test_sigint_flushes_rows_says_one_line_exits_130_and_resumes(inputs, tiny_mo
                           text=True, timeout=300)
     assert done.returncode == 3, done.stderr
     assert f"{len(rows)} already done" in done.stderr
-    _assert_same_rows(out, reference)
+    assert_same_rows(out, reference)
 
 
 def test_sigint_during_convert_keeps_the_manifest_resumable(inputs, tmp_path):
@@ -135,19 +78,19 @@ def test_sigint_during_convert_keeps_the_manifest_resumable(inputs, tmp_path):
     for i in range(150):  # enough work that the signal lands mid-run
         shutil.copy(inputs / f"img_{i % (N_IMAGES - 3):03d}.png", many / f"f_{i:03d}.png")
     out = tmp_path / "png"
-    cmd = _cli("convert", str(many), "-o", str(out), "--workers", "1")
+    cmd = cli("convert", str(many), "-o", str(out), "--workers", "1")
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _wait_for_rows(proc, out / "convert.csv", 3)
+    wait_for_rows(proc, out / "convert.csv", 3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     err = err.decode()
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and len(_stderr_lines(err)) == 1 and err.startswith("interrupted:")
-    _, rows = _rows(out / "convert.csv")
+    assert "Traceback" not in err and len(stderr_lines(err)) == 1 and err.startswith("interrupted:")
+    _, rows = csv_rows(out / "convert.csv")
     assert 3 <= len(rows) < 150
     done = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    _, rows = _rows(out / "convert.csv")
+    _, rows = csv_rows(out / "convert.csv")
     assert sorted(Path(r[0]).name for r in rows) == sorted(p.name for p in many.iterdir())
     assert len(list(out.glob("*.png"))) == 150
 
@@ -170,14 +113,14 @@ def test_file_size_limit_is_one_line_exit_4_and_resumable(inputs, tiny_model_fil
                           timeout=300, preexec_fn=cap)
     assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr
-    err = _stderr_lines(done.stderr)
+    err = stderr_lines(done.stderr)
     assert len(err) == 1 and f"cannot write {out}" in err[0] and "--resume" in err[0], err
     assert "File too large" in err[0]
     assert 0 < out.stat().st_size <= limit
     done = subprocess.run(_predict(inputs, tiny_model_file, out, "--resume"), env=ENV, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 3, done.stderr
-    _assert_same_rows(out, reference)
+    assert_same_rows(out, reference)
 
 
 def test_no_room_even_for_the_header(inputs, tiny_model_file, tmp_path):
@@ -186,7 +129,7 @@ def test_no_room_even_for_the_header(inputs, tiny_model_file, tmp_path):
     done = subprocess.run(_predict(inputs, tiny_model_file, out), env=ENV, capture_output=True, text=True,
                           timeout=300, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (10, 10)))
     assert done.returncode == 4 and "Traceback" not in done.stderr, done.stderr
-    assert len(_stderr_lines(done.stderr)) == 1 and f"cannot write {out}" in done.stderr
+    assert len(stderr_lines(done.stderr)) == 1 and f"cannot write {out}" in done.stderr
 
 
 def _unshare_works() -> bool:
@@ -211,7 +154,7 @@ def test_read_only_destination(inputs, tiny_model_file, tmp_path):
                           timeout=300)
     assert done.returncode == 4, done.stderr
     assert "Traceback" not in done.stderr
-    err = _stderr_lines(done.stderr)
+    err = stderr_lines(done.stderr)
     assert len(err) == 1 and f"cannot write {out}" in err[0] and "Read-only file system" in err[0], err
 
 
@@ -226,17 +169,12 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(inputs, tiny_
     cmd = _predict(inputs, tiny_model_file, out)
     targets = sorted(rng.sample(range(2, N_IMAGES - 4), 3))
     for round_, target in enumerate(targets):
-        proc = subprocess.Popen(cmd + (["--resume"] if round_ else []), env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _wait_for_rows(proc, out, target)
+        proc = start(cmd + (["--resume"] if round_ else []))
+        wait_for_rows(proc, out, target)
         time.sleep(rng.uniform(0, 0.2))  # not only right after a flush
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        proc.stderr.close()
+        kill(proc)
         if round_ == 1:  # the kill lands inside a write: a row cut at a random byte
-            data = out.read_bytes()
-            last = data.rstrip(b"\n").rfind(b"\n") + 1
-            out.write_bytes(data[: last + rng.randrange(1, len(data) - last - 1)])
+            tear_last_row(out, rng)
     done = subprocess.run(cmd + ["--resume"], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr
-    _assert_same_rows(out, reference)
+    assert_same_rows(out, reference)

@@ -34,7 +34,7 @@ EXAMPLES = REPO / "examples"
 
 @pytest.fixture(scope="session")
 def serve_config() -> ServeConfig:
-    return ServeConfig(port=0)
+    return ServeConfig(port=0, precision="fp32")  # the CLI reference rows are pinned to fp32 too
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +100,7 @@ def make_server(service):
     stack = contextlib.ExitStack()
 
     def make(**changes) -> Live:
-        return stack.enter_context(running_server(replace(ServeConfig(port=0), **changes), service))
+        return stack.enter_context(running_server(replace(ServeConfig(port=0, precision="fp32"), **changes), service))
 
     with stack:
         yield make

@@ -30,7 +30,7 @@ DICOM = EXAMPLES / "siim_chest_pa.dcm"
 
 def cli_rows(*args: str, tmp_path: Path, name: str = "out.jsonl") -> list[dict]:
     out = tmp_path / name
-    result = runner.invoke(cli, [*args, "--format", "jsonl", "-o", str(out)])
+    result = runner.invoke(cli, [*args, "--precision", "fp32", "--format", "jsonl", "-o", str(out)])
     assert result.exit_code in (0, 3), result.output
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -84,7 +84,8 @@ def test_csv_and_jsonl_are_byte_for_byte_cxr_predict(client, files, example_imag
         response = client.post(f"/v1/predict?format={fmt}", files=files(*inputs))
         assert response.status_code == 200
         out = tmp_path / f"out.{fmt}"
-        result = runner.invoke(cli, ["predict", *map(str, inputs), "--format", fmt, "-o", str(out)])
+        result = runner.invoke(cli, ["predict", *map(str, inputs), "--precision", "fp32", "--format", fmt,
+                                     "-o", str(out)])
         assert result.exit_code == 3
         expected = out.read_bytes().decode()  # as written: the CSV's \r\n line ends included
         for path in inputs:  # the command writes the path given, the API the upload's name

@@ -70,7 +70,7 @@ def test_config_error_is_a_cxrkit_error():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_configs_are_valid(path):
     cfg = load_config(path)
-    assert cfg.name and cfg.task in ("multilabel", "multiclass", "regression")
+    assert cfg.name and cfg.task in ("multilabel", "multiclass", "regression", "reconstruction")
 
 
 def test_recipes_present():
@@ -107,3 +107,84 @@ def test_age_and_orientation_recipes():
     assert (orientation.task, orientation.data.target) == ("multiclass", "orientation")
     # both hold out the patients of the committed example films
     assert set(age.data.exclude_patients) == set(orientation.data.exclude_patients) == {"1036", "1968", "3350", "6338", "12708", "23048"}
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "words"),
+    [
+        ("data.augment.rotaet=5", "data.augment.rotaet", "unknown key; data.augment accepts: brightness"),
+        ("data.sources=[{dataset: nih, root: x, colour: red}]", "data.sources[0].colour", "unknown key"),
+        ("data.sources=[{dataset: nih, views: 3}]", "data.sources[0].views", "expected a list or a string or null"),
+        ("data.mask_labels=[{column: site, value: a, labels: 3}]", "data.mask_labels[0].labels",
+         "expected a list or a string, got 3"),
+        ("data.sampler.weights={site-a: heavy}", "data.sampler.weights.site-a", "expected a number"),
+        ("data.batch_size=0", "data.batch_size", "must be positive"),
+        ("trainer.max_epochs='7'", "trainer.max_epochs", "expected an integer, got '7'"),
+        ("trainer.devices=1.5", "trainer.devices", "expected an integer or a string or a list"),
+        ("trainer.deterministic=maybe", "trainer.deterministic", "'warn'"),
+        ("trainer.precision=bf17", "trainer.precision", "auto, fp32, bf16, fp16"),
+        ("data.select_on=3", "data.select_on", "expected a mapping of column, value"),
+        ("data.target=height", "data.target", "must be one of labels, age, orientation"),
+        ("model=resnet18", "model", "expected a mapping of architecture"),
+    ],
+)
+def test_pydantic_errors_name_nested_keys(tiny_csv, tmp_path, override, key, words):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(apply_overrides(tiny_config(tiny_csv, tmp_path), [override]))
+    assert info.value.key == key
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(("given", "canonical", "lightning"),
+                         [("bf16-mixed", "bf16", None), ("32-true", "fp32", "32-true"), ("32", "fp32", "32-true"),
+                          ("16-mixed", "fp16", None), ("fp32", "fp32", "32-true"), ("auto", "auto", None)])
+def test_precision_is_the_shared_vocabulary(tiny_csv, tmp_path, given, canonical, lightning):
+    from cxrkit.models.precision import PRECISIONS, lightning_precision
+
+    raw = tiny_config(tiny_csv, tmp_path)
+    cfg = config_from_dict(apply_overrides(raw, [f"trainer.precision={given}", "trainer.accelerator=auto"]))
+    assert cfg.trainer.precision == canonical and canonical in PRECISIONS
+    if lightning is not None:
+        assert lightning_precision(cfg.trainer.precision, cfg.trainer.accelerator) == lightning
+    if canonical == "fp16":  # autocast fp16 is for CUDA; a CPU run is refused at load, not after data loading
+        with pytest.raises(ConfigError, match="CUDA") as info:
+            config_from_dict(apply_overrides(raw, [f"trainer.precision={given}", "trainer.accelerator=cpu"]))
+        assert info.value.key == "trainer.precision"
+
+
+def test_defaults_are_the_documented_ones():
+    from cxrkit.train.config import TrainerConfig
+
+    cfg = config_from_dict({"data": {"root": "images"}})
+    assert (cfg.task, cfg.model.architecture, cfg.data.dataset, cfg.data.split) == (
+        "multilabel", "densenet121", "nih", {"train": 0.8, "valid": 0.2})
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.betas, cfg.optim.scheduler) == ("adamw", 1e-3, [0.9, 0.999], "plateau")
+    assert (cfg.trainer.max_epochs, cfg.trainer.early_stop_patience, cfg.trainer.deterministic) == (100, 3, "warn")
+    assert TrainerConfig().precision == "bf16"  # Lightning's bf16-mixed, the default before the shared names
+    assert cfg.select.groups == ["view", "sex", "age"] and cfg.data.augment.resolved()["flip"] is False
+
+
+def test_dict_round_trip_and_settings(tiny_csv, tmp_path):
+    import json
+
+    from cxrkit.train.config import is_setting
+
+    raw = apply_overrides(tiny_config(tiny_csv, tmp_path), ["data.select_on={column: view, value: PA}",
+                                                             "data.sources=[{dataset: csv, label_file: x.csv}]"])
+    cfg = config_from_dict(raw)
+    data = json.loads(json.dumps(cfg.to_dict()))  # what fit writes as config.json
+    assert config_from_dict(data) == cfg
+    assert data["data"]["sources"] == [{"dataset": "csv", "label_file": "x.csv"}]  # kept as written: the rest inherits
+    assert is_setting("optim.lr") and is_setting("data.select_on") and is_setting("trainer.precision")
+    assert not is_setting("optim") and not is_setting("optim.lrate") and not is_setting("tune.trials")
+
+
+def test_csv_sources_need_their_file(tiny_csv, tmp_path):
+    raw = tiny_config(tiny_csv, tmp_path)
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({**raw, "data": {**raw["data"], "label_file": None}})
+    assert info.value.key == "data.label_file"
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(apply_overrides({**raw, "data": {**raw["data"], "label_file": None}},
+                                         ["data.sources=[{dataset: csv, root: x}]"]))
+    assert info.value.key == "data.sources[0].label_file"

@@ -6,7 +6,15 @@
 """
 
 from .ages import AgeTable
-from .estimator import DEFAULT_AGE_MODEL, TTA_BLEND, TTA_VIEWS, TTA_ZOOM, AgeEstimate, AgeEstimator, tta_views
+from .estimator import (
+           DEFAULT_AGE_MODEL,
+           TTA_BLEND,
+           TTA_VIEWS,
+           TTA_ZOOM,
+           AgeEstimate,
+           AgeEstimator,
+           tta_views,
+)
 
 __all__ = ["AgeEstimator", "AgeEstimate", "AgeTable", "tta_views", "DEFAULT_AGE_MODEL", "TTA_BLEND", "TTA_VIEWS",
            "TTA_ZOOM"]

@@ -6,7 +6,10 @@ import typer
 
 FORMAT = typer.Option("human", "--format", help="Output style: human or json.", case_sensitive=False)
 DEVICE = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.")
-PRECISION = typer.Option("fp32", "--precision", help="fp32, bf16 (fast on AMX CPUs and modern GPUs) or fp16 (CUDA).")
+PRECISION = typer.Option("auto", "--precision", help="auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32 (reference numbers), bf16 or fp16 (CUDA).")
+WORKERS = typer.Option(1, "--workers", min=1, help="Decoding threads running ahead of the model.")
+RESUME = typer.Option(False, "--resume", help="Skip files already in --output and append the rest.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing --output.")
 FIX_ORIENTATION = typer.Option(False, "--fix-orientation", help="Turn films rotated by 90/180/270 degrees upright first (orientation model); adds orientation columns.")
 FIX_MIRROR = typer.Option(False, "--fix-mirror", help="With --fix-orientation, also undo left-right mirroring (less reliable: see docs/age.md).")
 ORIENTATION_MODEL = typer.Option("resnet18.nih-orientation", "--orientation-model", help="Orientation model id or .safetensors file.")

@@ -8,9 +8,9 @@ import typer
 
 from ..age import DEFAULT_AGE_MODEL, AgeEstimator, AgeTable
 from ..errors import CxrkitError
-from ..predict import PredictionSummary, PredictionWriter, predict_files
+from ..predict import output_columns, run_files
 from . import _options
-from ._batch import add_maps, input_files, report, rows_into
+from ._batch import add_maps, input_files, output_spec, progress_bar, report
 
 SALIENCY_METHODS = ("saliency", "gradcam", "gradcam++", "ig")
 
@@ -19,7 +19,7 @@ def age(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
     model: str = typer.Option(DEFAULT_AGE_MODEL, "--model", "-m", help="Age model id or .safetensors file."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output file; stdout when omitted."),
-    fmt: str = typer.Option("csv", "--format", help="csv or jsonl."),
+    fmt: str = typer.Option("csv", "--format", help="csv, jsonl or parquet (a folder of Parquet part files)."),
     tta: bool = typer.Option(False, "--tta", help="Blend 8 fixed corner-zoom views with the plain film (0.6/0.4) and report their sd."),
     metadata: Path | None = typer.Option(None, "--metadata", help="CSV with the true age of files (overrides the DICOM header)."),
     metadata_id: str = typer.Option("file", "--metadata-id", help="Column of --metadata naming the file (path or file name)."),
@@ -28,9 +28,10 @@ def age(
     saliency_method: str = typer.Option("saliency", "--saliency-method", help=f"{', '.join(SALIENCY_METHODS)} (saliency = input gradient, as CXR-Age)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Films per forward pass."),
     device: str = _options.DEVICE,
-    workers: int = typer.Option(1, "--workers", min=1, help="Decoding threads running ahead of the model."),
-    resume: bool = typer.Option(False, "--resume", help="Skip files already in --output and append the rest."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output."),
+    precision: str = _options.PRECISION,
+    workers: int = _options.WORKERS,
+    resume: bool = _options.RESUME,
+    overwrite: bool = _options.OVERWRITE,
     clean_film: bool = _options.CLEAN_FILM,
     fix_orientation: bool = _options.FIX_ORIENTATION,
     fix_mirror: bool = _options.FIX_MIRROR,
@@ -47,7 +48,7 @@ def age(
     if saliency is not None and (fix_orientation or clean_film):
         raise CxrkitError("--saliency with --fix-orientation/--clean-film is not supported: the maps would be drawn on "
                           "the film as found, not as scored; run cxr convert first, then cxr age on its PNGs")
-    estimator = AgeEstimator(model, tta=tta, device=device)
+    estimator = AgeEstimator(model, tta=tta, device=device, precision=precision)
     known = AgeTable(metadata, metadata_id, metadata_age) if metadata is not None else None
     files = input_files(paths)
     draw = None
@@ -56,8 +57,7 @@ def age(
 
         draw = HeatmapWriter(estimator.model, saliency, method=saliency_method, labels="all", device=device)
     estimator.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
-    columns = estimator.film.columns + estimator.columns
-    columns += ["chronological_age", "age_gap"] + (["saliency"] if draw is not None else [])
+    columns = output_columns(estimator) + ["chronological_age", "age_gap"] + (["saliency"] if draw is not None else [])
 
     def complete(rows: list[dict]) -> None:
         for row in rows:
@@ -68,10 +68,7 @@ def age(
         if draw is not None:
             add_maps(rows, draw, "saliency")
 
-    summary = PredictionSummary()
-    with PredictionWriter(output, columns, fmt, resume=resume, overwrite=overwrite) as writer:
-        with rows_into(writer, files, "age", complete) as sink:
-            for _ in predict_files(files, estimator, batch_size=batch_size, workers=workers, on_rows=sink,
-                                   skip=writer.done, summary=summary):
-                pass
-    report(summary, output, f"model {estimator.card.name}{', TTA' if tta else ''}")
+    with progress_bar("age", output) as bar:
+        summary = run_files(files, estimator, output_spec(output, fmt, resume, overwrite, text=[*estimator.film.columns, "saliency"]), columns=columns,
+                            batch_size=batch_size, workers=workers, complete=complete, progress=bar)
+    report(summary, output, f"model {estimator.card.name}{', TTA' if tta else ''}, {estimator.precision}")

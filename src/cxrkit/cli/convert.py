@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ..convert import CONVERT_COLUMNS, convert_files, output_paths
+from ..convert import Converter, output_paths
 from ..errors import CxrkitError
-from ..predict import PredictionSummary, PredictionWriter
+from ..predict import run_files
 from . import _options
-from ._batch import input_files, report, rows_into
+from ._batch import input_files, output_spec, progress_bar, report
 
 
 def convert(
@@ -39,12 +39,9 @@ def convert(
                           "folder); choose an output folder outside the inputs")
     steps = _options.film_steps(clean, fix_orientation, fix_mirror, orientation_model, device,
                                 shortest=size or None, fuzz=trim_fuzz)
-    targets = output_paths(files, inputs, output)
-    summary = PredictionSummary()
+    converter = Converter(output_paths(files, inputs, output), steps)
     manifest = manifest or output / "convert.csv"
-    with PredictionWriter(manifest, CONVERT_COLUMNS + steps.columns, "csv", resume=resume, overwrite=overwrite) as writer:
-        with rows_into(writer, files, "convert") as sink:
-            for _ in convert_files(files, targets, steps, workers=workers, skip=writer.done, on_rows=sink,
-                                   summary=summary):
-                pass
+    with progress_bar("convert", manifest) as bar:
+        summary = run_files(files, converter, output_spec(manifest, "csv", resume, overwrite), workers=workers,
+                            progress=bar)
     report(summary, manifest, "clean-up" if clean else "no clean-up")

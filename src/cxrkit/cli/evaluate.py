@@ -1,7 +1,7 @@
 """``cxr evaluate``: score a predictions file against labels, or compare two with DeLong.
 
-Thin on purpose: flags are checked here, the work is one call into
-:mod:`cxrkit.evaluate` (imported on use, so ``cxr --help`` does not load scikit-learn).
+Thin on purpose: flags are checked here, the work is one call into :mod:`cxrkit.evaluate.run`
+(imported on use, so ``cxr --help`` does not load scikit-learn), and the result is printed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typer
 
 from ..errors import CxrkitError, MissingDependency
 from . import _options
-from ._output import emit, table
+from ._output import emit, err, table
 
 
 def _label_options(dataset: str | None, label_id_column: str | None, patient_column: str | None) -> dict:
@@ -30,19 +30,6 @@ def _label_options(dataset: str | None, label_id_column: str | None, patient_col
     if patient_column:
         options["patient_column"] = patient_column
     return options
-
-
-def _thresholds_from(path: Path) -> dict[str, float]:
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except Exception as exc:
-        raise CxrkitError(f"{path}: cannot read thresholds ({exc})") from exc
-    if not {"label", "threshold"} <= set(frame.columns):
-        raise CxrkitError(f"{path}: --thresholds-from needs a metrics.csv with 'label' and 'threshold' columns")
-    return {str(r.label): float(r.threshold) for r in frame.itertuples()
-            if r.label != "mean" and not math.isnan(float(r.threshold))}
 
 
 def _age_bands(text: str | None) -> list[float] | None:
@@ -63,6 +50,19 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _localisation(boxes: Path | None, heatmaps: Path | None, dataset: str | None, output: Path, tolerance: float,
+                  fmt: str) -> None:
+    if boxes is None or heatmaps is None:
+        raise CxrkitError("--localisation BOXES.csv and --heatmaps DIR go together (maps from cxr predict --heatmap-raw)")
+    from ..evaluate.localisation import LOCALISATION_COLUMNS, localisation_report
+
+    report = localisation_report(boxes, heatmaps, dataset=None if dataset == "csv" else dataset, tolerance=tolerance)
+    paths = report.write(output)
+    rows = report.table.to_dict("records")
+    emit(rows, fmt, table(list(LOCALISATION_COLUMNS), [[_cell(r[c]) for c in LOCALISATION_COLUMNS] for r in rows],
+                          title=f"{len(report.items) - report.missing} maps scored, {report.missing} missing -> {paths[0]}"))
+
+
 def evaluate(
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Predictions CSV(.gz): ours, or foreign with --id-column/--prefix."),
     model: str | None = typer.Option(None, "--model", "-m", help="Evaluate this model directly on --images (a split of --dataset)."),
@@ -70,7 +70,7 @@ def evaluate(
     split: str = typer.Option("valid", "--split", help="With --model: valid, train, test (where defined) or all. The dataset's official split, else a seeded 80/20 patient split; it equals a training run's split only with the same data, ratios, seed and exclusions."),
     split_seed: int = typer.Option(0, "--split-seed", help="With --model: seed of the patient-level split (as data.split_seed in training)."),
     compare: tuple[Path, Path] | None = typer.Option(None, "--compare", help="Two prediction files A B: paired DeLong test per label."),
-    labels: Path = typer.Option(..., "--labels", "-l", help="Label file: a dataset's own (e.g. NIH Data_Entry_2017_v2020.csv(.gz), CheXpert valid.csv) or a plain CSV."),
+    labels: Path | None = typer.Option(None, "--labels", "-l", help="Label file: a dataset's own (e.g. NIH Data_Entry_2017_v2020.csv(.gz), CheXpert valid.csv) or a plain CSV."),
     dataset: str | None = typer.Option(None, "--dataset", help="Label source: csv (a plain labels CSV) or any dataset of `cxr datasets list` (nih, chexpert, ...), "
                                                                    "read by its adapter; image ids are matched by file name. Default: nih if the header has "
                                                                    "'Finding Labels', else csv."),
@@ -91,6 +91,9 @@ def evaluate(
     age_bands: str | None = typer.Option(None, "--age-bands", help="Cut an age column into bands at these edges, e.g. 0,40,60,80 (0-39, 40-59, 60-79, 80+)."),
     shortcut_check: bool = typer.Option(False, "--shortcut-check", help="Probe whether the model's features (or pixels) reveal the first --group-by column; warn when they do and label rates differ by group. Needs --model, or --images for --probe-input pixels."),
     probe_input: str = typer.Option("features", "--probe-input", help="What the shortcut probe sees: features (the model's pooled features) or pixels (the film at 32 x 32)."),
+    localisation: Path | None = typer.Option(None, "--localisation", help="Boxes CSV (NIH BBox_List_2017.csv, --dataset rsna/vindr files, or image,label,x0,y0,x1,y1): score the maps in --heatmaps by pointing game and IoU instead."),
+    heatmaps: Path | None = typer.Option(None, "--heatmaps", help="With --localisation: the folder of `cxr predict --heatmaps DIR --heatmap-raw` (its .npy maps)."),
+    tolerance: float = typer.Option(15.0, "--tolerance", help="With --localisation: pointing-game margin around each box, in the map's pixels."),
     fmt: str = _options.FORMAT,
 ) -> None:
     """Evaluate predictions against labels: metrics.csv with bootstrap CIs, plots and report.md.
@@ -98,6 +101,10 @@ def evaluate(
     Ids are matched by file name. With --compare A B, writes compare.csv (DeLong per label).
     With --group-by, also AUCs per subgroup with the gap to the rest (subgroups.csv, report.md).
     """
+    if localisation is not None or heatmaps is not None:
+        return _localisation(localisation, heatmaps, dataset, output, tolerance, fmt)
+    if labels is None:
+        raise CxrkitError("--labels FILE is required (or --localisation BOXES.csv --heatmaps DIR to score maps)")
     columns = [c.strip() for item in group_by or [] for c in item.split(",") if c.strip()]
     bands = _age_bands(age_bands)
     if shortcut_check and not columns:
@@ -112,57 +119,31 @@ def evaluate(
         raise CxrkitError("give one of --predictions FILE, --model NAME (with --dataset and --images) or --compare A.csv B.csv")
     if model is not None and (dataset in (None, "csv") or images is None):
         raise CxrkitError("--model needs --dataset NAME (an adapter, e.g. nih) and --images DIR to pick the split's images")
-    if dataset is not None:
-        from cxrkit.datasets import list_datasets
-
-        names = ["csv", *[n for n in list_datasets() if n != "csv"]]
-        if dataset not in names:
-            raise CxrkitError(f"--dataset must be csv or a registered dataset ({', '.join(names)}), got {dataset!r}")
     try:
-        import cxrkit.evaluate as ev
-        from cxrkit.evaluate import model_eval
+        from .. import evaluate as ev
+        from ..evaluate.run import compare_to_folder, evaluate_to_folder
     except ImportError as exc:  # scikit-learn / scipy / matplotlib are the 'evaluate' extra
         raise MissingDependency("cxrkit[evaluate]", f"cxr evaluate ({exc.name} is missing)") from None
-
-    table_ = None if model is not None else ev.load_labels(labels, dataset, **_label_options(dataset, label_id_column, patient_column))
+    if dataset is not None and dataset not in ev.label_formats():
+        raise CxrkitError(f"--dataset must be csv or a registered dataset ({', '.join(ev.label_formats())}), got {dataset!r}")
+    options = _label_options(dataset, label_id_column, patient_column)
     if compare is not None:
-        a = ev.load_predictions(compare[0], id_column=id_column, prefix=prefix)
-        b = ev.load_predictions(compare[1], id_column=id_column, prefix=prefix)
-        result = ev.compare_predictions(a, b, table_.labels, label_names=label or None)
-        ev.write_compare(result, output, sources={"A": str(compare[0]), "B": str(compare[1]), "labels": str(labels)})
-        rows = result.to_dict("records")
+        frame = compare_to_folder(compare[0], compare[1], labels, output, dataset=dataset, label_options=options,
+                                  id_column=id_column, prefix=prefix, label_names=label)
+        rows = frame.to_dict("records")
         emit(rows, fmt, table(list(ev.COMPARE_COLUMNS), [[_cell(r[c]) for c in ev.COMPARE_COLUMNS] for r in rows],
                               title=f"DeLong A vs B -> {output / 'compare.csv'}"))
         return
-    predictor = None
-    if model is not None:
-        from ..predict import Predictor
-
-        files, table_ = model_eval.dataset_split_labels(dataset, labels, images, split=split, seed=split_seed)
-        predictor = Predictor(model)
-        preds = model_eval.predict_images(files, predictor)
-    else:
-        preds = ev.load_predictions(predictions, id_column=id_column, prefix=prefix)
-    result = ev.evaluate_predictions(
-        preds, table_.labels, patients=table_.patients, label_names=label or None,
-        threshold_method=threshold_method, thresholds=_thresholds_from(thresholds_from) if thresholds_from else None,
-        n_bootstrap=bootstrap, seed=seed, task=task,
-    )
-    subgroups = probe = None
-    if columns:
-        groups = ev.group_table(columns, label_file=labels, metadata=metadata or (), meta=table_.meta, age_bands=bands)
-        subgroups = ev.evaluate_subgroups(result.scores, result.labels, groups, patients=result.patients,
-                                          n_bootstrap=bootstrap, seed=seed)
-        if shortcut_check:
-            scored = files if model is not None else [images / name for name in result.labels.index]
-            probe = model_eval.shortcut_check(scored, groups[columns[0]], result.patients, subgroups.rates,
-                                              predictor=predictor, kind=probe_input, n_bootstrap=bootstrap, seed=seed)
     # the exact command line, for report.md's "Reproduce" section (only when run as `cxr evaluate`)
     command = ("cxr evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
                if len(sys.argv) > 1 and sys.argv[1] == "evaluate" else None)
-    ev.write_report(result, output, plots=plots, command=command, subgroups=subgroups, shortcut=probe,
-                    sources={"predictions": str(predictions) if predictions else f"model {model} on {dataset} split {split}",
-                             "labels": str(labels), **({"metadata": ", ".join(map(str, metadata))} if metadata else {})})
+    run = evaluate_to_folder(
+        output, labels, predictions=predictions, model=model, dataset=dataset, images=images, split=split,
+        split_seed=split_seed, id_column=id_column, prefix=prefix, label_options=options, label_names=label,
+        threshold_method=threshold_method, thresholds_from=thresholds_from, n_bootstrap=bootstrap, seed=seed,
+        task=task, plots=plots, group_by=columns, metadata=metadata or (), age_bands=bands,
+        shortcut_check=shortcut_check, probe_input=probe_input, command=command)
+    result, subgroups, probe = run.result, run.subgroups, run.shortcut
     rows = result.table.to_dict("records")
     shown = ("label", "auc", "auc_ci_low", "auc_ci_high", "n_pos", "n_neg", "sensitivity", "specificity")
     if subgroups is None:
@@ -178,8 +159,6 @@ def evaluate(
                                    *[[_cell(r[c]) for c in shown_g] for r in group_rows]],
                    title=f"mean AUC by group -> {output}/report.md"))
     if probe is not None and probe.warning:
-        from ._output import err
-
         err.print(f"[bold yellow]warning:[/] {probe.warning}", highlight=False)
     # labels predicted but absent from the label file were logged as warnings by the library
     # and are listed in report.md; untrained (empty) outputs are listed there only.

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 
 from ..errors import CxrkitError
-from ..models import DEFAULT_MODEL, create
+from ..models import DEFAULT_MODEL
 from . import _options
 from ._output import emit, err
 
@@ -31,6 +30,10 @@ def explain(
     samples: int = typer.Option(1000, "--samples", min=10, help="LIME: perturbed samples."),
     seed: int = typer.Option(0, "--seed", help="LIME: seed of superpixels and samples (same seed, same map)."),
     calibrate: bool = typer.Option(True, "--calibrate/--uncalibrated", help="Caption the calibrated probability, as cxr predict reports it."),
+    clean_film: bool = _options.CLEAN_FILM,
+    fix_orientation: bool = _options.FIX_ORIENTATION,
+    fix_mirror: bool = _options.FIX_MIRROR,
+    orientation_model: str = _options.ORIENTATION_MODEL,
     device: str = _options.DEVICE,
     fmt: str = _options.FORMAT,
 ) -> None:
@@ -39,9 +42,6 @@ def explain(
 
     if not image.exists():
         raise CxrkitError(f"no such file: {image}")
-    unknown = [m for m in method if m not in xp.METHODS]
-    if unknown:
-        raise CxrkitError(f"unknown method {unknown[0]!r}; choose one of {', '.join(xp.METHODS)}")
     if len(label) * len(method) > 1 and not grid:
         raise CxrkitError("several labels or methods make several maps: add --grid to draw them on one contact sheet")
     per_method: dict[str, dict[str, Any]] = {
@@ -49,31 +49,17 @@ def explain(
         "gradcam++": {"layer": layer} if layer else {},
         "lime": {"samples": samples, "seed": seed},
     }
-    labels: list[str | int] = list(label)
-    net = create(model)
-    heatmaps = xp.explain_grid(net, image, labels, list(method), per_method, calibrate=calibrate, device=device)
-    if grid:
-        sheet = xp.contact_sheet(image, heatmaps, height=height or 512, columns=columns, alpha=alpha)
-        target = output or Path(f"{image.stem}.grid.png")
-    else:
-        sheet = xp.render_overlay(*xp.load_image(image)[:2], heatmaps[0], alpha=alpha, height=height)
-        target = output or Path(f"{image.stem}.{method[0].replace('+', 'p')}.png")
-    xp.save_png(sheet, target)
-    if raw is not None:
-        arrays = [h.array for h in heatmaps]
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        np.save(raw, arrays[0] if len(arrays) == 1 else np.stack(arrays))
-    maps = [
-        {"label": h.label, "method": h.method, "score": h.score, "peak": list(h.peak()) if h.has_evidence else None,
-         "seconds": round(h.meta["seconds"], 3)}
-        for h in heatmaps
-    ]
-    result = {"image": str(image), "model": net.card.name, "output": str(target), "raw": str(raw) if raw else None, "maps": maps}
+    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
+    result = xp.explain_to_files(
+        image, model, labels=list(label), methods=list(method), options=per_method, output=output, raw=raw,
+        grid=grid, columns=columns, height=height, alpha=alpha, calibrate=calibrate, device=device,
+        film=film,
+    )
     lines = [
         f"{m['label']}: p={m['score']:.3f} ({m['method']}, "
         + (f"peak at row {m['peak'][0]}, col {m['peak'][1]})" if m["peak"] else "empty map: no region raises this score)")
-        for m in maps
+        for m in result["maps"]
     ]
-    emit(result, fmt, "\n".join(lines + [f"-> {target}" + (f", {raw}" if raw else "")]))
-    if net.card.name.endswith(".random"):
+    emit(result, fmt, "\n".join(lines + [f"-> {result['output']}" + (f", {raw}" if raw else "")]))
+    if result["model"].endswith(".random"):
         err.print("note: this model has random weights; its maps explain nothing real", highlight=False)

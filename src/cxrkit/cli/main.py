@@ -8,45 +8,30 @@ because a stack trace is noise to most users.
 from __future__ import annotations
 
 import logging
-import os
 
 import typer
-from rich.markup import escape
-from typer.core import TyperGroup
 
-from ..errors import CxrkitError, OutputError
-from . import age, convert, datasets, evaluate, explain, models, predict, serve, survival, train
-from ._output import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OUTPUT, err
-
-
-def _debug() -> bool:
-    return os.environ.get("CXRKIT_DEBUG") == "1"
-
-
-class _CxrGroup(TyperGroup):
-    """Turns a ``CxrkitError`` from any command into one clear line and exit code 1."""
-
-    def invoke(self, ctx: typer.Context):
-        try:
-            return super().invoke(ctx)
-        except CxrkitError as exc:
-            if _debug():
-                raise
-            # soft_wrap: one line whatever the width (rich would fold a long path at 80 columns)
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_ERROR) from None
-        except KeyboardInterrupt:
-            # Ctrl-C outside a batch (loading a model, scanning folders): one line, the shell's
-            # code for SIGINT, no traceback. Batch commands say what they kept (cli/_batch.py).
-            if _debug():
-                raise
-            err.print("interrupted", highlight=False)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-
+from . import (
+    age,
+    bench,
+    convert,
+    datasets,
+    embed,
+    evaluate,
+    explain,
+    export,
+    models,
+    predict,
+    serve,
+    similar,
+    survival,
+    train,
+)
+from ._output import CxrGroup, debug
 
 app = typer.Typer(
     name="cxr",
-    cls=_CxrGroup,
+    cls=CxrGroup,
     help="cxrkit: deep learning on chest X-rays.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -61,15 +46,20 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("explain")(explain.explain)
 app.command("survival")(survival.survival)
 app.command("serve")(serve.serve)
+app.command("embed")(embed.embed)
+app.command("ood-fit")(embed.ood_fit)
+app.command("similar")(similar.similar)
+app.command("export")(export.export)
+app.command("bench")(bench.bench)
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 
 
 def main() -> None:
     logging.basicConfig(
-        level=logging.DEBUG if _debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if not _debug():
+    if not debug():
         # pydicom logs every failed decoder attempt with a traceback; cxrkit already turns a
         # file no decoder can read into one error row that names the codec and the reason.
         logging.getLogger("pydicom").setLevel(logging.CRITICAL)

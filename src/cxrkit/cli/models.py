@@ -8,8 +8,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from ..errors import CxrkitError
-from ..models import list_architectures, list_models, resolve_card
-from ..models import published
+from ..models import list_architectures, list_models, published, resolve_card
 from ..models.card import ModelCard
 from . import _options
 from ._output import emit, err, table

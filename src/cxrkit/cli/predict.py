@@ -2,59 +2,97 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 
-from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
-from ..predict import PredictionSummary, PredictionWriter, Predictor, predict_files
+from ..models.precision import precision_reason
+from ..predict import Predictor, output_columns, run_files
 from . import _options
-from ._batch import add_maps, input_files, report, rows_into
+from ._batch import add_maps, input_files, output_spec, progress_bar, report
+from ._output import err
 
 
 def predict(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model id, TorchXRayVision name or .safetensors file."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output file; stdout when omitted."),
-    fmt: str = typer.Option("csv", "--format", help="csv or jsonl."),
+    fmt: str = typer.Option("csv", "--format", help="csv, jsonl or parquet (a folder of Parquet part files)."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per forward pass."),
     device: str = _options.DEVICE,
     precision: str = _options.PRECISION,
-    workers: int = typer.Option(1, "--workers", min=1, help="Decoding threads running ahead of the model."),
-    resume: bool = typer.Option(False, "--resume", help="Skip files already in --output and append the rest."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output."),
+    backend: str = typer.Option("torch", "--backend", help="Runtime of the forward pass: torch, or onnx (ONNX Runtime, fp32; pip install cxrkit[onnx])."),
+    workers: int = _options.WORKERS,
+    resume: bool = _options.RESUME,
+    overwrite: bool = _options.OVERWRITE,
     calibrate: bool = typer.Option(True, "--calibrate/--raw", help="Apply the model's operating thresholds (0.5 = threshold). A label without one (too few validation positives to choose it; `cxr models info` lists them as uncalibrated) keeps its raw probability."),
     heatmaps: Path | None = typer.Option(None, "--heatmaps", help="Also write one explanation overlay per image and label into this folder."),
     heatmap_method: str = typer.Option("gradcam", "--heatmap-method", help="gradcam, gradcam++, cam, saliency, ig, occlusion or lime."),
     heatmap_labels: str = typer.Option("top3", "--heatmap-labels", help="top3 (the row's 3 highest scores), all, or names separated by commas."),
+    heatmap_raw: bool = typer.Option(False, "--heatmap-raw", help="Also save each map itself as <image>.<label>.<method>.npy (float32, the film's pixels), e.g. for cxr evaluate --localisation."),
     clean_film: bool = _options.CLEAN_FILM,
     fix_orientation: bool = _options.FIX_ORIENTATION,
     fix_mirror: bool = _options.FIX_MIRROR,
     orientation_model: str = _options.ORIENTATION_MODEL,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say which precision runs and why."),
+    ood: bool = typer.Option(False, "--ood", help="Add ood_score and ood (1 = unlike the model's training films) from the detector fitted with cxr ood-fit."),
+    ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help="Run on a Ray cluster (pip install cxrkit[ray]): local (start one on this machine), auto (the cluster this node is in) or ray://HEAD:10001. Same output file; see docs/scaling.md."),
+    ray_actors: int = typer.Option(1, "--ray-actors", min=1, help="With --ray: copies of the model running at once (with --device cuda, one GPU each)."),
 ) -> None:
     """Predict the 18 standard pathologies for each image: one row per file, errors included.
 
     Exit code 0 when every file was scored, 3 when some files failed (their rows say why).
     """
-    predictor = Predictor(model, device=device, precision=precision, calibrate=calibrate)
+    if model.lower().endswith(".onnx") and backend == "torch":
+        backend = "onnx"  # an exported file runs on ONNX Runtime; naming it is enough
+    engine, here = _ray_engine(ray, ray_actors, model, device, precision, calibrate, backend, ood or heatmaps is not None)
+    predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
+                          backend=backend)
     files = input_files(paths)
+    predictor.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
     draw = None
     if heatmaps is not None:
-        if fix_orientation or clean_film:
-            raise CxrkitError("--heatmaps with --fix-orientation/--clean-film is not supported: the maps would be drawn "
-                              "on the film as found, not as scored; run cxr convert first, then predict on its PNGs")
         from ..explain import HeatmapWriter
 
-        draw = HeatmapWriter(predictor.model, heatmaps, method=heatmap_method, labels=heatmap_labels, calibrate=calibrate, device=device)
-    predictor.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
-    columns = predictor.film.columns + predictor.columns
-    columns += ["heatmaps"] if draw is not None else []
-    summary = PredictionSummary()
-    with PredictionWriter(output, columns, fmt, resume=resume, overwrite=overwrite) as writer:
-        complete = (lambda rows: add_maps(rows, draw, "heatmaps")) if draw is not None else None
-        with rows_into(writer, files, "predict", complete) as sink:
-            for _ in predict_files(files, predictor, batch_size=batch_size, workers=workers, on_rows=sink,
-                                   skip=writer.done, summary=summary):
-                pass
-    report(summary, output, f"model {predictor.card.name}")
+        # the same film steps, so maps lie on the film as scored; every input named up front, so --resume keeps names
+        draw = HeatmapWriter(predictor.model, heatmaps, method=heatmap_method, labels=heatmap_labels,
+                             calibrate=calibrate, device=device, film=predictor.film, files=files, raw=heatmap_raw)
+    if ood:
+        from .embed import with_ood
+
+        predictor = with_ood(predictor, model)
+    columns = output_columns(predictor) + (["heatmaps"] if draw is not None else [])
+    complete = (lambda rows: add_maps(rows, draw, "heatmaps")) if draw is not None else None
+    if verbose:
+        err.print(f"precision: {precision_reason(precision, device)}", highlight=False)
+    with progress_bar("predict", output) as bar:
+        summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps"]), columns=columns,
+                            batch_size=batch_size, workers=workers, complete=complete, progress=bar, engine=engine)
+    where = f", Ray {ray}: {ray_actors} model actor(s) on {device}" if engine is not None else ""
+    report(summary, output, f"model {predictor.card.name}, {predictor.precision if here == device else precision}{where}")
+
+
+def _ray_engine(address: str | None, actors: int, model: str, device: str, precision: str, calibrate: bool,
+                backend: str, extras: bool) -> tuple[object | None, str]:
+    """The Ray engine --ray asks for (None without it), and the device of this process's predictor.
+
+    With --device cuda the model actors build their own predictor on their GPU; this process
+    (maybe GPU-less) keeps a CPU one, which prepares the films in the read tasks.
+    """
+    if address is None:
+        return None, device
+    from ..errors import CxrkitError
+    from ..predict.ray_run import RayEngine, ray_available
+
+    if not ray_available():
+        raise CxrkitError("--ray needs Ray Data: pip install 'cxrkit[ray]'")
+    if Path(address).exists() and "://" not in address:
+        raise CxrkitError(f"--ray takes a cluster address (local, auto or ray://HEAD:10001), got the path {address!r}")
+    if device == "cpu":
+        return RayEngine(address=address, actors=actors, gpus=0.0), device
+    if extras:
+        raise CxrkitError("--ood and --heatmaps run with --ray only on --device cpu")
+    build = partial(Predictor, model, device=device, precision=precision, calibrate=calibrate, backend=backend)
+    return RayEngine(address=address, actors=actors, gpus=1.0, build=build), "cpu"

@@ -44,7 +44,7 @@ def survival(
     if fmt not in ("human", "json"):
         raise CxrkitError(f"--format must be human or json, got {fmt!r}")
     try:
-        import cxrkit.survival as sv
+        from .. import survival as sv
     except ImportError as exc:
         raise MissingDependency("lifelines", f"cxr survival ({exc.name} is missing)") from None
 

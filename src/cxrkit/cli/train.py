@@ -33,7 +33,7 @@ def train(
     if card_path.is_file():
         card = json.loads(card_path.read_text())
         validation = card.get("metrics", {}).get("validation", {})
-        summary = {k: validation[k] for k in ("auc_mean", "mae", "accuracy") if validation.get(k) is not None}
+        summary = {k: validation[k] for k in ("auc_mean", "mae", "accuracy", "mse", "ssim") if validation.get(k) is not None}
         err.print(f"wrote {weights} (+ {card_path.name}); validation: "
                   + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()), highlight=False)
 
@@ -48,7 +48,7 @@ def tune(
     Writes the best trial's weights + card (the card's training.tuning records the search)
     and output_dir/search.json with every trial.
     """
-    from ..train.config import load_config
+    from ..train import load_config
     from ..train.tune import tune as run_tune
 
     if verbose:

@@ -3,7 +3,8 @@
 The spec says *what* a source is (its label files, how to read them into a standard
 frame, its label table, its uncertainty convention); :class:`XrayDataset` owns *how*
 every source is served: view filtering, one image per patient, the label matrix,
-``__getitem__`` and error handling. A new source is a loader function and a table.
+``__getitem__`` and error handling. A new source is a table and either a column map or a
+loader function (see :mod:`cxrkit.datasets.spec`).
 
 A loader returns a :class:`pandas.DataFrame` with one row per image and the columns
 ``path`` (image path relative to the root), ``patient_id``, ``view``, ``age``, ``sex``,
@@ -18,70 +19,23 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.errors import LabelFileError, MissingImage
-from cxrkit.datasets.harmonise import harmonise, token_columns
+from .errors import LabelFileError, MissingImage
+from .harmonise import harmonise, token_columns
+from .localisation import localiser_for
+from .spec import DatasetSpec, LabelFile, read_table, require_columns
 
 __all__ = ["LabelFile", "DatasetSpec", "XrayDataset", "read_table", "require_columns"]
 
 log = logging.getLogger(__name__)
 
 STANDARD_COLUMNS = ("path", "patient_id", "view", "age", "sex", "row")
-
-
-@dataclass(frozen=True)
-class LabelFile:
-    """A file a source needs: ``key`` names it for ``files=``, ``default`` is looked up under the root."""
-
-    key: str
-    default: str | None = None
-    required: bool = True
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """Everything that distinguishes one public dataset from another, as data."""
-
-    name: str
-    title: str
-    load: Callable[[Mapping[str, Path | None]], pd.DataFrame]
-    table: Mapping[str, str | tuple[str, ...]]
-    files: tuple[LabelFile, ...] = (LabelFile("labels"),)
-    kind: str = "tokens"  # or "columns"
-    no_finding: str | None = None  # column whose value 1 turns unknown labels into 0
-    no_finding_exempt: tuple[str, ...] = ()
-    passthrough: bool = False  # unmapped tokens become labels of their own (COVID-19 collection)
-    ignore_tokens: tuple[str, ...] = ()
-    url: str = ""
-    licence: str = ""
-    citation: str = ""
-    notes: str = ""
-    extras: Mapping[str, Any] = field(default_factory=dict)
-
-
-def read_table(path: Path, **kwargs: Any) -> pd.DataFrame:
-    """``pd.read_csv`` that reports an unreadable file as :class:`LabelFileError`."""
-    try:
-        return pd.read_csv(path, **kwargs)
-    except FileNotFoundError:
-        raise LabelFileError(path, "label file does not exist") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
-        raise LabelFileError(path, f"cannot be read as a CSV table ({exc})") from None
-
-
-def require_columns(frame: pd.DataFrame, columns: Iterable[str], path: object) -> None:
-    """Raise :class:`LabelFileError` naming every required column the frame lacks."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise LabelFileError.missing_columns(path, missing, frame.columns)
 
 
 def _resolve_files(spec: DatasetSpec, root: Path | None, label_file: Path | None,
@@ -144,8 +98,9 @@ class XrayDataset:
         self.size, self.crop, self.transform, self.on_error = size, crop, transform, on_error
         self.uncertain = uncertain
         self.skipped = 0
+        self.localisation = localiser_for(spec, self.files)  # boxes/masks on samples, when declared
 
-        frame = spec.load(self.files)
+        frame = spec.read(self.files)
         for col in STANDARD_COLUMNS:
             if col not in frame.columns:
                 frame[col] = np.arange(len(frame)) if col == "row" else (np.nan if col == "age" else "")
@@ -242,10 +197,12 @@ class XrayDataset:
         }
 
     # -- images -------------------------------------------------------------------------------
-    def load_image(self, index: int) -> np.ndarray:
-        """The image of one row as (1, H, W) float32 in [-1024, 1024]; typed errors name the row."""
-        from cxrkit import preprocess
-        from cxrkit.io import read_image
+    def load_image(self, index: int, *, resize: bool = True) -> np.ndarray:
+        """The image of one row as (1, H, W) float32 in [-1024, 1024]; typed errors name the row.
+
+        ``resize=False`` keeps the stored geometry (for boxes and masks to be moved with it)."""
+        from .. import preprocess
+        from ..io import read_image
 
         if self.root is None:
             raise MissingImage(self.frame["path"].iat[index], int(self.frame["row"].iat[index]), self.name)
@@ -253,7 +210,7 @@ class XrayDataset:
         if not path.exists():
             raise MissingImage(path, int(self.frame["row"].iat[index]), self.name)
         image = read_image(path)
-        if self.size:
+        if self.size and resize:
             return preprocess.model_input(image.pixels, image.maxval, self.size, self.crop)
         return preprocess.normalize(image.pixels, image.maxval)[None]
 
@@ -261,7 +218,7 @@ class XrayDataset:
         return len(self.frame)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from cxrkit.errors import CxrkitError, UnreadableImage
+        from ..errors import CxrkitError, UnreadableImage
 
         index = int(index)
         if index < 0:
@@ -271,7 +228,7 @@ class XrayDataset:
         tries = 0
         while True:
             try:
-                image = self.load_image(index)
+                image = self.load_image(index, resize=self.localisation is None)
                 break
             except CxrkitError as exc:
                 if self.on_error == "raise" or tries >= len(self):
@@ -285,6 +242,8 @@ class XrayDataset:
                             self.frame["row"].iat[index], exc, self.skipped)
                 index = (index + 1) % len(self)
         sample = {"image": image, "labels": self.labels[index].copy(), "meta": self.meta(index)}
+        if self.localisation is not None:
+            sample = self.localisation.attach(sample, self.frame.iloc[index], self.size, self.crop)
         if self.transform is not None:
             sample = self.transform(sample)
         return sample

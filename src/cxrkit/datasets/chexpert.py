@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import DatasetSpec, LabelFile, read_table, require_columns
+from .base import DatasetSpec, LabelFile, read_table, require_columns
 
 __all__ = ["CHEXPERT", "MIMIC", "BRAX", "CHEXPERT_TABLE"]
 
@@ -118,26 +118,14 @@ MIMIC = DatasetSpec(
 )
 
 
-def _load_brax(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
-    raw = read_table(path)
-    require_columns(raw, ("PngPath", "PatientID", "ViewPosition", "PatientAge", "PatientSex") + _LABEL_COLUMNS, path)
-    out = pd.DataFrame({
-        "path": raw["PngPath"].astype(str).str.replace(r"^images/", "", regex=True),
-        "patient_id": raw["PatientID"].astype(str),
-        "view": raw["ViewPosition"],
-        # 5-year age groups; the oldest group is written "85 or more".
-        "age": pd.to_numeric(raw["PatientAge"].replace("85 or more", 85), errors="coerce"),
-        "sex": raw["PatientSex"],
-        "row": np.arange(len(raw)),
-    })
-    return pd.concat([out, _label_part(raw)], axis=1)
-
-
 BRAX = DatasetSpec(
     name="brax",
     title="BRAX (Hospital Israelita Albert Einstein, Brazil)",
-    load=_load_brax,
+    columns={"path": "PngPath", "patient_id": "PatientID", "view": "ViewPosition", "age": "PatientAge",
+             "sex": "PatientSex"},
+    path_prefix="images/",
+    # 5-year age groups; the oldest group is written "85 or more".
+    values={"age": {"85 or more": 85}},
     files=(LabelFile("labels", "master_spreadsheet_update.csv", doc="BRAX master spreadsheet"),),
     url="https://physionet.org/content/brax/1.1.0/",
     licence="PhysioNet Credentialed Health Data License 1.5.0.",

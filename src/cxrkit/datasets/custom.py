@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import DatasetSpec, LabelFile, XrayDataset, read_table, require_columns
-from cxrkit.datasets.errors import LabelFileError
+from .base import DatasetSpec, XrayDataset, read_table, require_columns
+from .errors import LabelFileError
 
 __all__ = ["folder_dataset", "csv_dataset", "IMAGE_SUFFIXES"]
 
@@ -33,6 +33,8 @@ def folder_dataset(root: str | os.PathLike, *, name: str = "folder", **kwargs: A
     if not root.is_dir():
         raise LabelFileError(root, "image folder does not exist")
     paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:  # an empty dataset would fail later, far from the cause
+        raise LabelFileError(root, f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under this folder")
     classes = sorted({p.relative_to(root).parts[0] for p in paths if len(p.relative_to(root).parts) > 1})
 
     def load(files: Mapping[str, Path | None]) -> pd.DataFrame:
@@ -75,31 +77,8 @@ def csv_dataset(
     if label_columns is None:
         label_columns = [c for c in head.columns if c not in used]
     table = dict(label_columns) if isinstance(label_columns, Mapping) else {c: c for c in label_columns}
-
-    def load(files: Mapping[str, Path | None]) -> pd.DataFrame:
-        raw = read_table(files["labels"])
-        require_columns(raw, used + list(table), files["labels"])
-        out = pd.DataFrame({
-            "path": raw[path_column].astype(str),
-            "patient_id": raw[patient_column].astype(str) if patient_column else raw[path_column].astype(str),
-            "view": raw[view_column] if view_column else "UNKNOWN",
-            "age": raw[age_column] if age_column else np.nan,
-            "sex": raw[sex_column] if sex_column else "",
-            "row": np.arange(len(raw)),
-        })
-        labels = raw[list(table)].apply(pd.to_numeric, errors="coerce")
-        bad = labels.notna() & ~labels.isin([0, 1, -1])
-        if bad.any().any():
-            r, c = np.argwhere(bad.to_numpy())[0]
-            raise LabelFileError(files["labels"], f"row {r}, column {list(table)[c]!r}: label value "
-                                 f"{raw[list(table)[c]].iat[r]!r} is not 1, 0, -1 or blank")
-        non_numeric = raw[list(table)].notna() & labels.isna()
-        if non_numeric.any().any():
-            r, c = np.argwhere(non_numeric.to_numpy())[0]
-            raise LabelFileError(files["labels"], f"row {r}, column {list(table)[c]!r}: label value "
-                                 f"{raw[list(table)[c]].iat[r]!r} is not a number")
-        return pd.concat([out, labels.reset_index(drop=True)], axis=1)
-
-    spec = DatasetSpec(name=name, title=f"CSV {csv}", load=load, table=table, kind="columns",
-                       files=(LabelFile("labels"),))
+    columns = {"path": path_column, "patient_id": patient_column or path_column, "view": view_column,
+               "age": age_column, "sex": sex_column}
+    spec = DatasetSpec(name=name, title=f"CSV {csv}", table=table, kind="columns", label_codes=(1, 0, -1),
+                       columns={standard: column for standard, column in columns.items() if column})
     return XrayDataset(spec, root, csv, **kwargs)

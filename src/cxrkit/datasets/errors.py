@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cxrkit.errors import CxrkitError
+from ..errors import CxrkitError
 
 __all__ = ["DatasetError", "LabelFileError", "MissingImage", "UnknownDataset"]
 
@@ -46,7 +46,7 @@ class MissingImage(DatasetError, FileNotFoundError):
         self.dataset = dataset
         super().__init__(
             f"{self.path}: image of row {row} of dataset {dataset!r} does not exist;"
-            " check --root, or pass on_error='skip' to skip unreadable images with a warning"
+            " check the image root, or skip unreadable images with a warning (on_error='skip')"
         )
 
 

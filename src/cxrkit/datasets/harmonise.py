@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from cxrkit.labels import PATHOLOGIES
+from ..labels import PATHOLOGIES
 
 __all__ = ["UNCERTAIN_POLICIES", "harmonise", "label_order", "label_table", "token_columns"]
 

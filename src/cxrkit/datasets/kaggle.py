@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import DatasetSpec, LabelFile, read_table, require_columns
+from .base import DatasetSpec, LabelFile, read_table, require_columns
+from .localisation import Localisation, rle_decode
 
 __all__ = ["RSNA", "SIIM", "VINDR", "VINDR_TABLE", "rle_decode", "read_rsna_boxes"]
 
@@ -64,6 +64,8 @@ RSNA = DatasetSpec(
     # The challenge's Target marks "Lung Opacity" boxes, read as pneumonia; both labels share it.
     table={"Target": ("Pneumonia", "Lung Opacity")},
     kind="columns",
+    localisation=Localisation(image="patientId", constant_label="Target", boxes=("x", "y", "width", "height"),
+                              grid=(1024, 1024)),  # the challenge's DICOMs are all 1024 x 1024
     files=(
         LabelFile("labels", "stage_2_train_labels.csv", doc="stage_2_train_labels.csv (one row per box)"),
         LabelFile("headers", "stage_2_train_images_dicom_headers.csv", required=False,
@@ -99,28 +101,13 @@ def _load_siim(files: Mapping[str, Path | None]) -> pd.DataFrame:
     })
 
 
-def rle_decode(rle: str, height: int = 1024, width: int = 1024) -> np.ndarray:
-    """Decode a SIIM run-length string (relative starts, column-major) into an (H, W) uint8 mask."""
-    mask = np.zeros(height * width, dtype=np.uint8)
-    rle = str(rle).strip()
-    if rle in ("-1", ""):
-        return mask.reshape(width, height).T
-    values = np.asarray(rle.split(), dtype=np.int64)
-    starts, lengths = values[0::2], values[1::2]
-    position = 0
-    for start, length in zip(starts, lengths):
-        position += start
-        mask[position:position + length] = 1
-        position += length
-    return mask.reshape(width, height).T
-
-
 SIIM = DatasetSpec(
     name="siim",
     title="SIIM-ACR Pneumothorax Segmentation",
     load=_load_siim,
     table={"Pneumothorax": "Pneumothorax"},
     kind="columns",
+    localisation=Localisation(image="ImageId", constant_label="Pneumothorax", rle="EncodedPixels", grid=(1024, 1024)),
     files=(LabelFile("labels", "train-rle.csv", doc="train-rle.csv (one row per mask; -1 = none)"),),
     url="https://www.kaggle.com/c/siim-acr-pneumothorax-segmentation",
     licence="Kaggle competition terms (images from NIH ChestX-ray14).",
@@ -171,6 +158,9 @@ VINDR = DatasetSpec(
     title="VinDr-CXR",
     load=_load_vindr,
     table=VINDR_TABLE,
+    # boxes are in the pixels of each released DICOM (sizes vary), one set per radiologist
+    localisation=Localisation(image="image_id", label="class_name", boxes=("x_min", "y_min", "x_max", "y_max"),
+                              format="xyxy"),
     files=(LabelFile("labels", "train.csv", doc="train.csv (Kaggle) or annotations_train.csv (PhysioNet)"),),
     url="https://physionet.org/content/vindr-cxr/1.0.0/",
     licence="PhysioNet Restricted Health Data License 1.5.0 (PhysioNet release); Kaggle competition terms.",

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import XrayDataset
-from cxrkit.labels import PATHOLOGIES
+from ..labels import PATHOLOGIES
+from .base import XrayDataset
 
 __all__ = ["MergedDataset", "merge"]
 

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.errors import LabelFileError
+from .errors import LabelFileError
 
 __all__ = ["ID_COLUMNS", "file_name", "read_metadata", "join_metadata", "age_bands", "band_labels"]
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import DatasetSpec, LabelFile, read_table, require_columns
-from cxrkit.datasets.errors import LabelFileError
-from cxrkit.labels import NIH_PATHOLOGIES
+from ..labels import NIH_PATHOLOGIES
+from .base import DatasetSpec, LabelFile, read_table, require_columns
+from .errors import LabelFileError
+from .localisation import Localisation
 
 __all__ = ["NIH", "NIH_GOOGLE", "NIH_TABLE", "GOOGLE_TABLE", "read_nih_boxes"]
 
@@ -78,6 +79,11 @@ NIH = DatasetSpec(
     title="NIH ChestX-ray14",
     load=_load_nih,
     table=NIH_TABLE,
+    # Boxes are in the 1,024 px PNGs of the release (all square), not in the DICOM sizes of the
+    # OriginalImage[Width,Height] columns; its header spans "Bbox [x,y,w,h]" over four columns.
+    localisation=Localisation(file="bbox", image="Image Index", match="path", label="Finding Label",
+                              renames={"Infiltrate": "Infiltration"}, boxes=("Bbox [x", "y", "w", "h]"),
+                              grid=(1024, 1024)),
     files=(
         LabelFile("labels", "Data_Entry_2017_v2020.csv", doc="Data_Entry_2017(_v2020).csv"),
         LabelFile("bbox", "BBox_List_2017.csv", required=False, doc="bounding boxes of 880 images"),

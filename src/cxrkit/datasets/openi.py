@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import DatasetSpec, LabelFile, read_table, require_columns
-from cxrkit.datasets.errors import LabelFileError
-from cxrkit.datasets.harmonise import label_table
+from .base import DatasetSpec, LabelFile, read_table, require_columns
+from .errors import LabelFileError
+from .harmonise import label_table
 
 __all__ = ["OPENI", "OPENI_TABLE", "read_openi_reports"]
 

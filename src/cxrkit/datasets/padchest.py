@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import DatasetSpec, LabelFile, read_table, require_columns
-from cxrkit.datasets.harmonise import label_table
+from .base import DatasetSpec, LabelFile, read_table, require_columns
+from .harmonise import label_table
 
 __all__ = ["PADCHEST", "PADCHEST_TABLE", "PADCHEST_BROKEN_FILES"]
 

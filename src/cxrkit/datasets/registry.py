@@ -6,8 +6,8 @@ import fnmatch
 import os
 from typing import Any
 
-from cxrkit.datasets.base import DatasetSpec, XrayDataset
-from cxrkit.datasets.errors import UnknownDataset
+from .base import DatasetSpec, XrayDataset
+from .errors import UnknownDataset
 
 __all__ = ["register_dataset", "list_datasets", "get_spec", "get_dataset"]
 
@@ -41,7 +41,7 @@ def get_dataset(name: str, root: str | os.PathLike | None = None, label_file: st
 
 
 def _register_builtins() -> None:
-    from cxrkit.datasets import chexpert, kaggle, nih, openi, padchest, tb
+    from . import chexpert, kaggle, nih, openi, padchest, tb
 
     for spec in (nih.NIH, nih.NIH_GOOGLE, chexpert.CHEXPERT, chexpert.MIMIC, chexpert.BRAX, padchest.PADCHEST,
                  kaggle.RSNA, kaggle.SIIM, kaggle.VINDR, openi.OPENI, tb.NLM_TB, tb.TBX11K, tb.COVID19):

@@ -27,6 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .._atomic import atomic_path, write_text_atomic
+from ..errors import CxrkitError, OutputError
+from .errors import DatasetError
+
 __all__ = ["to_uint8", "from_uint8", "write_shards", "ShardDataset", "read_index"]
 
 log = logging.getLogger(__name__)
@@ -70,27 +74,11 @@ def _npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_shards(dataset: Any, out_dir: str | os.PathLike, size: int = 256, samples_per_shard: int = 1000,
-                 prefix: str = "shard", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Write ``dataset`` as uint8 shards of ``size`` px (centre-cropped, area-resized) under ``out_dir``.
-
-    Returns the index that is also written to ``out_dir/dataset.json``. Any dataset with
-    the cxrkit sample interface works (a single dataset, a merge, a split of either).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    source = _resized(dataset, size)
-    n = len(source)
-    shards, tar = [], None
-    start = time.perf_counter()
-    try:
-        for i in range(n):
-            if i % samples_per_shard == 0:
-                if tar is not None:
-                    tar.close()
-                name = f"{prefix}-{len(shards):06d}.tar"
-                shards.append(name)
-                tar = tarfile.open(out / name, "w", format=tarfile.USTAR_FORMAT)
+def _write_shard(path: Path, source: Any, first: int, stop: int, progress: Callable[[int, int], None] | None,
+                 n: int) -> None:
+    """Samples ``first..stop-1`` as one tar, written atomically: visible only once complete."""
+    with atomic_path(path) as temp, tarfile.open(temp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for i in range(first, stop):
             sample = source[i]
             key = f"{i:09d}"
             meta = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in sample["meta"].items()}
@@ -99,14 +87,82 @@ def write_shards(dataset: Any, out_dir: str | os.PathLike, size: int = 256, samp
             _add(tar, f"{key}.meta.json", json.dumps(meta).encode())
             if progress is not None:
                 progress(i + 1, n)
-    finally:
-        if tar is not None:
-            tar.close()
+
+
+def write_shards(dataset: Any, out_dir: str | os.PathLike, size: int = 256, samples_per_shard: int = 1000,
+                 prefix: str = "shard", progress: Callable[[int, int], None] | None = None,
+                 resume: bool = False) -> dict[str, Any]:
+    """Write ``dataset`` as uint8 shards of ``size`` px (centre-cropped, area-resized) under ``out_dir``.
+
+    Returns the index that is also written to ``out_dir/dataset.json``. Any dataset with
+    the cxrkit sample interface works (a single dataset, a merge, a split of either).
+
+    Every shard and the index are written atomically, so a killed job never leaves a
+    torn tar under a shard's name, and ``dataset.json`` (written last) only appears once
+    every shard is complete. The plan (the index to be written) is saved first as a hidden
+    file; with ``resume`` a rerun with the same settings keeps the shards already written
+    and writes the rest, byte for byte what one uninterrupted run writes (tar members carry
+    no timestamps). A different plan is refused rather than mixed into the old shards.
+    """
+    if size < 1 or samples_per_shard < 1:
+        raise DatasetError(f"shard image size and samples per shard must be 1 or more, got {size} and "
+                           f"{samples_per_shard}")
+    out = Path(out_dir)
+    source = _resized(dataset, size)
+    n = len(source)
+    if n == 0:
+        raise DatasetError(f"{getattr(dataset, 'name', 'the dataset')}: no samples to write (every image filtered "
+                           "out or none found)")
+    try:
+        return _write_all(dataset, source, out, n, size, samples_per_shard, prefix, progress, resume)
+    except CxrkitError:  # e.g. a missing image (also an OSError): not the output's fault
+        raise
+    except OSError as exc:  # a file in the way, a read-only or full disk: name the folder; resuming keeps the shards
+        raise OutputError(exc.filename or out, exc.strerror or str(exc)) from None
+
+
+def _write_all(dataset: Any, source: Any, out: Path, n: int, size: int, samples_per_shard: int, prefix: str,
+               progress: Callable[[int, int], None] | None, resume: bool) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    names = [f"{prefix}-{k:06d}.tar" for k in range(math.ceil(n / samples_per_shard))]
     index = {"format": "cxrkit-shards/1", "dataset": getattr(dataset, "name", ""), "size": size, "count": n,
-             "labels": list(dataset.label_names), "samples_per_shard": samples_per_shard, "shards": shards}
-    (out / "dataset.json").write_text(json.dumps(index, indent=1))
-    log.info("wrote %d samples in %d shards to %s in %.1f s", n, len(shards), out, time.perf_counter() - start)
+             "labels": list(dataset.label_names), "samples_per_shard": samples_per_shard, "shards": names}
+    plan_path = out / f".{prefix}.plan.json"
+    done: set[str] = set()
+    if resume and not plan_path.is_file() and _same_index(out, index):
+        return index  # finished before: nothing to do
+    if resume and plan_path.is_file():
+        try:
+            planned = json.loads(plan_path.read_text())
+        except ValueError:
+            planned = None
+        if planned != index:
+            raise DatasetError(f"{out}: its shards were started with other settings or another dataset "
+                               f"({plan_path.name} differs); write them to a new folder or start over")
+        done = {name for name in names if (out / name).is_file()}
+    else:
+        (out / "dataset.json").unlink(missing_ok=True)  # the old index must not describe the new shards
+        write_text_atomic(plan_path, json.dumps(index, indent=1))
+    start = time.perf_counter()
+    for k, name in enumerate(names):
+        first, stop = k * samples_per_shard, min(n, (k + 1) * samples_per_shard)
+        if name in done:
+            if progress is not None:
+                progress(stop, n)
+            continue
+        _write_shard(out / name, source, first, stop, progress, n)
+    write_text_atomic(out / "dataset.json", json.dumps(index, indent=1))
+    plan_path.unlink(missing_ok=True)
+    log.info("wrote %d samples in %d shards (%d kept from before) to %s in %.1f s", n, len(names), len(done), out,
+             time.perf_counter() - start)
     return index
+
+
+def _same_index(out: Path, index: dict[str, Any]) -> bool:
+    try:
+        return read_index(out) == index and all((out / name).is_file() for name in index["shards"])
+    except (OSError, ValueError):
+        return False
 
 
 def read_index(path: str | os.PathLike) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import XrayDataset
+from .base import XrayDataset
 
 __all__ = ["official_split", "patient_split", "stratified_patient_split", "split_dataset", "assert_no_leakage"]
 

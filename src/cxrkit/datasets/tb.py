@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets.base import DatasetSpec, LabelFile, read_table, require_columns
-from cxrkit.datasets.errors import LabelFileError
+from .base import DatasetSpec, LabelFile, read_table, require_columns
+from .errors import LabelFileError
 
 __all__ = ["NLM_TB", "TBX11K", "COVID19"]
 

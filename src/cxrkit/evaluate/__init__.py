@@ -11,20 +11,57 @@ from __future__ import annotations
 
 from .bootstrap import BootstrapCI, bootstrap_auc, bootstrap_indices, fast_auc
 from .delong import DeLongResult, delong_covariance, delong_test
-from .errors import EvaluationError, InputFileError, LabelColumnMissing, NoOverlap, PrefixMatchesNothing
-from .evaluation import COMPARE_COLUMNS, METRICS_COLUMNS, Evaluation, compare_predictions, evaluate_predictions
-from .loaders import (
-    LABEL_FORMATS, LabelTable, image_id, label_formats, load_dataset_labels, load_labels, load_labels_csv,
-    load_nih_labels, load_predictions,
+from .errors import (
+    EvaluationError,
+    InputFileError,
+    LabelColumnMissing,
+    NoOverlap,
+    PrefixMatchesNothing,
 )
-from .metrics import THRESHOLD_METHODS, LabelMetrics, auroc, binary_metrics, choose_threshold, metrics_at_threshold
-from .multiclass import MulticlassResult, multiclass_metrics, true_classes
+from .evaluation import (
+    COMPARE_COLUMNS,
+    METRICS_COLUMNS,
+    Evaluation,
+    compare_predictions,
+    evaluate_predictions,
+)
 from .groups import group_table
+from .loaders import (
+    LABEL_FORMATS,
+    LabelTable,
+    image_id,
+    label_formats,
+    load_dataset_labels,
+    load_labels,
+    load_labels_csv,
+    load_nih_labels,
+    load_predictions,
+)
+from .metrics import (
+    THRESHOLD_METHODS,
+    LabelMetrics,
+    auroc,
+    binary_metrics,
+    choose_threshold,
+    metrics_at_threshold,
+)
+from .multiclass import MulticlassResult, multiclass_metrics, true_classes
 from .report import write_compare, write_report
+from .run import EvaluationRun, compare_to_folder, evaluate_to_folder, read_thresholds
 from .shortcut import ProbeResult, shortcut_probe, shortcut_warning
-from .subgroups import GAP_COLUMNS, SUBGROUP_COLUMNS, SubgroupResult, evaluate_subgroups, label_rates
+from .subgroups import (
+    GAP_COLUMNS,
+    SUBGROUP_COLUMNS,
+    SubgroupResult,
+    evaluate_subgroups,
+    label_rates,
+)
 
 __all__ = [
+    "evaluate_to_folder",
+    "compare_to_folder",
+    "read_thresholds",
+    "EvaluationRun",
     "evaluate_predictions",
     "evaluate_subgroups",
     "group_table",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from cxrkit.errors import CxrkitError
+from ..errors import CxrkitError
 
 __all__ = ["EvaluationError", "NoOverlap", "LabelColumnMissing", "PrefixMatchesNothing", "InputFileError"]
 

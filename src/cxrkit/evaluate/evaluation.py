@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cxrkit.labels import PATHOLOGIES
-
+from ..labels import PATHOLOGIES
 from .bootstrap import BootstrapCI, bootstrap_auc
 from .delong import delong_test
 from .errors import EvaluationError, LabelColumnMissing, NoOverlap

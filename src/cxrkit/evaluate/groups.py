@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrkit.datasets import LabelFileError
-from cxrkit.datasets.metadata import age_bands as cut_bands
-from cxrkit.datasets.metadata import read_metadata
-
+from ..datasets import LabelFileError
+from ..datasets.metadata import age_bands as cut_bands
+from ..datasets.metadata import read_metadata
 from .errors import InputFileError
 
 __all__ = ["group_table", "MAX_GROUPS"]

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrkit.datasets.metadata import file_name
-from cxrkit.labels import NIH_PATHOLOGIES, PATHOLOGIES
-
+from ..datasets.metadata import file_name
+from ..labels import NIH_PATHOLOGIES, PATHOLOGIES
 from .errors import InputFileError, PrefixMatchesNothing
 
 __all__ = [
@@ -194,13 +193,13 @@ def load_dataset_labels(path: str | Path, dataset: str) -> LabelTable:
 
 
 def _build_dataset(path: Path, dataset: str):
-    from cxrkit.datasets import DatasetError, LabelFileError, get_dataset
+    from ..datasets import DatasetError, LabelFileError, open_dataset
 
     if not path.is_file():
         raise InputFileError(path, "no such file")
     try:
         # root = the label file's folder only so that companion files are found; no image is read
-        return get_dataset(dataset, path.parent, path)
+        return open_dataset(dataset, path.parent, path)
     except LabelFileError as exc:
         raise InputFileError(exc.path, exc.reason) from exc
     except DatasetError as exc:
@@ -246,7 +245,7 @@ LABEL_FORMATS: dict[str, Callable[..., LabelTable]] = {"csv": load_labels_csv, "
 
 def label_formats() -> list[str]:
     """Every name ``load_labels`` / ``cxr evaluate --dataset`` accepts: ``csv`` and the registered datasets."""
-    from cxrkit.datasets import list_datasets
+    from ..datasets import list_datasets
 
     return ["csv", *[name for name in list_datasets() if name != "csv"]]
 

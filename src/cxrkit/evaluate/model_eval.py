@@ -31,11 +31,11 @@ DEFAULT_RATIOS = {"train": 0.8, "valid": 0.2}
 def dataset_split_labels(dataset: str, labels: str | Path, images: str | Path, split: str = "valid",
                          seed: int = 0) -> tuple[list[Path], LabelTable]:
     """Image files and labels of one split (``all`` for every image) of a registered dataset."""
-    from cxrkit.datasets import DatasetError, get_dataset, split_dataset
+    from ..datasets import DatasetError, open_dataset, split_dataset
 
     labels, images = Path(labels), Path(images)
     try:
-        data = get_dataset(dataset, images, labels)
+        data = open_dataset(dataset, images, labels)
         if split != "all":
             parts = split_dataset(data, DEFAULT_RATIOS, seed=seed)
             if split not in parts:
@@ -49,7 +49,7 @@ def dataset_split_labels(dataset: str, labels: str | Path, images: str | Path, s
 
 def predict_images(files: list[Path], predictor, batch_size: int = 8) -> pd.DataFrame:
     """Scores of ``files`` indexed by file name, in the layout :func:`load_predictions` returns."""
-    from cxrkit.predict import predict_files
+    from ..predict import predict_files
 
     rows = [r for r in predict_files(files, predictor, batch_size=batch_size) if r["status"] == "ok"]
     frame = pd.DataFrame([{c: r[c] for c in predictor.columns} for r in rows],
@@ -63,7 +63,7 @@ class _ProbeRunner:
     predict's own, not a second copy here."""
 
     def __init__(self, predictor, kind: str):
-        from cxrkit.preprocess import model_input
+        from ..preprocess import model_input
 
         self.predictor, self.kind = predictor, kind
         if predictor is not None:
@@ -92,7 +92,7 @@ def probe_inputs(files: list[Path], predictor=None, kind: str = "features", batc
     """One row per readable file (indexed by file name): the model's pooled features, or the
     model input downsampled to 32 x 32 pixels (``predictor`` may then be None: films are read
     at 224 px). Unreadable files are left out (their prediction rows already say why)."""
-    from cxrkit.predict import predict_files
+    from ..predict import predict_files
 
     if kind not in PROBE_INPUTS:
         raise InputFileError(kind, f"probe input must be one of {', '.join(PROBE_INPUTS)}")

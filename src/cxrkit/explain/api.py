@@ -1,8 +1,9 @@
-"""``explain(model, image, label, method)``: one call for every method, in the film's own geometry."""
+"""``explain(model, image, label, method)``: one call for every method, in the geometry of the film as scored."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,14 @@ import torch
 from torch import nn
 
 from ..io import XrayImage, read_image
-from ..preprocess import crop_box, model_input
+from ..models import DEFAULT_MODEL, load_model
+from ..preprocess import FilmSteps, crop_box, model_input
 from . import attributions, cams
 from ._model import frozen, head_order_scores
 from .errors import ExplainError, UnknownLabel, UnknownMethod
 from .heatmap import Heatmap, to_original_geometry
 
-__all__ = ["explain", "explain_grid", "METHODS", "resolve_label", "load_image"]
+__all__ = ["explain", "explain_grid", "METHODS", "resolve_label", "load_image", "prepare_film", "ready_model"]
 
 #: Every method name ``explain`` accepts, cheapest first.
 METHODS = ("cam", "gradcam", "gradcam++", "saliency", "ig", "occlusion", "lime")
@@ -84,42 +86,82 @@ def resolve_label(model: nn.Module, label: str | int, scores: torch.Tensor | Non
     raise UnknownLabel(f"{card.name if card else 'the model'} does not predict {label!r}; it predicts: {', '.join(n for n in names if n)}")
 
 
+def prepare_film(image: XrayImage | str | Path | np.ndarray, film: FilmSteps | None = None,
+                 maxval: float | None = None) -> XrayImage:
+    """The film as the model scores it: decoded, then ``film``'s clean-up and orientation fix.
+
+    Batch prediction with film steps scores the film after them, so a map must be
+    computed on, and drawn over, that film; the steps' row fields (the orientation
+    found) and whether the film was cleaned go into ``meta``.
+    """
+    pixels, maxval, source = load_image(image, maxval)
+    meta: dict[str, Any] = {"source": source}
+    if film is not None:
+        pixels, maxval, info = film.prepare(XrayImage(pixels=pixels, maxval=maxval, meta={}))
+        meta.update(film=info, cleaned=bool(film.clean))
+    return XrayImage(pixels=pixels, maxval=float(maxval), meta=meta)
+
+
+def ready_model(model: nn.Module | str | None, device: str | torch.device = "cpu") -> nn.Module:
+    """A registry name or module, with its card, on ``device``; a module keeps its train/eval mode.
+
+    :func:`~cxrkit.models.load_model` switches to eval mode for inference; explaining a
+    model that is being trained must not change how the caller's next step runs
+    (the methods switch to eval themselves, and back, for the duration).
+    """
+    training = isinstance(model, nn.Module) and model.training
+    return load_model(model, default=DEFAULT_MODEL, device=device).train(training)
+
+
+def check_method(method: str, options: dict[str, Any]) -> None:
+    """Refuse an unknown method, or an option the method does not take (a typo must not be ignored)."""
+    if method not in METHODS:
+        raise UnknownMethod(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    unknown = set(options) - _OPTIONS[method]
+    if unknown:
+        raise ExplainError(f"{method} does not take option(s) {sorted(unknown)}; it takes {sorted(_OPTIONS[method]) or 'none'}")
+
+
 def explain(
-    model: nn.Module,
+    model: nn.Module | str | None,
     image: XrayImage | str | Path | np.ndarray,
     label: str | int = "top",
     method: str = "gradcam",
+    *,
+    calibrate: bool = True,
+    device: str | torch.device = "cpu",
+    maxval: float | None = None,
+    film: FilmSteps | None = None,
     **options: Any,
 ) -> Heatmap:
-    """Explain ``model``'s output for ``label`` on ``image`` with ``method``; the map is in the image's geometry.
+    """Explain ``model``'s output for ``label`` on ``image`` with ``method``; the map is in the film's geometry.
 
-    The image is preprocessed exactly as ``cxr predict`` does it (centre crop, resize,
-    normalise), the map is computed on that model input, then resized back and placed
-    at the crop's offset, so it overlays the radiograph the user gave.
+    ``model`` is a registry name, a weight file or a module built by ``cxrkit.models``.
+    The image is preprocessed exactly as ``cxr predict`` does it (the ``film`` steps when
+    given, then centre crop, resize, normalise), the map is computed on that model input,
+    then resized back and placed at the crop's offset, so it overlays the film the model
+    scored: :attr:`Heatmap.film` (the image given when there are no film steps).
 
-    Common options: ``maxval`` (for a float array), ``calibrate`` (True: the score is
-    the calibrated probability ``cxr predict`` reports), ``device``. Method options:
+    ``calibrate`` (True: the score is the calibrated probability ``cxr predict`` reports),
+    ``device``, ``maxval`` (the white level of a float array). Method options:
     ``layer`` (gradcam, gradcam++), ``baseline`` (ig, occlusion, lime; default black),
     ``steps`` (ig, 50), ``window``/``stride`` (occlusion; input_size/7 and half that),
     ``sign`` (ig: absolute, occlusion: positive), ``samples`` (1000), ``kernel_width``
     (1.75), ``features`` (10), ``positive_only`` (False) and ``seed`` (0) for lime.
     """
-    if method not in METHODS:
-        raise UnknownMethod(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    maxval = options.pop("maxval", None)
-    calibrate = bool(options.pop("calibrate", True))
-    device = torch.device(options.pop("device", "cpu"))
-    unknown = set(options) - _OPTIONS[method]
-    if unknown:
-        raise ExplainError(f"{method} does not take option(s) {sorted(unknown)}; it takes {sorted(_OPTIONS[method]) or 'none'}")
-    card = getattr(model, "card", None)
-    if card is None:
-        raise ExplainError("the model has no .card (labels, input size); build it with cxrkit.models.create()")
-    pixels, maxval, source = load_image(image, maxval)
+    check_method(method, options)
+    net = ready_model(model, device)
+    return _explain(net, prepare_film(image, film, maxval), label, method, calibrate, torch.device(device), options)
+
+
+def _explain(model: nn.Module, scan: XrayImage, label: str | int, method: str, calibrate: bool,
+             device: torch.device, options: dict[str, Any]) -> Heatmap:
+    """One map of a prepared film with a ready model (options already checked)."""
+    card = model.card
+    pixels = scan.pixels
     started = time.perf_counter()
     size = int(card.input_size)
-    x = torch.from_numpy(np.ascontiguousarray(model_input(pixels, maxval, size)))[None].to(device)
-    model = model.to(device)
+    x = torch.from_numpy(np.ascontiguousarray(model_input(pixels, scan.maxval, size)))[None].to(device)
 
     def pick(logits: torch.Tensor) -> int:
         return resolve_label(model, label, head_order_scores(model, logits, calibrate)[0])
@@ -164,7 +206,7 @@ def explain(
     meta = {
         "model": card.name,
         "task": card.task,
-        "source": source,
+        "source": scan.meta.get("source"),
         "index": index,
         "logit": float(logits[index]),
         "calibrated": bool(calibrate and card.thresholds and card.task == "multilabel"),
@@ -173,32 +215,40 @@ def explain(
         "crop": crop_box(pixels.shape[:2]),
         "options": {k: v for k, v in options.items() if k != "segments"},
         "seconds": time.perf_counter() - started,
+        **{k: scan.meta[k] for k in ("film", "cleaned") if k in scan.meta},
         **extra,
     }
-    return Heatmap(array=array, label=name, method=method, score=score, meta=meta)
+    return Heatmap(array=array, label=name, method=method, score=score, meta=meta, film=scan)
 
 
 def explain_grid(
-    model: nn.Module,
+    model: nn.Module | str | None,
     image: XrayImage | str | Path | np.ndarray,
-    labels: list[str | int],
-    methods: list[str],
+    labels: Sequence[str | int],
+    methods: Sequence[str],
     options: dict[str, dict[str, Any]] | None = None,
-    **common: Any,
+    *,
+    calibrate: bool = True,
+    device: str | torch.device = "cpu",
+    maxval: float | None = None,
+    film: FilmSteps | None = None,
 ) -> list[Heatmap]:
     """Every ``label`` x ``method`` map of one image, label-major (the order of a contact sheet).
 
-    The image is decoded once. ``options`` maps a method name to its own options (e.g.
-    ``{"lime": {"samples": 500}}``); ``common`` (``calibrate``, ``device``, ``maxval``)
-    goes to every call.
+    The image is decoded, and the ``film`` steps run, once; the model is loaded once.
+    ``options`` maps a method name to its own options (e.g. ``{"lime": {"samples": 500}}``);
+    the keyword arguments are :func:`explain`'s.
     """
     if not labels or not methods:
         raise ExplainError("explain_grid needs at least one label and one method")
-    pixels, maxval, source = load_image(image, common.pop("maxval", None))
-    decoded = XrayImage(pixels=pixels, maxval=maxval, meta={"source": source})
     options = options or {}
+    for method in methods:
+        check_method(method, options.get(method, {}))
+    net = ready_model(model, device)
+    scan = prepare_film(image, film, maxval)
+    where = torch.device(device)
     return [
-        explain(model, decoded, label, method, **common, **options.get(method, {}))
+        _explain(net, scan, label, method, calibrate, where, options.get(method, {}))
         for label in labels
         for method in methods
     ]

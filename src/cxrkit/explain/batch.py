@@ -1,9 +1,10 @@
 """Heatmaps alongside batch prediction: one overlay per image and label, written next to the scores.
 
-``cxr predict --heatmaps DIR`` hands every finished row to :class:`HeatmapWriter`,
+Batch prediction with heatmaps (``cxr predict``) hands every finished row to :class:`HeatmapWriter`,
 which picks the labels to explain from that row's own scores (``top3``), from the
-model (``all``) or from a list of names, writes one PNG per label and returns the
-paths for the row's ``heatmaps`` column.
+model (``all``) or from a list of names, writes one PNG per label over the film as
+scored (after the same film steps) and returns the paths for the row's ``heatmaps``
+column.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
+from .._atomic import TEMP_SUFFIX, atomic_path
 from ..io import XrayImage, read_image
-from .api import METHODS, explain
+from ..preprocess import FilmSteps
+from .api import METHODS, check_method, explain, prepare_film, ready_model
 from .errors import ExplainError, UnknownMethod
 from .overlay import render_overlay, save_png
 
@@ -32,7 +36,7 @@ def parse_label_spec(spec: str) -> str | list[str]:
         return spec
     names = [name.strip() for name in spec.split(",") if name.strip()]
     if not names:
-        raise ExplainError("--heatmap-labels needs top3, all, or label names separated by commas")
+        raise ExplainError(f"heatmap labels {spec!r}: give top3 (any topK), all, or label names separated by commas")
     return names
 
 
@@ -41,27 +45,49 @@ def _slug(text: str) -> str:
 
 
 class HeatmapWriter:
-    """Writes overlays for prediction rows into ``folder``; one instance per run (it keeps names unique)."""
+    """Writes overlays for prediction rows into ``folder``; one instance per run (it keeps names unique).
+
+    ``film`` must be the :class:`~cxrkit.preprocess.FilmSteps` the scores came from, so
+    each map is computed on, and drawn over, the film as scored (cleaned, turned upright).
+    The steps are deterministic, so running them again here gives that same film.
+    ``files`` (the run's whole input list, in order) fixes each file's name before any
+    is written: two films with one stem (``a/x.png``, ``b/x.dcm``) get the same names
+    whether the run goes through in one go or is resumed after some rows were done. A
+    killed run can leave half-written temporary files (never a half-written map); the
+    next writer over the folder removes them.
+    """
 
     def __init__(
-        self, model: nn.Module, folder: str | Path, *, method: str = "gradcam", labels: str | Sequence[str] = "top3",
-        height: int | None = None, **options: Any,
+        self, model: nn.Module | str | None, folder: str | Path, *, method: str = "gradcam",
+        labels: str | Sequence[str] = "top3", height: int | None = None, calibrate: bool = True,
+        device: str = "cpu", film: FilmSteps | None = None, files: Sequence[str | Path] = (),
+        options: Mapping[str, Any] | None = None, raw: bool = False,
     ):
         if method not in METHODS:
             raise UnknownMethod(f"unknown heatmap method {method!r}; choose one of {', '.join(METHODS)}")
-        self.model = model
+        self.options = dict(options or {})
+        check_method(method, self.options)
+        self.model = ready_model(model, device)
         self.folder = Path(folder)
         self.method = method
         self.labels = parse_label_spec(labels) if isinstance(labels, str) else list(labels)
         self.height = height
-        self.options = options
-        trained = list(model.card.trained_labels)
+        self.calibrate = calibrate
+        self.device = device
+        self.film = film
+        self.raw = raw  # also keep each map itself (float32, film geometry) as <same name>.npy, for scoring
+        trained = list(self.model.card.trained_labels)
         if isinstance(self.labels, list):
             unknown = [name for name in self.labels if name not in trained]
             if unknown:
-                raise ExplainError(f"--heatmap-labels: {model.card.name} does not predict {unknown}; it predicts {trained}")
+                raise ExplainError(f"heatmap labels: {self.model.card.name} does not predict {unknown}; it predicts {trained}")
         self._stems: dict[str, str] = {}
+        for file in files:
+            self._stem(str(file))
         self.folder.mkdir(parents=True, exist_ok=True)
+        for suffix in ("png", "npy"):  # half-written maps of a killed run
+            for partial in self.folder.glob(f".*.{suffix}.*{TEMP_SUFFIX}"):
+                partial.unlink(missing_ok=True)
 
     def labels_for(self, scores: Mapping[str, float]) -> list[str]:
         """The labels to draw for one row: its k best trained labels, all of them, or the names given."""
@@ -86,12 +112,20 @@ class HeatmapWriter:
         return stem
 
     def __call__(self, file: str | Path, scores: Mapping[str, float], image: XrayImage | None = None) -> list[Path]:
-        """Explain and draw each chosen label for ``file``; returns the PNG paths in label order."""
-        image = image if image is not None else read_image(file)
+        """Explain and draw each chosen label for ``file``; returns the PNG paths in label order.
+
+        Each PNG is written atomically, and the row that lists them is written after the
+        last one, so a row on disk always names complete files.
+        """
+        scan = prepare_film(image if image is not None else read_image(file), self.film)
         stem = self._stem(str(file))
         paths = []
         for label in self.labels_for(scores):
-            heat = explain(self.model, image, label, self.method, **self.options)
+            heat = explain(self.model, scan, label, self.method, calibrate=self.calibrate, device=self.device,
+                           **self.options)
             out = self.folder / f"{stem}.{_slug(label)}.{_slug(self.method)}.png"
-            paths.append(save_png(render_overlay(image.pixels, image.maxval, heat, height=self.height), out))
+            if self.raw:
+                with atomic_path(out.with_suffix(".npy")) as temp, open(temp, "wb") as handle:
+                    np.save(handle, heat.array.astype(np.float32), allow_pickle=False)
+            paths.append(save_png(render_overlay(scan.pixels, scan.maxval, heat, height=self.height), out))
         return paths

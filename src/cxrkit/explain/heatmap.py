@@ -14,7 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..io import XrayImage
 from ..preprocess import crop_box
+from ..preprocess.geometry import map_peak
 
 __all__ = ["Heatmap", "to_original_geometry", "to_input_geometry"]
 
@@ -28,7 +30,9 @@ class Heatmap:
     the label, negative ones speak against it). ``score`` is the model's output for
     ``label`` (a probability for classifiers, calibrated like ``cxr predict`` unless
     asked otherwise). ``meta`` records how the map was made (model, crop box, input
-    size, options), enough to reproduce it.
+    size, options, film steps), enough to reproduce it. ``film`` is the film the map
+    lies on: the image as given, or as the film steps left it (cleaned, turned
+    upright), which is what an overlay must be drawn over.
     """
 
     array: np.ndarray
@@ -36,6 +40,7 @@ class Heatmap:
     method: str
     score: float
     meta: dict[str, Any] = field(default_factory=dict)
+    film: XrayImage | None = field(default=None, repr=False, compare=False)
 
     @property
     def signed(self) -> bool:
@@ -58,13 +63,7 @@ class Heatmap:
         the plateau pixel nearest its centroid, not the first one in raster order, which
         would sit on the region's edge and depend on scan direction.
         """
-        a = self.array
-        top = float(a.max())
-        rows, cols = np.nonzero(np.isclose(a, top, rtol=1e-6, atol=0.0))
-        if len(rows) == 1:
-            return int(rows[0]), int(cols[0])
-        nearest = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
-        return int(rows[nearest]), int(cols[nearest])
+        return map_peak(self.array)
 
 
 def to_original_geometry(

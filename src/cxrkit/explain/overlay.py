@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .._atomic import write_bytes_atomic
 from .api import load_image
 from .errors import ExplainError
 from .heatmap import Heatmap
@@ -93,14 +94,12 @@ def render_overlay(
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Write a BGR image as PNG, creating the folder; a failure is an :class:`ExplainError`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a BGR image as PNG, creating the folder; atomically (temporary file, then rename),
+    so a run killed mid-write leaves no truncated map under the final name."""
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise ExplainError(f"could not encode a PNG for {path}")
-    path.write_bytes(data.tobytes())
-    return path
+    return write_bytes_atomic(path, data.tobytes())
 
 
 def save_overlay(image: Any, heatmap: Heatmap, path: str | Path, **options: Any) -> Path:

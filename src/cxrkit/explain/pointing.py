@@ -2,9 +2,13 @@
 
 It needs no threshold on the map, so every method can be scored the same way. A hit
 is a peak within ``tolerance`` pixels of the box (15 px in the original paper, at
-its image scale). :func:`nih_boxes` reads ChestX-ray14's ``BBox_List_2017.csv``,
-whose boxes are in the 1,024 px originals, and rescales them to the files on disk
-(the shared copies are 512 px).
+its image scale). :func:`nih_boxes` reads ChestX-ray14's ``BBox_List_2017.csv``
+through the NIH dataset's own box declaration (boxes in the release's 1,024 px PNGs)
+and rescales them to the files on disk (the shared copies are 512 px).
+
+This runs a model; scoring maps already written (hit rate with its interval, IoU, a
+random-map baseline) is :mod:`cxrkit.evaluate.localisation`. Both use the per-map
+geometry of :mod:`cxrkit.preprocess.geometry`.
 """
 
 from __future__ import annotations
@@ -16,19 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from torch import nn
 
+from ..datasets import get_spec
+from ..datasets.localisation import read_annotations
 from ..io import read_image
+from ..preprocess.geometry import point_in_boxes, scale_boxes, xywh_to_xyxy
 from .api import explain
 from .errors import UnknownLabel
 
 __all__ = ["PointingResult", "pointing_game", "nih_boxes", "Box"]
 
 log = logging.getLogger(__name__)
-
-#: ChestX-ray14 box labels that differ from the standard vocabulary.
-_NIH_RENAMES = {"Infiltrate": "Infiltration"}
 
 Box = tuple[float, float, float, float]  # x, y, w, h in the image file's pixels
 
@@ -54,26 +57,21 @@ class PointingResult:
 
 
 def inside(point: tuple[int, int], box: Box, tolerance: float = 15.0) -> bool:
-    """Whether ``(row, col)`` lies in ``box`` grown by ``tolerance`` pixels on every side."""
-    row, col = point
-    x, y, w, h = box
-    return x - tolerance <= col <= x + w + tolerance and y - tolerance <= row <= y + h + tolerance
+    """Whether pixel ``(row, col)`` lies in ``box`` (x, y, w, h) grown by ``tolerance`` pixels on every side."""
+    return point_in_boxes(point, xywh_to_xyxy([box]), tolerance)
 
 
 def nih_boxes(csv_path: str | Path, image_dir: str | Path, *, original_size: int = 1024) -> Iterator[tuple[Path, str, Box]]:
-    """``(image path, standard label, box in that file's pixels)`` for every box whose image is present."""
-    table = pd.read_csv(csv_path)
-    table = table.iloc[:, :6]
-    table.columns = ["image", "label", "x", "y", "w", "h"]
+    """``(image path, standard label, box x, y, w, h in that file's pixels)`` for every box whose image is present."""
+    table = read_annotations(get_spec("nih"), Path(csv_path))
     image_dir = Path(image_dir)
     for row in table.itertuples(index=False):
-        path = image_dir / str(row.image)
+        path = image_dir / str(row.key)
         if not path.is_file():
             continue
         shape = read_image(path).pixels.shape
-        sy, sx = shape[0] / original_size, shape[1] / original_size
-        label = _NIH_RENAMES.get(str(row.label), str(row.label))
-        yield path, label, (row.x * sx, row.y * sy, row.w * sx, row.h * sy)
+        x0, y0, x1, y1 = scale_boxes([[row.x0, row.y0, row.x1, row.y1]], (original_size, original_size), shape)[0]
+        yield path, str(row.label), (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
 def pointing_game(

@@ -9,9 +9,9 @@ misnamed files work; ``is_image_file`` is the cheap filter for folder scans.
 
 from __future__ import annotations
 
-from cxrkit.io._image import META_KEYS, XrayImage
-from cxrkit.io.detect import IMAGE_SUFFIXES, detect_format, is_image_file
-from cxrkit.io.readers import READERS, Reader, read_image
+from ._image import META_KEYS, XrayImage
+from .detect import IMAGE_SUFFIXES, detect_format, is_image_file
+from .readers import READERS, Reader, read_image
 
 __all__ = [
     "read_image",

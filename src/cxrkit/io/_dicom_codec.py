@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from cxrkit.errors import MissingDependency, UnreadableImage
-from cxrkit.io._dicom_header import _code, _quiet, _short
+from ..errors import MissingDependency, UnreadableImage
+from ._dicom_header import _code, _quiet, _short
 
 __all__: list[str] = []
 

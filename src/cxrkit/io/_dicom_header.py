@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from cxrkit.errors import UnreadableImage
+from ..errors import UnreadableImage
 
 __all__ = ["parse_age"]
 

@@ -99,7 +99,7 @@ def check_pixel_count(path: object, width: int, height: int) -> None:
     A 60000x60000 PNG is a few hundred bytes on disk and 3.6 GB once decoded;
     checking the header first turns an out-of-memory kill into a clear error.
     """
-    from cxrkit.errors import UnsupportedImage
+    from ..errors import UnsupportedImage
 
     limit = max_pixels()
     n = int(width) * int(height)

@@ -18,7 +18,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from cxrkit.errors import UnreadableImage, UnsupportedImage
+from ..errors import UnreadableImage, UnsupportedImage
 
 __all__ = ["RasterHeader", "parse_header"]
 

@@ -32,9 +32,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cxrkit.errors import UnreadableImage, UnsupportedDicom
-from cxrkit.io._dicom_codec import _decode
-from cxrkit.io._dicom_header import (
+from ..errors import UnreadableImage, UnsupportedDicom
+from ._dicom_codec import _decode
+from ._dicom_header import (
     _code,
     _int,
     _quiet,
@@ -43,9 +43,9 @@ from cxrkit.io._dicom_header import (
     _text,
     parse_age,
 )
-from cxrkit.io._image import XrayImage, check_pixel_count, make_meta
-from cxrkit.io._voi import to_display
-from cxrkit.io.detect import detect_format
+from ._image import XrayImage, check_pixel_count, make_meta
+from ._voi import to_display
+from .detect import detect_format
 
 __all__ = ["DicomReader", "read_dicom", "RADIOGRAPH_MODALITIES", "parse_age"]
 

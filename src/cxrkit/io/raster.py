@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from cxrkit.errors import MissingDependency, UnreadableImage, UnsupportedImage
-from cxrkit.io._image import XrayImage, check_pixel_count, make_meta
-from cxrkit.io._raster_headers import RasterHeader, parse_header
-from cxrkit.io.detect import detect_format
+from ..errors import MissingDependency, UnreadableImage, UnsupportedImage
+from ._image import XrayImage, check_pixel_count, make_meta
+from ._raster_headers import RasterHeader, parse_header
+from .detect import detect_format
 
 __all__ = ["RasterReader", "RASTER_FORMATS", "read_raster", "to_gray"]
 

@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from cxrkit.errors import UnreadableImage, UnsupportedImage
-from cxrkit.io._image import XrayImage
-from cxrkit.io.detect import HEADER_SIZE, detect_format
-from cxrkit.io.dicom import DicomReader
-from cxrkit.io.raster import RasterReader
+from ..errors import UnreadableImage, UnsupportedImage
+from ._image import XrayImage
+from .detect import HEADER_SIZE, detect_format
+from .dicom import DicomReader
+from .raster import RasterReader
 
 __all__ = ["Reader", "READERS", "read_image"]
 

@@ -7,8 +7,13 @@
 
 from __future__ import annotations
 
-from . import densenet, resnet  # noqa: F401  (architectures register themselves on import)
-from ._registry import Architecture, get_architecture, list_architectures, register_model
+from . import autoencoder, densenet, resnet  # noqa: F401  (architectures register themselves on import)
+from ._registry import (
+    Architecture,
+    get_architecture,
+    list_architectures,
+    register_model,
+)
 from .calibration import apply_operating_points, threshold_vector
 from .card import ModelCard
 from .factory import DEFAULT_MODEL, build, create, list_models, resolve_card

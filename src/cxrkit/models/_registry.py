@@ -30,19 +30,22 @@ class Architecture:
     family: str
     filter_fn: StateDictFilter
     description: str
+    #: the task fixed by the architecture itself (``"reconstruction"`` for autoencoders);
+    #: None for classifiers, whose card says which head task its weights were trained for
+    task: str | None = None
 
 
 _ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register_model(name: str, *, input_size: int, family: str, filter_fn: StateDictFilter):
+def register_model(name: str, *, input_size: int, family: str, filter_fn: StateDictFilter, task: str | None = None):
     """Decorator registering ``builder(num_classes, in_chans, **kwargs) -> nn.Module`` as ``name``."""
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _ARCHITECTURES:
             raise ValueError(f"architecture {name!r} is already registered")
         doc = (builder.__doc__ or "").strip().splitlines()
-        _ARCHITECTURES[name] = Architecture(name, builder, input_size, family, filter_fn, doc[0] if doc else "")
+        _ARCHITECTURES[name] = Architecture(name, builder, input_size, family, filter_fn, doc[0] if doc else "", task)
         return builder
 
     return decorate

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._atomic import write_text_atomic
 from ..errors import WeightsError
 
 __all__ = ["ModelCard", "NORMALIZATION", "CARD_VERSION"]
@@ -30,7 +31,9 @@ NORMALIZATION: dict[str, Any] = {
     "resize": "area when shrinking, bilinear when enlarging",
 }
 
-_TASKS = ("multilabel", "multiclass", "regression")
+_TASKS = ("multilabel", "multiclass", "regression", "reconstruction")
+#: tasks whose output is not a labelled head (an autoencoder's reconstruction): their card lists no labels
+_UNLABELLED_TASKS = ("reconstruction",)
 
 
 @dataclass
@@ -78,7 +81,10 @@ class ModelCard:
             problems.append("empty name")
         if self.task not in _TASKS:
             problems.append(f"task {self.task!r} is not one of {_TASKS}")
-        if not self.labels or not any(self.labels):
+        if self.task in _UNLABELLED_TASKS:
+            if self.labels or self.thresholds:
+                problems.append(f"a {self.task} model has no labels or thresholds")
+        elif not self.labels or not any(self.labels):
             problems.append("no trained labels")
         named = [label for label in self.labels if label]
         if len(set(named)) != len(named):
@@ -103,7 +109,7 @@ class ModelCard:
         """Write the card as indented JSON (diff-friendly, readable without cxrkit)."""
         path = Path(path)
         self.validate()
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")  # never half a card
         return path
 
     @classmethod

@@ -29,6 +29,7 @@ import os
 import time
 from pathlib import Path
 
+from .._atomic import replace_durably
 from ..errors import ChecksumMismatch, DownloadError
 from ._http_attempt import (
     _BACKOFF,
@@ -186,7 +187,7 @@ def download(
                     f"{url}: sha256 mismatch: expected {want_sha}, got {actual} "
                     "(the download is corrupt or the file was changed upstream; deleted the partial file)"
                 )
-        os.replace(part, dest)
+        replace_durably(part, dest)  # synced: a crash after the rename cannot leave a torn model
         logger.info("downloaded %s -> %s (%d bytes)", url, dest, got)
         return dest
 

@@ -36,6 +36,13 @@ def build(card: ModelCard, state_dict: dict[str, torch.Tensor] | None = None) ->
     model = arch.builder(num_classes=len(card.labels), in_chans=1)
     if state_dict is not None:
         state_dict = arch.filter_fn(state_dict, model)
+        shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+        wrong = [key for key, value in state_dict.items() if key in shapes and tuple(value.shape) != shapes[key]]
+        if wrong:  # torch would raise a bare RuntimeError; say which side is wrong instead
+            raise WeightsError(
+                f"weights for {card.name!r} do not fit its card: {wrong[0]} is {tuple(state_dict[wrong[0]].shape)} "
+                f"in the file but {shapes[wrong[0]]} for a {card.architecture} with {len(card.labels)} labels; "
+                "the card's labels must list exactly the outputs the weights were trained with")
         result = model.load_state_dict(state_dict, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise WeightsError(
@@ -86,10 +93,12 @@ def create(
         head = list(labels) if labels is not None else list(PATHOLOGIES[: num_classes or len(PATHOLOGIES)])
         if num_classes is not None and labels is None and num_classes > len(PATHOLOGIES):
             head = [f"output_{i}" for i in range(num_classes)]
+        task = get_architecture(name).task  # an autoencoder: no head, no labels
         card = ModelCard(
             name=f"{name}.random",
             architecture=name,
-            labels=head,
+            labels=[] if task else head,
+            task=task or "multilabel",
             input_size=get_architecture(name).input_size,
             description="randomly initialised, untrained",
             provenance={"source": "random initialisation"},

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .download import download
 from . import published
+from .download import download
 from .import_xrv import import_torchxrayvision
 from .store import cache_dir
 

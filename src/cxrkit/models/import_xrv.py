@@ -23,6 +23,7 @@ import torch
 from ..errors import WeightsError
 from ..labels import PATHOLOGIES
 from . import published
+from ._registry import get_architecture
 from .card import ModelCard
 from .factory import build
 from .store import save_weights, sha256_file
@@ -152,12 +153,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return state, attributes
 
 
-def _infer_architecture(state: dict[str, torch.Tensor]) -> str:
+def _infer_architecture(state: dict[str, torch.Tensor], path: Path) -> str:
+    if any(key.startswith("uplayer") for key in state):  # TorchXRayVision's ResNet autoencoder
+        return "resnet101_ae"
     if any(key.startswith("features.denseblock") for key in state):
         return "densenet121"
     if any(".layer4." in key or key.startswith("layer4.") for key in state):
         return "resnet50"
-    raise WeightsError("cannot tell the architecture from the tensor names; pass --architecture")
+    raise WeightsError(f"{path}: cannot tell the architecture from its {len(state)} tensor names (e.g. "
+                       f"{next(iter(state))!r}); not a TorchXRayVision DenseNet, ResNet or autoencoder checkpoint")
 
 
 def _as_labels(value: Any) -> list[str | None] | None:
@@ -187,9 +191,12 @@ def import_torchxrayvision(
     path, output = Path(path), Path(output)
     state, attributes = read_checkpoint(path)
     entry = published.get(published_name) if published_name else None
-    arch = architecture or (entry["architecture"] if entry else None) or _infer_architecture(state)
+    arch = architecture or (entry["architecture"] if entry else None) or _infer_architecture(state, Path(path))
     head = labels or (entry["labels"] if entry else None)
     head = head or _as_labels(attributes.get("targets")) or _as_labels(attributes.get("pathologies")) or list(PATHOLOGIES)
+    task = get_architecture(arch).task or "multilabel"
+    if task != "multilabel":  # an autoencoder: no head, so no labels and no thresholds
+        head, thresholds = [], {}
     if thresholds is None:
         if entry is not None:
             thresholds = dict(entry["op_threshs"])
@@ -202,6 +209,7 @@ def import_torchxrayvision(
         name=name or (entry["cxrkit_name"] if entry else output.stem),
         architecture=arch,
         labels=list(head),
+        task=task,
         input_size=int(entry["input_size"]) if entry else (512 if arch == "resnet50" else 224),
         thresholds=thresholds,
         threshold_method="torchxrayvision op_threshs (op_norm)" if thresholds else None,
@@ -214,6 +222,9 @@ def import_torchxrayvision(
             "original_sha256": sha256_file(path),
         },
     ).validate()
-    model = build(card, state)  # strict: raises if the tensors do not fit the architecture
+    try:
+        model = build(card, state)  # strict: raises if the tensors do not fit the architecture
+    except WeightsError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
     return save_weights(model, card, output)
 

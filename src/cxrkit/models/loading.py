@@ -18,12 +18,20 @@ from ..errors import CxrkitError
 from .card import ModelCard
 from .factory import create
 
-__all__ = ["check_device", "load_model"]
+__all__ = ["parse_device", "check_device", "load_model"]
+
+
+def parse_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device`; a typo is one clear error, not torch's list of two dozen backends."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CxrkitError(f"unknown device {str(device)!r}; use cpu, cuda or cuda:N") from None
 
 
 def check_device(device: str | torch.device) -> torch.device:
     """``device`` as a :class:`torch.device`, refused at once when it names a GPU that is not visible."""
-    device = torch.device(device)
+    device = parse_device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CxrkitError(f"device {str(device)!r} was requested but no CUDA GPU is visible to PyTorch")
     return device

@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 
 from ..errors import CxrkitError
+from .loading import parse_device
 
-__all__ = ["PRECISIONS", "cpu_has_native_bf16", "resolve_precision", "lightning_precision", "precision_reason"]
+__all__ = ["PRECISIONS", "canonical_precision", "cpu_has_native_bf16", "resolve_precision", "lightning_precision",
+           "precision_reason"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -37,7 +39,8 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def _canonical(precision: str) -> str:
+def canonical_precision(precision: str) -> str:
+    """One of :data:`PRECISIONS` for a name or a Lightning alias (``bf16-mixed`` -> ``bf16``), unresolved."""
     name = _ALIASES.get(precision, precision)
     if name not in PRECISIONS:
         raise CxrkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -49,8 +52,8 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
 
     fp16 on a CPU is refused: autocast there is slow and loses range for no gain.
     """
-    name = _canonical(precision)
-    kind = torch.device(device).type
+    name = canonical_precision(precision)
+    kind = parse_device(device).type
     if name == "auto":
         if kind == "cuda":
             return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp16"
@@ -63,7 +66,7 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
 def precision_reason(precision: str, device: str | torch.device = "cpu") -> str:
     """One line saying what ``precision`` resolves to on ``device`` and why (for verbose output)."""
     chosen = resolve_precision(precision, device)
-    if _canonical(precision) != "auto":
+    if canonical_precision(precision) != "auto":
         return f"{chosen} (as asked)"
     if torch.device(device).type == "cuda":
         return f"{chosen} (auto: CUDA GPU {'with' if chosen == 'bf16' else 'without'} bf16)"

@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .._atomic import atomic_path
 from ..errors import ChecksumMismatch, ModelNotFound, WeightsError
 from .card import ModelCard
 
@@ -69,7 +70,8 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | Path, dtype: tor
     stores floating-point tensors in that type, halving the file; loading casts them back
     into the model's float32 parameters. bfloat16 keeps float32's range; float16 overflows
     on the BatchNorm statistics of xrv-scaled inputs and is refused when it would. Returns
-    the card's path.
+    the card's path. Both files are written atomically (weights first, then the card), so
+    a crash in between leaves a card whose sha256 refuses the new weights, never a torn file.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -81,9 +83,13 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | Path, dtype: tor
         overflow = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
         if overflow:  # e.g. the first BatchNorm's running variance of [-1024, 1024] inputs exceeds float16's range
             raise WeightsError(f"{dtype} cannot hold {overflow[0]} (values out of range); use torch.bfloat16")
-    save_file(state, str(path), metadata={"format": "pt", "cxrkit_model": card.name, "architecture": card.architecture})
+    card.validate()  # a card that cannot be saved must not leave new weights behind either
+    with atomic_path(path) as temp:  # a killed save leaves the old file or none, never half a one
+        save_file(state, str(temp), metadata={"format": "pt", "cxrkit_model": card.name,
+                                               "architecture": card.architecture})
+        digest = sha256_file(temp)
     card.weights_file = path.name
-    card.sha256 = sha256_file(path)
+    card.sha256 = digest
     return card.save(path.with_suffix(".json"))
 
 

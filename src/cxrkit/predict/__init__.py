@@ -1,10 +1,22 @@
-"""Batch prediction: from files on disk to a CSV of calibrated scores, streaming and resumable."""
+"""Batch prediction: from files on disk to a CSV of calibrated scores, streaming and resumable.
+
+Layers, bottom up: a backend (:mod:`.backends`) runs the forward pass; a runner
+(:class:`Runner`: :class:`Predictor`, :class:`cxrkit.age.AgeEstimator`, ...) turns films
+into score columns; the engine (:func:`predict_files`, :func:`map_files`) reads ahead and
+batches; :func:`run_files` adds scanning and the resumable writer.
+"""
 
 from __future__ import annotations
 
-from .predictor import PRECISIONS, Predictor
-from .run import PredictionSummary, predict_files
-from .scan import iter_image_files
-from .writer import FORMATS, PredictionWriter
+from ..models.precision import PRECISIONS
+from .backends import BACKENDS, Backend, make_backend
+from .engine import PredictionSummary, error_reason, map_files, predict_files
+from .job import OutputSpec, Progress, output_columns, run_files
+from .predictor import Predictor
+from .runner import FileTask, Runner
+from .scan import iter_image_files, scan_inputs
+from .writer import FORMATS, OutputExists, PredictionWriter
 
-__all__ = ["FORMATS", "PRECISIONS", "PredictionSummary", "PredictionWriter", "Predictor", "iter_image_files", "predict_files"]
+__all__ = ["BACKENDS", "Backend", "FORMATS", "FileTask", "OutputExists", "OutputSpec", "PRECISIONS", "PredictionSummary",
+           "PredictionWriter", "Predictor", "Progress", "Runner", "error_reason", "iter_image_files",
+           "make_backend", "map_files", "output_columns", "predict_files", "run_files", "scan_inputs"]

@@ -1,13 +1,14 @@
-"""A model ready for inference: preprocessing, precision, output activation and calibration.
+"""A model ready for inference: preprocessing, output activation and calibration over a backend.
 
 :class:`Predictor` turns decoded radiographs into per-label scores laid out on the
 standard vocabulary (plus any extra labels the model has). A standard label the model
-was not trained on comes out as NaN, never as a made-up number.
+was not trained on comes out as NaN, never as a made-up number. The forward pass itself
+(device, precision, runtime) belongs to a backend (:mod:`.backends`), so every runtime
+gets the same preprocessing, activation and calibration.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -16,26 +17,42 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CxrkitError
 from ..io import XrayImage
 from ..labels import PATHOLOGIES
-from ..models import DEFAULT_MODEL, apply_operating_points, create, threshold_vector
+from ..models import DEFAULT_MODEL, ModelCard, apply_operating_points, threshold_vector
+from ..models.precision import PRECISIONS
 from ..preprocess import FilmSteps, model_input
+from .backends import load_with_backend
 
-__all__ = ["Predictor", "PRECISIONS"]
+__all__ = ["Predictor", "PRECISIONS", "as_tensor"]
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+
+def as_tensor(batch: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.Tensor:
+    """A batch of model inputs (array, tensor or list of arrays) as one float32 tensor."""
+    if isinstance(batch, torch.Tensor):
+        return batch.float()
+    return torch.from_numpy(np.ascontiguousarray(np.stack(batch) if isinstance(batch, list) else batch,
+                                                 dtype=np.float32))
+
+
+def _scores_problem(card: ModelCard) -> str | None:
+    """Why a model cannot be scored (None when it can): an autoencoder's card lists no labels."""
+    if card.labels:
+        return None
+    return f"{card.name} is a {card.task} model with no labels to score; use it to embed or reconstruct films"
 
 
 class Predictor:
-    """Wraps a model with its card for batched, calibrated inference.
+    """Wraps a model with its card for batched, calibrated inference; a :class:`~cxrkit.predict.Runner`.
 
-    ``precision="bf16"`` runs the network under bfloat16 autocast (with channels-last
-    memory), about 4x faster on CPUs with AMX and on recent GPUs; outputs move by
-    < 0.01 in probability. ``calibrate=True`` applies the card's operating thresholds
-    (TorchXRayVision ``op_norm`` semantics) when it has any.
+    ``precision`` is one of :data:`PRECISIONS`: ``auto`` (default) runs bf16 where the
+    hardware has it natively (about 4x faster on CPUs with AMX and on recent GPUs; outputs
+    move by < 0.01 in probability) and fp32 elsewhere; ``fp32`` gives the reference numbers.
+    ``calibrate=True`` applies the card's operating thresholds (TorchXRayVision ``op_norm``
+    semantics) when it has any. ``backend`` names the runtime of the forward pass
+    (:data:`cxrkit.predict.backends.BACKENDS`).
     """
 
     def __init__(
@@ -43,32 +60,25 @@ class Predictor:
         model: nn.Module | str | None = None,
         *,
         device: str = "cpu",
-        precision: str = "fp32",
+        precision: str = "auto",
         calibrate: bool = True,
+        backend: str = "torch",
     ):
-        if precision not in PRECISIONS:
-            raise CxrkitError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise CxrkitError("--device cuda was requested but no CUDA GPU is visible to PyTorch")
-        if precision == "fp16" and not device.startswith("cuda"):
-            raise CxrkitError("fp16 is only supported on CUDA; use bf16 on CPU")
-        if model is None or isinstance(model, str):
-            model = create(model or DEFAULT_MODEL)
-        card = getattr(model, "card", None)
-        if card is None:
-            raise CxrkitError("the model has no .card; build it with cxrkit.models.create()")
+        self.model, self.backend = load_with_backend(model, default=DEFAULT_MODEL, device=device,
+                                                     precision=precision, backend=backend, check=_scores_problem)
+        card = self.model.card
         self.card = card
-        self.device = torch.device(device)
-        self.precision = precision
+        self.device = self.backend.device
+        #: the precision the backend runs (``auto`` resolved)
+        self.precision = self.backend.precision
         self.input_size = card.input_size
-        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         head = list(card.labels)
         extras = [label for label in card.trained_labels if label not in PATHOLOGIES]
         #: output columns: the 18 standard labels, then any labels outside the vocabulary
         self.columns: list[str] = list(PATHOLOGIES) + extras
         where = {label: i for i, label in enumerate(head) if label}
         self._head_index = torch.tensor([where.get(c, -1) for c in self.columns], dtype=torch.long)
-        #: clean-up and orientation fix before scoring (``cxr predict --clean-film --fix-orientation``)
+        #: clean-up and orientation fix before scoring (see :class:`cxrkit.preprocess.FilmSteps`)
         self.film = FilmSteps()
         self._thresholds = None
         if calibrate and card.task == "multilabel" and card.thresholds:
@@ -90,21 +100,19 @@ class Predictor:
         pixels, maxval, info = self.film.prepare(image)
         return self.preprocess(pixels, maxval), info
 
-    def _autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+    def logits(self, batch: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.Tensor:
+        """Raw float32 logits ``(N, outputs)`` in head order, on :attr:`device` (no activation, no calibration)."""
+        return self.backend(as_tensor(batch)).to(self.device)
 
     @torch.inference_mode()
     def predict_batch(self, batch: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> np.ndarray:
         """Scores ``(N, len(columns))`` for inputs ``(N, 1, S, S)``; NaN where a label is not predicted."""
-        if not isinstance(batch, torch.Tensor):
-            batch = torch.from_numpy(np.ascontiguousarray(np.stack(batch) if isinstance(batch, list) else batch))
-        x = batch.to(self.device, dtype=torch.float32).contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            logits = self.model(x)
-        scores = self._activate(logits.float())
+        return self.scores(self.logits(batch))
+
+    def scores(self, logits: torch.Tensor) -> np.ndarray:
+        """Logits ``(N, outputs)`` in head order -> activated, calibrated scores laid out on :attr:`columns`
+        (for callers that run the network themselves, e.g. to reuse its features)."""
+        scores = self._activate(logits.to(self.device))
         padded = torch.cat([scores, torch.full_like(scores[:, :1], float("nan"))], dim=1)
         index = self._head_index.clone()
         index[index < 0] = scores.shape[1]
@@ -120,3 +128,6 @@ class Predictor:
         if self._thresholds is not None:
             probs = apply_operating_points(probs, self._thresholds)
         return probs
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.card.name!r}, device={str(self.device)!r}, precision={self.precision!r})"

@@ -13,9 +13,10 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..errors import CxrkitError
 from ..io import is_image_file
 
-__all__ = ["iter_image_files"]
+__all__ = ["iter_image_files", "scan_inputs"]
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -44,3 +45,15 @@ def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
             if key not in seen:
                 seen.add(key)
                 yield file
+
+
+def scan_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The image files under ``paths``; a path that does not exist is an error, not an empty run."""
+    paths = list(paths)
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise CxrkitError(f"no such file or folder: {', '.join(missing)}")
+    files = list(iter_image_files(paths))
+    if not files:  # an empty folder is almost always a wrong path; a run that does nothing would hide it
+        raise CxrkitError(f"no image files under {', '.join(str(p) for p in paths)} (image suffixes, or DICOM by content)")
+    return files

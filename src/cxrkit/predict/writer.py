@@ -13,6 +13,7 @@ continues from there once the cause is fixed.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import math
@@ -24,10 +25,18 @@ from typing import Any, TextIO
 
 from ..errors import CxrkitError, OutputError
 
-__all__ = ["PredictionWriter", "FORMATS", "BASE_COLUMNS"]
+__all__ = ["PredictionWriter", "OutputExists", "FORMATS", "BASE_COLUMNS", "SINKS", "open_writer"]
 
 FORMATS = ("csv", "jsonl")
 BASE_COLUMNS = ("file", "status", "error")
+
+
+class OutputExists(CxrkitError):
+    """The output file already holds rows and the run was asked neither to resume nor to replace it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(f"{path} already exists; resume it to continue it, or overwrite it to replace it")
 
 
 def _truncate_partial_line(path: Path) -> None:
@@ -80,25 +89,25 @@ class PredictionWriter:
         self.done: set[str] = set()
         if self.path is None:
             if resume:
-                raise CxrkitError("--resume needs --output: there is no file to resume from on stdout")
+                raise CxrkitError("resuming needs an output file: there is nothing to resume from on standard output")
             self._handle: TextIO = stream if stream is not None else sys.stdout
             self._owns = False
             self._start(write_header=True)
             return
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists and not (resume or overwrite):
-            raise CxrkitError(f"{self.path} already exists; pass --resume to continue it or --overwrite to replace it")
+            raise OutputExists(self.path)
         self._owns = False
         try:
             if exists and resume:
                 _truncate_partial_line(self.path)
                 self.done = self._read_done()
-                self._handle = open(self.path, "a", newline="", encoding="utf-8")
+                self._handle = open(self.path, "a", newline="", encoding="utf-8", errors="surrogateescape")
                 self._owns = True
                 self._start(write_header=self.path.stat().st_size == 0)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._handle = open(self.path, "w", newline="", encoding="utf-8")
+                self._handle = open(self.path, "w", newline="", encoding="utf-8", errors="surrogateescape")
                 self._owns = True
                 self._start(write_header=True)
         except OSError as exc:  # read-only destination, no space for the header, a folder in the way...
@@ -113,7 +122,7 @@ class PredictionWriter:
     def _read_done(self) -> set[str]:
         assert self.path is not None
         done: set[str] = set()
-        with open(self.path, newline="", encoding="utf-8") as handle:
+        with open(self.path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
             if self.fmt == "csv":
                 reader = csv.reader(handle)
                 header = next(reader, None)
@@ -122,7 +131,7 @@ class PredictionWriter:
                 if header != self.columns:
                     raise CxrkitError(
                         f"{self.path} has different columns than this run (another model or version?); "
-                        "use a new --output or --overwrite"
+                        "write to a new file or overwrite this one"
                     )
                 done.update(row[0] for row in reader if row)
             else:
@@ -171,7 +180,7 @@ class PredictionWriter:
                 pass
         where = self.path if self.path is not None else "standard output"
         reason = exc.strerror or str(exc) or type(exc).__name__
-        keep = ("; the rows written before this are kept: fix the cause, then rerun with --resume"
+        keep = ("; the rows written before this are kept: fix the cause, then resume the run"
                 if self.path is not None else "")
         raise OutputError(where, f"{reason}{keep}") from None
 
@@ -188,3 +197,24 @@ class PredictionWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+#: Formats written by a sink in another module, imported only when asked for (its library is
+#: an optional dependency): format -> "module:class". A sink is built as
+#: ``sink(path, columns, resume=..., overwrite=..., **options)`` and offers this writer's
+#: ``done``, ``path``, ``write(rows)``, ``close()`` and context-manager protocol.
+SINKS: dict[str, str] = {"parquet": "cxrkit.predict.parquet:ParquetSink"}
+
+
+def open_writer(path: str | Path | TextIO | None, columns: Sequence[str], fmt: str = "csv", *,
+                resume: bool = False, overwrite: bool = False, **options: Any) -> Any:
+    """The writer for ``fmt``: :class:`PredictionWriter` for the text formats, the registered sink otherwise.
+
+    ``options`` go to the sink (e.g. Parquet's ``vector`` packing); the text formats write
+    every column as it is.
+    """
+    if fmt in SINKS:
+        module, _, name = SINKS[fmt].partition(":")
+        return getattr(importlib.import_module(module), name)(path, columns, resume=resume, overwrite=overwrite, **options)
+    if fmt not in FORMATS:
+        raise CxrkitError(f"output format must be one of {FORMATS + tuple(SINKS)}, got {fmt!r}")
+    return PredictionWriter(path, columns, fmt, resume=resume, overwrite=overwrite)

@@ -7,7 +7,10 @@ work unchanged, and a 16-bit file is not silently pushed off the scale.
 
 Transforms are small callables over ``np.ndarray`` (H, W) so they compose with
 :class:`Compose`; :class:`KeyedTransform` applies one to fields of a sample dict, so an
-image and its mask move together (MONAI's dictionary-transform idea).
+image and its mask move together (MONAI's dictionary-transform idea). The geometric ones
+(:class:`CenterCrop`, :class:`Resize`) also take a whole sample dict and move its ``boxes``
+(and drop the ``box_labels`` of boxes cut away) and ``mask`` with the image; see
+:mod:`.geometry` for the conventions.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from .geometry import box_areas, clip_boxes, resize_mask, scale_boxes, shift_boxes
 
 __all__ = [
     "normalize",
@@ -28,6 +33,8 @@ __all__ = [
     "Resize",
     "Compose",
     "KeyedTransform",
+    "center_crop_sample",
+    "resize_sample",
     "model_input",
     "inference_transform",
 ]
@@ -98,10 +105,49 @@ class Normalize:
         return f"Normalize(maxval={self.maxval:g})"
 
 
-class CenterCrop:
-    """Callable form of :func:`center_crop`."""
+def _set_boxes(sample: dict[str, Any], boxes: Array, shape: Sequence[int]) -> None:
+    """Store moved boxes, clipped to the image; boxes left with no area go, with their labels."""
+    boxes = clip_boxes(boxes, shape)
+    keep = box_areas(boxes) > 0
+    sample["boxes"] = boxes[keep]
+    if sample.get("box_labels") is not None:
+        sample["box_labels"] = tuple(label for label, k in zip(sample["box_labels"], keep) if k)
 
-    def __call__(self, pixels: Array) -> Array:
+
+def center_crop_sample(sample: dict[str, Any]) -> dict[str, Any]:
+    """:func:`center_crop` of a sample's ``image`` (H, W or C, H, W), with its ``mask`` and ``boxes``."""
+    out = dict(sample)
+    top, left, side = crop_box(np.shape(sample["image"])[-2:])
+    out["image"] = center_crop(sample["image"])
+    if sample.get("mask") is not None:
+        out["mask"] = center_crop(sample["mask"]).copy()
+    if sample.get("boxes") is not None:
+        _set_boxes(out, shift_boxes(sample["boxes"], left, top), (side, side))
+    return out
+
+
+def resize_sample(sample: dict[str, Any], size: int | tuple[int, int]) -> dict[str, Any]:
+    """:func:`resize` of a sample's ``image``; its ``mask`` nearest-neighbour, its ``boxes`` scaled."""
+    out = dict(sample)
+    image = np.asarray(sample["image"])
+    shape = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if image.ndim == 3:
+        out["image"] = np.stack([resize(channel, shape) for channel in image])
+    else:
+        out["image"] = resize(image, shape)
+    if sample.get("mask") is not None:
+        out["mask"] = resize_mask(sample["mask"], shape)
+    if sample.get("boxes") is not None:
+        _set_boxes(out, scale_boxes(sample["boxes"], image.shape[-2:], shape), shape)
+    return out
+
+
+class CenterCrop:
+    """Callable form of :func:`center_crop`; a sample dict moves its mask and boxes too."""
+
+    def __call__(self, pixels: Any) -> Any:
+        if isinstance(pixels, dict):
+            return center_crop_sample(pixels)
         return center_crop(pixels)
 
     def __repr__(self) -> str:
@@ -109,12 +155,14 @@ class CenterCrop:
 
 
 class Resize:
-    """Callable form of :func:`resize`."""
+    """Callable form of :func:`resize`; a sample dict moves its mask and boxes too."""
 
     def __init__(self, size: int | tuple[int, int]):
         self.size = size
 
-    def __call__(self, pixels: Array) -> Array:
+    def __call__(self, pixels: Any) -> Any:
+        if isinstance(pixels, dict):
+            return resize_sample(pixels, self.size)
         return resize(pixels, self.size)
 
     def __repr__(self) -> str:

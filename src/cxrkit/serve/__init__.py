@@ -14,7 +14,14 @@ Needs the ``serve`` extra (FastAPI, uvicorn, python-multipart): ``pip install "c
 from __future__ import annotations
 
 from .config import ServeConfig, read_token
-from .errors import BadRequest, NotLoaded, PayloadTooLarge, ServeError, ServerBusy, Unauthorized
+from .errors import (
+    BadRequest,
+    NotLoaded,
+    PayloadTooLarge,
+    ServeError,
+    ServerBusy,
+    Unauthorized,
+)
 
 __all__ = ["ServeConfig", "read_token", "create_app", "run", "Service", "ServeError", "BadRequest", "NotLoaded",
            "PayloadTooLarge", "ServerBusy", "Unauthorized"]

@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..errors import CxrkitError, ModelNotFound, UnreadableImage
 from ..explain import METHODS, ExplainError
-from ..predict.run import error_reason
+from ..predict import error_reason
 from .config import MB, ServeConfig
 from .errors import BadRequest, ServeError, ServerBusy, Unauthorized
 from .jobs import JobQueue

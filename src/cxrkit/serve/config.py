@@ -14,8 +14,8 @@ from pathlib import Path
 from ..age import DEFAULT_AGE_MODEL
 from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
-from ..preprocess import DEFAULT_ORIENTATION_MODEL
 from ..predict import PRECISIONS
+from ..preprocess import DEFAULT_ORIENTATION_MODEL
 
 __all__ = ["ServeConfig", "read_token", "MB"]
 
@@ -44,7 +44,7 @@ class ServeConfig:
     queue_size: int = 16
     batch_size: int = 8
     device: str = "cpu"
-    precision: str = "fp32"
+    precision: str = "auto"
     threads: int | None = None
     graceful_seconds: float = 60.0
 

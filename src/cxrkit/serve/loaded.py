@@ -15,8 +15,8 @@ from torch import nn
 from .. import __version__
 from ..age import AgeEstimator
 from ..models import ModelCard, create, load_model
-from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
 from ..predict import Predictor
+from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
 from .config import ServeConfig
 from .errors import NotLoaded
 
@@ -115,7 +115,8 @@ class LoadedModels:
             raise NotLoaded("no age model is loaded (the server was started with --age-model none)")
         key = (tta, fix_orientation)
         if key not in self._estimators:
-            estimator = AgeEstimator(self.age_model, tta=tta, device=self.config.device)
+            estimator = AgeEstimator(self.age_model, tta=tta, device=self.config.device,
+                                     precision=self.config.precision)
             estimator.film = self.film_steps(fix_orientation)
             self._estimators[key] = estimator
         return self._estimators[key]

@@ -22,8 +22,7 @@ from ..age import AgeEstimate
 from ..errors import CxrkitError
 from ..explain import explain, render_overlay
 from ..io import XrayImage, read_image
-from ..predict import predict_files
-from ..predict.run import error_reason
+from ..predict import Runner, error_reason, output_columns, predict_files
 from ..preprocess import resize, to_uint8
 from .config import ServeConfig
 from .errors import BadRequest
@@ -98,7 +97,7 @@ class Service:
         """``cxr predict`` on the uploads: one row per file, bad files as error rows."""
         predictor = self.models.predictor(model, calibrate=calibrate, fix_orientation=fix_orientation)
         rows = self._rows(uploads, predictor)
-        return Rows(rows, predictor.film.columns + predictor.columns, _identity(predictor.card), predictor.columns)
+        return Rows(rows, output_columns(predictor), _identity(predictor.card), predictor.columns)
 
     def age(self, uploads: Sequence[Upload], *, chronological_age: float | None = None, tta: bool = True,
             fix_orientation: bool = False) -> Rows:
@@ -114,10 +113,10 @@ class Service:
             known = row.get("chronological_age")
             row["age_gap"] = (AgeEstimate(row["cxr_age"], row["cxr_age_sd"], known).age_gap
                               if row["status"] == "ok" and known is not None else None)
-        columns = estimator.film.columns + estimator.columns + ["chronological_age", "age_gap"]
+        columns = output_columns(estimator) + ["chronological_age", "age_gap"]
         return Rows(rows, columns, _identity(estimator.card), estimator.columns)
 
-    def _rows(self, uploads: Sequence[Upload], predictor: Any) -> list[dict[str, Any]]:
+    def _rows(self, uploads: Sequence[Upload], predictor: Runner) -> list[dict[str, Any]]:
         with self.files.paths(uploads) as paths, self._lock:
             rows = list(predict_files(paths, predictor, batch_size=self.config.batch_size))
         for row, upload in zip(rows, uploads, strict=True):

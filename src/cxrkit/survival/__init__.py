@@ -25,8 +25,20 @@ from .cox import (
     hazard_ratios,
     likelihood_ratio,
 )
-from .errors import CohortColumnMissing, CohortFileError, CoxFitError, InvalidCohortValues, SurvivalError, TooFewEvents
-from .km import KaplanMeier, kaplan_meier_by_quartile, plot_kaplan_meier, quartile_groups
+from .errors import (
+    CohortColumnMissing,
+    CohortFileError,
+    CoxFitError,
+    InvalidCohortValues,
+    SurvivalError,
+    TooFewEvents,
+)
+from .km import (
+    KaplanMeier,
+    kaplan_meier_by_quartile,
+    plot_kaplan_meier,
+    quartile_groups,
+)
 from .report import ARTEFACTS, write_survival_report
 
 __all__ = [

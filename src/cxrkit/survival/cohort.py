@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import CohortColumnMissing, CohortFileError, InvalidCohortValues, SurvivalError, TooFewEvents
+from .errors import (
+    CohortColumnMissing,
+    CohortFileError,
+    InvalidCohortValues,
+    SurvivalError,
+    TooFewEvents,
+)
 
 __all__ = ["Cohort", "load_cohort", "validate_cohort", "MAX_LEVELS"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cxrkit.errors import CxrkitError
+from ..errors import CxrkitError
 
 __all__ = [
     "SurvivalError",

@@ -7,7 +7,13 @@ Needs ``lightning``, ``pyyaml`` and ``scikit-learn`` (the ``train`` extra).
 """
 
 from .augment import PRESETS, Augment
-from .config import ConfigError, TrainConfig, apply_overrides, config_from_dict, load_config
+from .config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+)
 from .data import EpochSampler, XrayDataModule
 from .fit import RunResult, build_model, fit, predict_logits, prepare_data
 from .module import CxrModule, TaskLoss, masked_bce

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from .._atomic import replace_durably
 from .config import TrainerConfig
 
 __all__ = ["LastCheckpoint", "build_callbacks"]
@@ -30,7 +30,7 @@ class LastCheckpoint(Callback):
         tmp = self.path.with_name(self.path.name + ".tmp")
         trainer.save_checkpoint(tmp)
         if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+            replace_durably(tmp, self.path)  # synced, so a crash right after cannot lose it
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

@@ -1,18 +1,14 @@
-"""Training data: a dataset from the config, a seeded patient-level split, and resumable loaders.
+"""Training data: a dataset from the config, a seeded patient-level split, targets, and the loaders.
 
 Images are decoded, centre-cropped and resized once and (by default) kept in memory as
-float16: on a CPU the PNG decode would otherwise cost more than the model. The training
-sampler draws its order and every sample's augmentation seed from ``(seed, epoch)`` only,
-so an interrupted run resumes on exactly the batches it would have seen.
+float16 (:mod:`.data_sets`): on a CPU the PNG decode would otherwise cost more than the
+model. The loaders use the resumable :class:`~.data_sets.EpochSampler`, so an interrupted
+run resumes on exactly the batches it would have seen.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -21,12 +17,18 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..datasets import XrayDataset, csv_dataset, folder_dataset, get_dataset
+from ..datasets import XrayDataset, open_dataset
 from ..datasets.metadata import join_metadata
-from ..datasets.splits import assert_no_leakage, official_split, patient_split, stratified_patient_split
-from ..preprocess import ORIENTATIONS, apply_orientation
+from ..datasets.splits import (
+    assert_no_leakage,
+    official_split,
+    patient_split,
+    stratified_patient_split,
+)
+from ..preprocess import ORIENTATIONS
 from .augment import Augment
 from .config import ConfigError, DataConfig
+from .data_sets import EpochSampler, ImageSet, OrientationSet, Targets
 
 __all__ = ["build_dataset", "split_train_valid", "group_column", "mask_labels", "sampler_weights", "Targets", "make_targets", "ImageSet", "OrientationSet", "EpochSampler", "XrayDataModule"]
 
@@ -40,8 +42,8 @@ def build_dataset(cfg: DataConfig, size: int | None = None) -> Any:
         from ..datasets.merge import merge
 
         parts = []
-        for source in cfg.sources:
-            part = _single(dataclasses.replace(cfg, sources=[], max_images=None, labels=None, **source))
+        for source in cfg.sources:  # a source inherits the keys it does not set from data:
+            part = _single(cfg.model_copy(update={"sources": [], "max_images": None, "labels": None, **source}))
             part.size = size
             parts.append(part)
         merged = merge(parts, labels=cfg.labels or "union")
@@ -50,15 +52,8 @@ def build_dataset(cfg: DataConfig, size: int | None = None) -> Any:
 
 
 def _single(cfg: DataConfig) -> XrayDataset:
-    common: dict[str, Any] = {"views": cfg.views, "labels": cfg.labels}
-    if cfg.dataset == "csv":
-        if not cfg.label_file:
-            raise ConfigError("data.label_file", "the csv dataset needs the CSV file")
-        dataset = csv_dataset(cfg.label_file, cfg.root, **cfg.csv, **common)
-    elif cfg.dataset == "folder":
-        dataset = folder_dataset(cfg.root, **common)
-    else:
-        dataset = get_dataset(cfg.dataset, cfg.root, cfg.label_file, files=cfg.files or None, **common)
+    dataset = open_dataset(cfg.dataset, cfg.root, cfg.label_file, files=cfg.files, csv=cfg.csv, views=cfg.views,
+                           labels=cfg.labels)
     if cfg.metadata:
         dataset.frame = join_metadata(dataset.frame, cfg.metadata)
     keep = np.ones(len(dataset), dtype=bool)
@@ -115,7 +110,7 @@ def group_column(dataset: Any, column: str, key: str) -> pd.Series:
     return pd.Series(np.where(values.isna(), None, values.astype(str)), index=frame.index, dtype=object)
 
 
-def mask_labels(dataset: XrayDataset, targets: "Targets", cfg: DataConfig) -> "Targets":
+def mask_labels(dataset: XrayDataset, targets: Targets, cfg: DataConfig) -> Targets:
     """Training targets with ``data.mask_labels`` applied: the named labels unknown on the matching images."""
     if not cfg.mask_labels:
         return targets
@@ -138,7 +133,7 @@ def mask_labels(dataset: XrayDataset, targets: "Targets", cfg: DataConfig) -> "T
     return Targets(values, names, targets.keep)
 
 
-def sampler_weights(dataset: XrayDataset, targets: "Targets", cfg: DataConfig) -> torch.Tensor | None:
+def sampler_weights(dataset: XrayDataset, targets: Targets, cfg: DataConfig) -> torch.Tensor | None:
     """Per-image draw weights of ``data.sampler`` over the training images, or None (plain shuffle)."""
     kind = cfg.sampler.kind
     if kind == "none":
@@ -167,20 +162,13 @@ def sampler_weights(dataset: XrayDataset, targets: "Targets", cfg: DataConfig) -
     return torch.as_tensor(weights / weights.sum(), dtype=torch.double)
 
 
-@dataclass
-class Targets:
-    """Training targets of one split: ``values`` (N, K) float / (N,) long / (N,) float, and their names."""
-
-    values: torch.Tensor
-    names: list[str]
-    keep: np.ndarray  # rows of the split that have a usable target
-
-
 def make_targets(dataset: XrayDataset, task: str, cfg: DataConfig, names: list[str] | None = None) -> Targets:
     """Targets for ``task`` from a split: label matrix, class index, or a metadata number (age)."""
     if cfg.target == "orientation":  # the class of a sample is the orientation it is shown in
         return Targets(torch.zeros(len(dataset), dtype=torch.long), list(ORIENTATIONS),
                        np.ones(len(dataset), dtype=bool))
+    if task == "reconstruction":  # the film is its own target: the loader's target is a placeholder
+        return Targets(torch.zeros(len(dataset)), [], np.ones(len(dataset), dtype=bool))
     if task == "regression":
         values = dataset.frame[cfg.target].to_numpy(dtype=np.float64)
         keep = np.isfinite(values)
@@ -202,137 +190,6 @@ def make_targets(dataset: XrayDataset, task: str, cfg: DataConfig, names: list[s
                     dataset.name, dropped)
     index = np.where(count == 1, positives.argmax(axis=1) + offset, 0)[keep]
     return Targets(torch.as_tensor(index, dtype=torch.long), classes, keep)
-
-
-class ImageSet(Dataset):
-    """Images of one split with their targets; optionally cached in memory once, as float16."""
-
-    def __init__(self, dataset: XrayDataset, targets: Targets, size: int, augment: Augment | None = None,
-                 cache: bool = True):
-        self.dataset = dataset.subset(np.flatnonzero(targets.keep))
-        if isinstance(self.dataset, XrayDataset):
-            self.dataset.size = size
-        self.targets = targets.values
-        self.size = size
-        self.augment = augment
-        self.cache: torch.Tensor | None = None
-        if cache:
-            self.cache = torch.empty((len(self.dataset), 1, size, size), dtype=torch.float16)
-            for i in range(len(self.dataset)):
-                self.cache[i] = self._load(i)
-
-    @property
-    def patients(self) -> np.ndarray:
-        return self.dataset.patients
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def image(self, index: int) -> torch.Tensor:
-        if self.cache is not None:
-            return self.cache[index].float()
-        return self._load(index)
-
-    def _load(self, index: int) -> torch.Tensor:
-        if isinstance(self.dataset, XrayDataset):
-            return torch.from_numpy(self.dataset.load_image(index))
-        return torch.as_tensor(self.dataset[index]["image"])  # merged sources, each resized at load
-
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, seed = item if isinstance(item, tuple) else (item, None)
-        image = self.image(index)
-        if self.augment is not None and seed is not None:
-            image = self.augment(image, seed)
-        return image, self.targets[index]
-
-
-class OrientationSet(Dataset):
-    """Synthetic orientation task over upright films: each sample is a film shown in one of
-    :data:`~cxrkit.preprocess.ORIENTATIONS`, labelled with that orientation.
-
-    Training (``every_orientation=False``): one sample per film, its orientation drawn from
-    the sample's augmentation seed, so every epoch shows each film differently and a resumed
-    run shows the same. Validation (``every_orientation=True``): every film in all eight
-    orientations, in a fixed order, so accuracy is measured on each orientation equally.
-    """
-
-    def __init__(self, upright: ImageSet, every_orientation: bool):
-        self.upright, self.every = upright, every_orientation
-        self.k = len(ORIENTATIONS)
-        n = len(upright)
-        rows = np.repeat(np.arange(n), self.k) if every_orientation else np.arange(n)
-        self.dataset = upright.dataset.subset(rows)
-        self.targets = torch.as_tensor(np.arange(len(rows)) % self.k, dtype=torch.long)
-        self.augment = upright.augment
-
-    @property
-    def patients(self) -> np.ndarray:
-        return self.dataset.patients
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def _oriented(self, index: int, orientation: int) -> torch.Tensor:
-        film = index // self.k if self.every else index
-        return apply_orientation(self.upright.image(film), orientation).contiguous()
-
-    def image(self, index: int) -> torch.Tensor:
-        return self._oriented(index, int(self.targets[index]))
-
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        index, seed = item if isinstance(item, tuple) else (item, None)
-        orientation = int(self.targets[index]) if self.every or seed is None else seed % self.k
-        image = self._oriented(index, orientation)
-        if self.augment is not None and seed is not None:
-            image = self.augment(image, seed // self.k)
-        return image, torch.tensor(orientation)
-
-
-class EpochSampler(Sampler):
-    """Yields ``(index, augmentation seed)`` pairs; order and seeds depend only on (seed, epoch).
-
-    ``weights`` turns on sampling with replacement (oversampling); ``num_replicas``/``rank``
-    shard an epoch between DDP processes (every rank gets the same number of samples);
-    ``skip`` drops the first samples of one epoch, which is how a run resumes mid-epoch.
-    """
-
-    def __init__(self, n: int, seed: int, shuffle: bool = True, weights: torch.Tensor | None = None,
-                 num_replicas: int = 1, rank: int = 0):
-        self.n, self.seed, self.shuffle, self.weights = n, int(seed), shuffle, weights
-        self.num_replicas, self.rank = max(1, num_replicas), rank
-        self.epoch = 0
-        self._skip: tuple[int, int] | None = None
-        self.per_rank = math.ceil(n / self.num_replicas)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def skip(self, epoch: int, samples: int) -> None:
-        self._skip = (int(epoch), int(samples))
-
-    def __len__(self) -> int:
-        return self.per_rank
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        if self.weights is not None:
-            order = torch.multinomial(self.weights, self.n, replacement=True, generator=gen)
-        elif self.shuffle:
-            order = torch.randperm(self.n, generator=gen)
-        else:
-            order = torch.arange(self.n)
-        seeds = torch.randint(0, 2**62, (self.n,), generator=gen)
-        total = self.per_rank * self.num_replicas
-        if total > self.n:  # pad by wrapping so every rank has the same number of samples
-            pad = torch.arange(total - self.n) % self.n
-            order, seeds = torch.cat([order, order[pad]]), torch.cat([seeds, seeds[pad]])
-        order, seeds = order[self.rank::self.num_replicas], seeds[self.rank::self.num_replicas]
-        start = 0
-        if self._skip is not None and self._skip[0] == self.epoch:
-            start = self._skip[1]
-            self._skip = None
-        for i in range(start, len(order)):
-            yield int(order[i]), int(seeds[i])
 
 
 class XrayDataModule(pl.LightningDataModule):

@@ -18,11 +18,17 @@ from torch import nn
 
 from .. import __version__ as CXRKIT_VERSION
 from ..models import ModelCard, save_weights
+from ..predict import Predictor
 from ..preprocess import orientation_accuracy
 from .config import ConfigError, TrainConfig
 from .data import ImageSet, XrayDataModule
-from .metrics import (regression_metrics, subgroup_frame, subgroup_metrics, subgroup_regression,
-                      validation_metrics)
+from .metrics import (
+    regression_metrics,
+    subgroup_frame,
+    subgroup_metrics,
+    subgroup_regression,
+    validation_metrics,
+)
 
 __all__ = ["write_model", "weights_path", "trust_note", "load_checkpoint_weights", "predict_logits", "DEMO_USE"]
 
@@ -40,15 +46,15 @@ def load_checkpoint_weights(model: nn.Module, checkpoint: Path) -> nn.Module:
     return model
 
 
-@torch.inference_mode()
 def predict_logits(model: nn.Module, images: ImageSet, batch_size: int = 32, device: str | None = None) -> torch.Tensor:
-    """fp32 logits of every image of a split, in order (the precision ``cxr predict`` uses by default)."""
-    device = device or next(model.parameters()).device.type
-    model = model.to(device).eval()
+    """fp32 logits of every image of a split, in order: the :class:`~cxrkit.predict.Predictor` forward pass
+    that prediction runs at fp32, so a card's numbers are the ones users get (the model needs its ``.card``)."""
+    predictor = Predictor(model, device=device or next(model.parameters()).device.type, precision="fp32",
+                          calibrate=False)
     out = []
     for start in range(0, len(images), batch_size):
         batch = torch.stack([images.image(i) for i in range(start, min(start + batch_size, len(images)))])
-        out.append(model(batch.to(device)).float().cpu())
+        out.append(predictor.logits(batch).cpu())
     return torch.cat(out)
 
 
@@ -78,7 +84,8 @@ def write_model(cfg: TrainConfig, dm: XrayDataModule, best: Any, results: list[A
     """Score the selected run's best checkpoint on validation (as the file will store it) and write
     the weights with a card holding every number, per subgroup too. ``best``/``results`` are
     :class:`~cxrkit.train.fit.RunResult`; ``machine`` is the hardware line for the card."""
-    from .fit import build_model, resolve_precision
+    from ..models.precision import lightning_precision
+    from .fit import build_model
     model = load_checkpoint_weights(build_model(cfg, dm.label_names), best.best_checkpoint)
     stored = getattr(torch, cfg.weights_dtype)
     if stored != torch.float32:  # measure what will be shipped: the weights as the file will hold them
@@ -90,11 +97,13 @@ def write_model(cfg: TrainConfig, dm: XrayDataModule, best: Any, results: list[A
                         raise ConfigError("weights_dtype", f"{cfg.weights_dtype} cannot hold {key} (values out of "
                                           "range); use bfloat16")
                     tensor.copy_(rounded)
-    if cfg.trainer.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-    logits = predict_logits(model, dm.valid_set, device="cuda" if gpu else "cpu")
-    model = model.cpu()
+    if cfg.task != "reconstruction":  # an autoencoder is scored on its reconstructions, below
+        # the card-to-be, so validation runs through the Predictor (the final card needs these numbers)
+        model.card = ModelCard(name=cfg.name, architecture=cfg.model.architecture, labels=list(dm.label_names),
+                               input_size=dm.size, task=cfg.task)
+        logits = predict_logits(model, dm.valid_set, device="cuda" if gpu else "cpu")
+        model = model.cpu()
     valid = dm.valid_set
     ids = [Path(p).name for p in valid.dataset.frame["path"].astype(str)]
     if len(set(ids)) != len(ids):
@@ -104,7 +113,12 @@ def write_model(cfg: TrainConfig, dm: XrayDataModule, best: Any, results: list[A
     group_columns = [*cfg.select.groups, *([cfg.data.stratify] if cfg.data.stratify else []),
                      *([cfg.data.select_on.column] if cfg.data.select_on else [])]
     groups = subgroup_frame(valid.dataset.frame, group_columns, cfg.select.age_bands, ids)
-    if cfg.task == "regression":
+    if cfg.task == "reconstruction":
+        from .reconstruction import reconstruction_validation
+
+        validation = reconstruction_validation(model, dm, cfg, device="cuda" if gpu else "cpu")
+        threshold_method = None
+    elif cfg.task == "regression":
         pred = logits.squeeze(1).numpy()
         target = valid.targets.numpy()
         reference = float(dm.train_set.targets.mean())
@@ -182,7 +196,7 @@ def write_model(cfg: TrainConfig, dm: XrayDataModule, best: Any, results: list[A
             "optimizer": {"name": cfg.optim.name, "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay,
                           "scheduler": cfg.optim.scheduler},
             "batch_size": cfg.data.batch_size,
-            "precision": resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
+            "precision": lightning_precision(cfg.trainer.precision, cfg.trainer.accelerator),
             "runs": [{"seed": r.seed, "best_epoch": r.best_epoch, "epochs": r.epochs,
                       "train_time_s": round(r.wall_time_s, 1), **r.metrics} for r in results],
             "selected_seed": best.seed,

@@ -27,6 +27,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from ..models import create, get_architecture
+from ..models.precision import lightning_precision
 from .augment import Augment
 from .callbacks import build_callbacks
 from .config import ConfigError, TrainConfig
@@ -35,7 +36,7 @@ from .export import load_checkpoint_weights, predict_logits, weights_path, write
 from .module import CxrModule, TaskLoss
 
 __all__ = ["fit", "RunResult", "prepare_data", "build_model", "make_trainer", "predict_logits",
-           "load_checkpoint_weights", "hardware", "resolve_precision"]
+           "load_checkpoint_weights", "hardware"]
 
 log = logging.getLogger(__name__)
 
@@ -78,25 +79,6 @@ def hardware() -> str:
     except OSError:
         pass
     return f"CPU: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}"
-
-
-def _cpu_has_fast_bf16() -> bool:
-    """AMX or AVX512-BF16: without them oneDNN emulates bf16 and fp32 is about twice as fast."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto``: bf16-mixed on CUDA GPUs with bf16 and on CPUs with native bf16, else 32-true."""
-    if precision != "auto":
-        return precision
-    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if gpu:
-        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if _cpu_has_fast_bf16() else "32-true"
 
 
 def prepare_data(cfg: TrainConfig) -> XrayDataModule:
@@ -203,7 +185,7 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], log
         max_epochs=tc.max_epochs,
         max_time={"minutes": tc.max_time_minutes} if tc.max_time_minutes else None,
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
-        precision=resolve_precision(tc.precision, tc.accelerator), deterministic=tc.deterministic,
+        precision=lightning_precision(tc.precision, tc.accelerator), deterministic=tc.deterministic,
         gradient_clip_val=tc.gradient_clip, accumulate_grad_batches=tc.accumulate_grad_batches,
         limit_train_batches=tc.limit_train_batches, limit_val_batches=tc.limit_val_batches,
         log_every_n_steps=tc.log_every_n_steps, enable_progress_bar=tc.progress, enable_model_summary=False,
@@ -225,6 +207,10 @@ def _run_one(cfg: TrainConfig, dm: XrayDataModule, seed: int, run_dir: Path, res
     dm.seed = seed
     mean_target = float(dm.train_set.targets.mean()) if cfg.task == "regression" else None
     model = build_model(cfg, dm.label_names, head_bias=mean_target)
+    if cfg.task == "reconstruction" and not cfg.model.weights:
+        from .reconstruction import set_output_scale
+
+        log.info("autoencoder output scaled by %.1f to the films' spread", set_output_scale(model, dm.train_set))
     module = CxrModule(model, cfg.task, dm.label_names, _loss(cfg, dm), cfg.optim, tc.channels_last, tc.max_epochs,
                        frozen_backbone=cfg.model.freeze_backbone, select_mask=dm.select_mask)
 
@@ -271,7 +257,7 @@ def _score(result: RunResult, metric: str) -> float:
     value = result.metrics.get(metric, math.nan)
     if math.isnan(value):
         return math.inf
-    return -value if metric == "val_auc" else value
+    return -value if metric in ("val_auc", "val_ssim") else value
 
 
 def fit(config: TrainConfig, runs: int = 1, *, resume: bool = True,

@@ -20,6 +20,7 @@ from torch import nn
 
 from .config import LossConfig, OptimConfig
 from .metrics import auc_per_label
+from .reconstruction import image_errors
 
 __all__ = ["masked_bce", "TaskLoss", "CxrModule"]
 
@@ -40,12 +41,13 @@ def masked_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Te
 
 
 class TaskLoss(nn.Module):
-    """The loss of a task: masked BCE (multilabel), weighted CE (multiclass), L1/MSE (regression)."""
+    """The loss of a task: masked BCE (multilabel), weighted CE (multiclass), L1/MSE (regression, and
+    reconstruction, where the target is the input film itself)."""
 
     def __init__(self, task: str, cfg: LossConfig, pos_weight: torch.Tensor | None = None,
                  class_weights: torch.Tensor | None = None):
         super().__init__()
-        self.task, self.kind = task, cfg.regression
+        self.task, self.kind = task, cfg.reconstruction if task == "reconstruction" else cfg.regression
         self.register_buffer("pos_weight", pos_weight, persistent=False)
         self.register_buffer("class_weights", class_weights, persistent=False)
 
@@ -54,7 +56,8 @@ class TaskLoss(nn.Module):
             return masked_bce(logits, targets, self.pos_weight)
         if self.task == "multiclass":
             return F.cross_entropy(logits.float(), targets, weight=self.class_weights)
-        prediction = logits.float().squeeze(1)
+        prediction = logits.float() if self.task == "reconstruction" else logits.float().squeeze(1)
+        targets = targets.float()
         return F.l1_loss(prediction, targets) if self.kind == "l1" else F.mse_loss(prediction, targets)
 
 
@@ -96,6 +99,8 @@ class CxrModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, targets = batch
+        if self.task == "reconstruction":
+            targets = images  # the (augmented) film the model sees is the one it must give back
         loss = self.loss_fn(self(images), targets)
         self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=len(images))
         self.epoch_batches += 1
@@ -109,6 +114,10 @@ class CxrModule(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, targets = batch
         logits = self(images).float()
+        if self.task == "reconstruction":  # keep per-image numbers, not every reconstruction
+            mse, ssim = image_errors(logits.detach(), images)
+            l1 = (logits.detach() - images).abs().mean(dim=(1, 2, 3))
+            logits, targets = torch.stack([mse if self.loss_fn.kind == "mse" else l1, mse, ssim], 1), mse
         self._val_logits.append(logits.detach().cpu())
         self._val_targets.append(targets.detach().cpu())
 
@@ -122,14 +131,17 @@ class CxrModule(pl.LightningModule):
         targets = torch.cat(self._val_targets)
         self._val_logits, self._val_targets = [], []
         metrics: dict[str, float] = {}
+        loss = (lambda rows, _: rows[:, 0].mean()) if self.task == "reconstruction" else self.loss_fn
         if self.select_mask is not None:
-            metrics["val_loss_all"] = float(self.loss_fn(logits, targets))
+            metrics["val_loss_all"] = float(loss(logits, targets))
             mask = self.select_mask[: len(logits)]  # limit_val_batches scores a prefix of the split
             if mask.any():
                 logits, targets = logits[: len(mask)][mask], targets[: len(mask)][mask]
-        val_loss = float(self.loss_fn(logits, targets))
+        val_loss = float(loss(logits, targets))
         metrics = {"val_loss": val_loss, **metrics}
-        if self.task == "regression":
+        if self.task == "reconstruction":
+            metrics["val_mse"], metrics["val_ssim"] = float(logits[:, 1].mean()), float(logits[:, 2].mean())
+        elif self.task == "regression":
             metrics["val_mae"] = float((logits.squeeze(1) - targets).abs().mean())
         else:
             probs = torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, 1)

@@ -22,17 +22,15 @@ card become the output; the card's ``training.tuning`` records the search.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import shutil
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, TrainConfig, _set_path, config_from_dict
+from .config import ConfigError, TrainConfig, _set_path, config_from_dict, is_setting
 
 __all__ = ["TuneSpec", "parse_tune", "tune"]
 
@@ -57,22 +55,6 @@ class TuneSpec:
     space: dict[str, dict[str, Any]]
     pruner: str = "none"
     pruner_warmup_epochs: int = 1
-
-
-def _config_path_exists(dotted: str) -> bool:
-    """Whether ``dotted`` names a leaf field of :class:`TrainConfig` (e.g. ``optim.lr``)."""
-    cls: Any = TrainConfig
-    parts = dotted.split(".")
-    for i, part in enumerate(parts):
-        if not dataclasses.is_dataclass(cls):
-            return False
-        fields = {f.name for f in dataclasses.fields(cls)}
-        if part not in fields or part == "tune":
-            return False
-        cls = typing.get_type_hints(cls)[part]
-        if i == len(parts) - 1:
-            return not dataclasses.is_dataclass(cls)
-    return False
 
 
 def _number(key: str, value: Any, integer: bool) -> float:
@@ -113,8 +95,8 @@ def parse_tune(cfg: TrainConfig) -> TuneSpec:
         raise ConfigError("tune.space", "needs at least one entry, e.g. {optim.lr: {type: float, low: 1e-4, high: 1e-2, log: true}}")
     for name, entry in space.items():
         key = f"tune.space.{name}"
-        if not isinstance(name, str) or not _config_path_exists(name):
-            raise ConfigError(key, "is not a config setting; use the dotted path of --set (e.g. optim.lr)")
+        if not isinstance(name, str) or not is_setting(name):
+            raise ConfigError(key, "is not a config setting; use its dotted key (e.g. optim.lr)")
         if name in FIXED_KEYS:
             raise ConfigError(key, "cannot be searched: every trial must be scored on the same validation images")
         if not isinstance(entry, dict):

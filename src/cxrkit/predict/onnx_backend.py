@@ -1,0 +1,110 @@
+"""ONNX Runtime as a prediction backend (``make_backend("onnx", model, device, precision)``).
+
+Only the forward pass changes: reading, preprocessing, activation, calibration, error
+rows and resume stay with the shared runner, so a CSV from this backend matches the
+PyTorch one (fp32) to ~1e-6. The graph comes either from the loaded PyTorch model,
+exported in memory (~1-3 s), or from an exported ``.onnx`` file (:func:`load_onnx`),
+whose embedded model card then supplies labels and thresholds.
+
+ONNX Runtime gets the same thread count as torch (``torch.get_num_threads()``): two
+runtimes each spreading over all cores would oversubscribe them, which on a small
+shared machine costs far more than either runtime's kernels save.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import CxrkitError, WeightsError
+from ..models import ModelCard
+from .export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    card_from_metadata,
+    cpu_fp32_copy,
+    onnx_bytes,
+    require_onnxruntime,
+    session_options,
+)
+
+__all__ = ["OnnxBackend", "OnnxGraph", "load_onnx"]
+
+
+def _providers(device: torch.device) -> list[str]:
+    ort = require_onnxruntime()
+    if device.type == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+    raise CxrkitError(f"this onnxruntime build cannot run on {device} (it offers "
+                      f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu or use the torch backend")
+
+
+class OnnxGraph(nn.Module):
+    """An exported ``.onnx`` file standing in for a model: it carries the file's card and runs ONNX Runtime.
+
+    Being an ``nn.Module`` with a ``.card`` lets a file go wherever a loaded model goes
+    (``load_model``, ``Predictor``); it has no parameters and cannot be trained.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, device: str | torch.device = "cpu", threads: int | None = None):
+        super().__init__()
+        ort = require_onnxruntime()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CxrkitError(f"{self.path} does not exist; export a model with cxrkit first")
+        self.device = torch.device(device)
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options(threads),
+                                                providers=_providers(self.device))
+        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
+            raise WeightsError(f"{self.path} is not a readable ONNX model: {exc}") from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.card: ModelCard = card_from_metadata(metadata, str(self.path))
+        self.metadata = dict(metadata)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.run(x.detach().float().cpu().numpy()))
+
+
+def load_onnx(path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
+              threads: int | None = None) -> OnnxGraph:
+    """An exported file ready for :class:`~cxrkit.predict.Predictor` (with the onnx backend) or any runner."""
+    return OnnxGraph(path, device=device, threads=threads)
+
+
+class OnnxBackend:
+    """ONNX Runtime forward pass in fp32; the backend registered as ``"onnx"``."""
+
+    name = "onnx"
+    #: ``auto`` resolves to fp32 here even where bf16 is native: ONNX Runtime's CPU bf16 kernels are few
+    precisions = ("fp32",)
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str, *, threads: int | None = None):
+        if precision != "fp32":
+            raise CxrkitError(f"the onnx backend runs in fp32 only, not {precision}; choose fp32, or the torch "
+                              "backend for reduced precision")
+        self.device = torch.device("cpu")  # inputs and logits cross into ONNX Runtime as NumPy arrays
+        self.precision = precision
+        if isinstance(model, OnnxGraph):
+            if model.device != torch.device(device):
+                model = OnnxGraph(model.path, device=device, threads=threads)
+            self.session = model.session
+        else:
+            ort = require_onnxruntime()
+            module = cpu_fp32_copy(model)
+            self.session = ort.InferenceSession(onnx_bytes(module, module.card.input_size), session_options(threads),
+                                                providers=_providers(torch.device(device)))
+        self.card: ModelCard = model.card
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0])

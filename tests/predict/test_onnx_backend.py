@@ -1,0 +1,115 @@
+"""The ONNX Runtime backend: the same rows as PyTorch fp32, through the same reading, calibration and errors."""
+
+import shutil
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from cxrkit.cli.main import app  # noqa: E402
+from cxrkit.errors import CxrkitError, MissingDependency  # noqa: E402
+from cxrkit.io import read_image  # noqa: E402
+from cxrkit.models import create  # noqa: E402
+from cxrkit.predict import Predictor, make_backend  # noqa: E402
+from cxrkit.predict.export import export_onnx, session_options  # noqa: E402
+from cxrkit.predict.onnx_backend import load_onnx  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def films(tmp_path, example_images):
+    """The example films (PNG and DICOM) and a truncated PNG that must become an error row."""
+    folder = tmp_path / "films"
+    folder.mkdir()
+    for image in [*example_images, example_images[0].parent / "siim_chest_pa.dcm"]:
+        shutil.copy(image, folder / image.name)
+    (folder / "broken.png").write_bytes(example_images[0].read_bytes()[:300])
+    return folder
+
+
+def _assert_same_csv(a, b, tolerance):
+    """Same files, order, status and error text; every score within ``tolerance``, NaN where NaN."""
+    x, y = pd.read_csv(a), pd.read_csv(b)  # an empty cell reads as NaN
+    keys = ["file", "status", "error"]
+    assert list(x.columns) == list(y.columns) and x[keys].fillna("").equals(y[keys].fillna(""))
+    scores_x = x.drop(columns=keys).astype(float).to_numpy()
+    scores_y = y.drop(columns=keys).astype(float).to_numpy()
+    assert np.array_equal(np.isnan(scores_x), np.isnan(scores_y))
+    assert np.nanmax(np.abs(scores_x - scores_y)) <= tolerance
+    return x.to_dict("records")
+
+
+@pytest.mark.parametrize("model", ["densenet121.nih-demo", "tiny"])
+def test_cli_csv_matches_torch_fp32(films, tmp_path, tiny_model_file, model, monkeypatch):
+    from cxrkit.predict import onnx_backend
+
+    batches = []
+    forward = onnx_backend.OnnxBackend.__call__
+    monkeypatch.setattr(onnx_backend.OnnxBackend, "__call__", lambda self, x: batches.append(len(x)) or forward(self, x))
+    model = str(tiny_model_file) if model == "tiny" else model
+    common = ["predict", str(films), "-m", model, "--precision", "fp32", "--batch-size", "3"]
+    torch_csv, onnx_csv = tmp_path / "torch.csv", tmp_path / "onnx.csv"
+    done = runner.invoke(app, [*common, "-o", str(torch_csv)])
+    assert done.exit_code == 3, done.output  # the broken file
+    done = runner.invoke(app, [*common, "--backend", "onnx", "-o", str(onnx_csv)])
+    assert done.exit_code == 3, done.output
+    assert sum(batches) == 7  # ONNX Runtime scored every readable film
+    rows = _assert_same_csv(torch_csv, onnx_csv, 1e-5)
+    assert [r["status"] for r in rows].count("ok") == 7 and [r["status"] for r in rows].count("error") == 1
+
+
+def test_resume_with_onnx_gives_the_uninterrupted_file(films, tmp_path, tiny_model_file):
+    common = ["predict", str(films), "-m", str(tiny_model_file), "--backend", "onnx"]
+    whole, part = tmp_path / "whole.csv", tmp_path / "part.csv"
+    assert runner.invoke(app, [*common, "-o", str(whole)]).exit_code == 3
+    lines = whole.read_text().splitlines(keepends=True)
+    part.write_text("".join(lines[:4]))  # header + 3 rows, as a killed run leaves it
+    assert runner.invoke(app, [*common, "-o", str(part), "--resume"]).exit_code == 3
+    assert part.read_text() == whole.read_text()
+
+
+def test_exported_file_as_the_model(tiny_model_file, example_images, tmp_path):
+    path = export_onnx(str(tiny_model_file), tmp_path / "tiny.onnx", example_images).path
+    graph = load_onnx(path)
+    assert graph.card.to_dict() == create(str(tiny_model_file)).card.to_dict()
+    from_file = Predictor(graph, backend="onnx")
+    reference = Predictor(str(tiny_model_file), precision="fp32")
+    assert from_file.columns == reference.columns and from_file.calibrated
+    images = [read_image(p) for p in example_images]
+    batch = np.stack([reference.preprocess(i.pixels, i.maxval) for i in images])
+    a, b = reference.predict_batch(batch), from_file.predict_batch(batch)
+    assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) < 1e-5
+
+
+def test_cli_takes_an_exported_file_as_the_model(films, tmp_path, tiny_model_file, example_images):
+    """``cxr predict -m model.onnx`` runs the file on ONNX Runtime with the card inside it."""
+    path = export_onnx(str(tiny_model_file), tmp_path / "tiny.onnx", example_images).path
+    from_file, reference = tmp_path / "file.csv", tmp_path / "torch.csv"
+    assert runner.invoke(app, ["predict", str(films), "-m", str(path), "-o", str(from_file)]).exit_code == 3
+    assert runner.invoke(app, ["predict", str(films), "-m", str(tiny_model_file), "--precision", "fp32",
+                               "-o", str(reference)]).exit_code == 3
+    _assert_same_csv(reference, from_file, 1e-5)
+    with pytest.raises(CxrkitError, match="ONNX file"):
+        Predictor(str(path), backend="torch")
+
+
+def test_precisions_and_threads(tiny_model_file):
+    model = create(str(tiny_model_file)).eval()
+    assert make_backend("onnx", model, "cpu", "auto").precision == "fp32"  # even where bf16 is native
+    with pytest.raises(CxrkitError, match="fp32 only"):
+        make_backend("onnx", model, "cpu", "bf16")
+    assert session_options().intra_op_num_threads == torch.get_num_threads()
+    assert session_options(3).intra_op_num_threads == 3
+
+
+def test_missing_onnxruntime_says_which_extra(tiny_model_file, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingDependency, match=r"pip install cxrkit\[onnx\]"):
+        Predictor(str(tiny_model_file), backend="onnx")
