@@ -9,6 +9,7 @@ new module in the wrong place fails here with the offending line.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -134,3 +135,31 @@ def test_no_import_cycle_between_modules():
 def test_module_size(name, path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines (> {MAX_LINES}): split it by job"
+
+
+def _message_strings(node: ast.AST) -> list[ast.Constant]:
+    """The string constants (f-string parts included) anywhere inside ``node``."""
+    return [n for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def test_library_messages_name_no_cli_flag():
+    """Errors raised by library code name Python parameters (`age_bands`); only cli/ speaks in flags.
+
+    Checked: the arguments of every ``raise X(...)`` and of ``super().__init__(...)`` in a class
+    (where the typed errors build their messages)."""
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    offenders = []
+    for name, path in _modules():
+        if _top(name) == "cli":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        messages = [n.exc for n in ast.walk(tree) if isinstance(n, ast.Raise) and isinstance(n.exc, ast.Call)]
+        messages += [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                     and n.func.attr == "__init__" and isinstance(n.func.value, ast.Call)
+                     and getattr(n.func.value.func, "id", "") == "super"]
+        for call in messages:
+            for arg in [*call.args, *(k.value for k in call.keywords)]:
+                offenders += [f"{path.relative_to(PACKAGE)}:{c.lineno}: {c.value!r}"
+                              for c in _message_strings(arg) if flag.search(c.value)]
+    assert not offenders, "library messages naming CLI flags (name the parameter in backticks):\n" + "\n".join(
+        offenders)

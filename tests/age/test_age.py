@@ -76,7 +76,7 @@ def test_age_table_reads_years_dicom_ages_and_refuses_bad_values(tmp_path):
     table.write_text("file,age\nx.png,sixty\n")
     with pytest.raises(CxrkitError, match=r"ages.csv:2: age 'sixty'"):
         AgeTable(table)
-    with pytest.raises(CxrkitError, match="--metadata-age"):
+    with pytest.raises(CxrkitError, match="`age_column`"):
         AgeTable(table, age_column="Patient Age")
 
 

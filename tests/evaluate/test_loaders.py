@@ -54,7 +54,7 @@ def test_prefix_matching_nothing_is_a_clear_error(fixture_dir, tmp_path):
     gz = _foreign_gz(fixture_dir, tmp_path / "theirs.csv.gz")
     with pytest.raises(PrefixMatchesNothing, match="'score_'.*'prob_Effusion'"):
         load_predictions(gz, id_column="Image Index", prefix="score_")
-    with pytest.raises(InputFileError, match="--id-column"):
+    with pytest.raises(InputFileError, match="`id_column`"):
         load_predictions(gz)
     with pytest.raises(InputFileError, match="no id column 'image'"):
         load_predictions(gz, id_column="image", prefix="prob_")

@@ -106,7 +106,7 @@ def test_group_table_reads_label_file_columns_adapter_names_and_sidecars(tmp_pat
         group_table(["scanner"], label_file=labels)
     many = tmp_path / "many.csv"
     pd.DataFrame({"file": [f"{i}.png" for i in range(30)], "dose": np.arange(30)}).to_csv(many, index=False)
-    with pytest.raises(InputFileError, match="--age-bands"):
+    with pytest.raises(InputFileError, match="`age_bands`"):
         group_table(["dose"], metadata=[many])
 
 

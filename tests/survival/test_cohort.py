@@ -44,8 +44,8 @@ def test_missing_columns_are_all_named_with_their_option(small, tmp_path):
     with pytest.raises(CohortColumnMissing) as info:
         load_cohort(path, time="follow_up", event="died", predicted_age="cxr_age", age="Age", covariates=["smoker"])
     message = str(info.value)
-    assert "'follow_up' (given as --time)" in message and "'Age' (given as --age)" in message
-    assert "'smoker' (given as --covariates)" in message and "'years'" in message  # lists what the file has
+    assert "'follow_up' (given as `time`)" in message and "'Age' (given as `age`)" in message
+    assert "'smoker' (given as `covariates`)" in message and "'years'" in message  # lists what the file has
     assert isinstance(info.value, CxrkitError) and isinstance(info.value, KeyError)
 
 
@@ -92,7 +92,7 @@ def test_missing_values_error_or_drop(small):
     frame = small.copy()
     frame.loc[2, "cxr_age"] = float("nan")
     frame.loc[8, "sex"] = None
-    with pytest.raises(InvalidCohortValues, match="missing values.*--drop-missing") as info:
+    with pytest.raises(InvalidCohortValues, match="missing values.*`drop_missing`") as info:
         validate_cohort(frame, **ROLES, covariates=["sex"])
     assert info.value.column == "cxr_age" and info.value.lines == (4,)
     cohort = validate_cohort(frame, **ROLES, covariates=["sex"], drop_missing=True)
@@ -100,7 +100,7 @@ def test_missing_values_error_or_drop(small):
 
 
 def test_same_column_in_two_roles_and_constant_columns(small):
-    with pytest.raises(SurvivalError, match="both as --predicted-age and as --age"):
+    with pytest.raises(SurvivalError, match="both as `predicted_age` and as `age`"):
         validate_cohort(small, time="years", event="died", predicted_age="age", age="age")
     with pytest.raises(SurvivalError, match="single value"):
         validate_cohort(small.assign(sex="F"), **ROLES, covariates=["sex"])

@@ -39,7 +39,7 @@ class AgeTable:
         missing = [c for c in (id_column, age_column) if c not in frame.columns]
         if missing:
             raise CxrkitError(f"{path}: no column {missing} (columns: {list(frame.columns)}); "
-                              "name them with --metadata-id / --metadata-age")
+                              "name them with `id_column` / `age_column`")
         self._by_path: dict[str, float] = {}
         by_name: dict[str, float | None] = {}
         for line, (key, raw) in enumerate(zip(frame[id_column], frame[age_column]), start=2):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,11 +18,12 @@ from typer._click.exceptions import (  # typer's own click, not exported
     NoArgsIsHelpError,
     UsageError,
 )
+from typer._click.globals import get_current_context
 from typer.core import TyperGroup
 
 from ..errors import CxrkitError, OutputError
 
-__all__ = ["console", "err", "emit", "table", "debug", "CxrGroup", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL",
+__all__ = ["console", "err", "emit", "table", "debug", "CxrGroup", "speaks_flags", "flag_names", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL",
            "EXIT_OUTPUT", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
@@ -55,6 +59,59 @@ def debug() -> bool:
     return os.environ.get("CXRKIT_DEBUG") == "1"
 
 
+# a backticked Python name in a library message: `age_bands`, or an option key like `label_options["id_column"]`
+_NAME = re.compile(r'`([A-Za-z_]\w*(?:\["\w+"\])?)`')
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def flag_names(text: str, params: list, aliases: Mapping[str, str] | None = None) -> str:
+    """``text`` with each backticked name of one of ``params`` (click parameters) written as the
+    user typed it: an option as its long flag (``age_bands`` -> ``--age-bands``), an argument as
+    its metavar. ``aliases`` maps a library name to the command's parameter where the two differ
+    (``label_names`` -> ``label``). Other backticked names are left as they are."""
+    spelled = {}
+    for param in params:
+        longs = [o for o in param.opts if o.startswith("--")]
+        if longs:
+            spelled[param.name] = longs[0]
+        elif getattr(param, "param_type_name", "") == "argument":
+            spelled[param.name] = getattr(param, "metavar", None) or param.name.upper()
+
+    def spell(match: re.Match) -> str:
+        name = match.group(1)
+        return spelled.get((aliases or {}).get(name, name), match.group(0))
+
+    return _NAME.sub(spell, text)
+
+
+def speaks_flags(aliases: Mapping[str, str] | None = None) -> Callable[[F], F]:
+    """Decorate a command so the ``CxrkitError`` it raises names its flags, not Python parameters.
+
+    Library messages name parameters (`age_bands`), which is right for a Python caller; at the
+    command line the same advice must read ``--age-bands``. The message is reworded in place
+    (same exception object, type and attributes), so ``CxrGroup`` and tests see the CLI wording.
+    """
+
+    def wrap(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except CxrkitError as exc:
+                ctx = get_current_context(silent=True)
+                if ctx is not None and exc.args and isinstance(exc.args[0], str):
+                    text = flag_names(exc.args[0], ctx.command.params, aliases)
+                    exc.args = (text, *exc.args[1:])
+                    if isinstance(getattr(exc, "msg", None), str):  # ImportError keeps its own copy
+                        exc.msg = text
+                raise
+
+        run.speaks_flags = True  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
 def _usage_line(exc: UsageError) -> NoReturn:
     """Typer's framed usage box becomes one line; help asked for by giving no arguments still shows."""
     if isinstance(exc, NoArgsIsHelpError) or debug():
@@ -65,7 +122,10 @@ def _usage_line(exc: UsageError) -> NoReturn:
 
 
 class CxrGroup(TyperGroup):
-    """Turns a ``CxrkitError`` from any command into one clear line and exit code 1."""
+    """Turns a ``CxrkitError`` from any command into one clear line and exit code 1.
+
+    Every command is decorated with :func:`speaks_flags`, so the line names flags where the
+    library named Python parameters."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> typer.Context:
         try:

@@ -11,10 +11,12 @@ from ..errors import CxrkitError
 from ..predict import output_columns, run_files
 from . import _options
 from ._batch import add_maps, input_files, output_spec, progress_bar, report
+from ._output import speaks_flags
 
 SALIENCY_METHODS = ("saliency", "gradcam", "gradcam++", "ig")
 
 
+@speaks_flags({"id_column": "metadata_id", "age_column": "metadata_age"})
 def age(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
     model: str = typer.Option(DEFAULT_AGE_MODEL, "--model", "-m", help="Age model id or .safetensors file."),

@@ -10,13 +10,14 @@ from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
 from . import _options
 from ._batch import input_files
-from ._output import console, emit, table
+from ._output import console, emit, speaks_flags, table
 
 
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+@speaks_flags()
 def bench(
     paths: list[Path] = typer.Argument(..., help="Real films (files and/or folders) to time on; the first --images are used."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model id, TorchXRayVision name or .safetensors file."),

@@ -11,8 +11,10 @@ from ..errors import CxrkitError
 from ..predict import run_files
 from . import _options
 from ._batch import input_files, output_spec, progress_bar, report
+from ._output import speaks_flags
 
 
+@speaks_flags()
 def convert(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the PNGs (the input folder layout is kept)."),

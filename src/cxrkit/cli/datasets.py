@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from . import _options
-from ._output import CxrGroup, emit, err, table
+from ._output import CxrGroup, emit, err, speaks_flags, table
 
 app = typer.Typer(help="Public chest X-ray datasets: list adapters, count labels, write training shards.",
                   no_args_is_help=True, cls=CxrGroup)
@@ -40,6 +40,7 @@ def _open(name: str, root: Optional[Path], labels: Optional[Path], views: Option
 
 
 @app.command("list")
+@speaks_flags()
 def list_cmd(fmt: str = _options.FORMAT) -> None:
     """List the dataset adapters, their label files and licences."""
     from ..datasets import OWN_SOURCES, get_spec, list_datasets
@@ -56,6 +57,7 @@ def list_cmd(fmt: str = _options.FORMAT) -> None:
 
 
 @app.command("summary")
+@speaks_flags()
 def summary_cmd(
     name: str = typer.Argument(..., help="Dataset name (see `cxr datasets list`), or folder / csv."),
     root: Optional[Path] = RootOpt,
@@ -92,6 +94,7 @@ def summary_cmd(
 
 
 @app.command("shard")
+@speaks_flags()
 def shard_cmd(
     name: str = typer.Argument(..., help="Dataset name, or folder / csv."),
     out: Path = typer.Option(..., "--out", help="Output folder for the .tar shards and dataset.json."),

@@ -12,9 +12,10 @@ from ..models import DEFAULT_MODEL
 from ..predict import OutputSpec, output_columns, run_files
 from . import _options
 from ._batch import input_files, progress_bar, report
-from ._output import err
+from ._output import err, speaks_flags
 
 
+@speaks_flags()
 def embed(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model id, TorchXRayVision name (e.g. 101-elastic) or .safetensors file."),
@@ -66,6 +67,7 @@ def with_ood(predictor, model: str):
     return OodPredictor(predictor, detector)
 
 
+@speaks_flags()
 def ood_fit(
     train: Path = typer.Option(..., "--train", exists=True, help="Embeddings of the model's training films (cxr embed, layer features)."),
     val: Path = typer.Option(..., "--val", exists=True, help="Embeddings of in-distribution validation films (not in --train)."),

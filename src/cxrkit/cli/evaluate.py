@@ -15,7 +15,7 @@ import typer
 
 from ..errors import CxrkitError, MissingDependency
 from . import _options
-from ._output import emit, err, table
+from ._output import emit, err, speaks_flags, table
 
 
 def _label_options(dataset: str | None, label_id_column: str | None, patient_column: str | None) -> dict:
@@ -63,6 +63,7 @@ def _localisation(boxes: Path | None, heatmaps: Path | None, dataset: str | None
                           title=f"{len(report.items) - report.missing} maps scored, {report.missing} missing -> {paths[0]}"))
 
 
+@speaks_flags({"label_names": "label", 'label_options["id_column"]': "label_id_column"})
 def evaluate(
     predictions: Path | None = typer.Option(None, "--predictions", "-p", help="Predictions CSV(.gz): ours, or foreign with --id-column/--prefix."),
     model: str | None = typer.Option(None, "--model", "-m", help="Evaluate this model directly on --images (a split of --dataset)."),

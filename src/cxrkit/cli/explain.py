@@ -10,11 +10,12 @@ import typer
 from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
 from . import _options
-from ._output import emit, err
+from ._output import emit, err, speaks_flags
 
 _METHOD_HELP = "gradcam, gradcam++, cam, saliency, ig, occlusion or lime; repeat with --grid to compare methods."
 
 
+@speaks_flags()
 def explain(
     image: Path = typer.Argument(..., help="A radiograph (DICOM, PNG, JPEG, TIFF)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model id, TorchXRayVision name or .safetensors file."),

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import CxrkitError
 from ._batch import input_files
-from ._output import console
+from ._output import console, speaks_flags
 
 FORMATS = ("onnx",)
 
@@ -21,6 +21,7 @@ def _default_films() -> list[Path]:
     raise CxrkitError("no films to verify the export on: give a few real radiographs with --verify-on PATH")
 
 
+@speaks_flags()
 def export(
     model: str = typer.Argument(..., help="Model id, TorchXRayVision name or .safetensors file."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write, e.g. model.onnx."),

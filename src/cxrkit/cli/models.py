@@ -11,12 +11,13 @@ from ..errors import CxrkitError
 from ..models import list_architectures, list_models, published, resolve_card
 from ..models.card import ModelCard
 from . import _options
-from ._output import emit, err, table
+from ._output import emit, err, speaks_flags, table
 
 app = typer.Typer(help="List, inspect, import and fetch models.", no_args_is_help=True)
 
 
 @app.command("list")
+@speaks_flags()
 def list_(fmt: str = _options.FORMAT) -> None:
     """Registered models (bundled and downloaded), fetchable published models, architectures."""
     cards = list_models()
@@ -36,6 +37,7 @@ def list_(fmt: str = _options.FORMAT) -> None:
 
 
 @app.command("info")
+@speaks_flags()
 def info(name: str = typer.Argument(..., help="Model id, TorchXRayVision name or file."), fmt: str = _options.FORMAT) -> None:
     """Show a model's card: labels, thresholds, input contract, provenance, metrics."""
     card, path = resolve_card(name)
@@ -50,6 +52,7 @@ def info(name: str = typer.Argument(..., help="Model id, TorchXRayVision name or
 
 
 @app.command("import")
+@speaks_flags()
 def import_(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="TorchXRayVision .pt (pickled module or state dict)."),
     output: Path = typer.Option(..., "--output", "-o", help="Destination .safetensors (its card is written beside it)."),
@@ -69,6 +72,7 @@ def import_(
 
 
 @app.command("fetch")
+@speaks_flags()
 def fetch_(
     name: str = typer.Argument(..., help="Published TorchXRayVision model, e.g. densenet121-res224-all."),
     sha256: str | None = typer.Option(None, "--sha256", help="Expected sha256 of the download (pins the file)."),

@@ -12,9 +12,10 @@ from ..models.precision import precision_reason
 from ..predict import Predictor, output_columns, run_files
 from . import _options
 from ._batch import add_maps, input_files, output_spec, progress_bar, report
-from ._output import err
+from ._output import err, speaks_flags
 
 
+@speaks_flags()
 def predict(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model id, TorchXRayVision name or .safetensors file."),

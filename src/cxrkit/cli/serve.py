@@ -11,13 +11,14 @@ from ..age import DEFAULT_AGE_MODEL
 from ..models import DEFAULT_MODEL
 from ..preprocess import DEFAULT_ORIENTATION_MODEL
 from . import _options
-from ._output import err
+from ._output import err, speaks_flags
 
 
 def _optional(name: str) -> str | None:
     return None if name.lower() == "none" else name
 
 
+@speaks_flags({"models": "model", "cors_origins": "cors_origin"})
 def serve(
     model: list[str] = typer.Option([DEFAULT_MODEL], "--model", "-m", help="Classifier to load (repeatable; the first answers by default)."),
     age_model: str = typer.Option(DEFAULT_AGE_MODEL, "--age-model", help="Age model for CXR-Age, or 'none'."),

@@ -9,9 +9,10 @@ import typer
 from ..embed import Embedder, EmbeddingIndex
 from ..errors import CxrkitError
 from . import _options
-from ._output import emit, table
+from ._output import emit, speaks_flags, table
 
 
+@speaks_flags()
 def similar(
     queries: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Query image file(s)."),
     index: Path = typer.Option(..., "--index", "-i", help="Embeddings written by cxr embed (Parquet folder or file)."),

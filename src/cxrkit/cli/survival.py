@@ -15,7 +15,7 @@ import typer
 
 from ..errors import CxrkitError, MissingDependency
 from . import _options
-from ._output import emit, table
+from ._output import emit, speaks_flags, table
 
 
 def _cell(value: object) -> str:
@@ -24,6 +24,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+@speaks_flags()
 def survival(
     cohort: Path = typer.Argument(..., help="Cohort CSV(.gz), one row per person."),
     time: str = typer.Option(..., "--time", help="Column: time from the radiograph to event or censoring."),

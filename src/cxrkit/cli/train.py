@@ -8,9 +8,10 @@ from pathlib import Path
 
 import typer
 
-from ._output import err
+from ._output import err, speaks_flags
 
 
+@speaks_flags()
 def train(
     config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, help="Training config (YAML); see configs/."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override a config key, e.g. --set optim.lr=0.001 (repeatable)."),
@@ -38,6 +39,7 @@ def train(
                   + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()), highlight=False)
 
 
+@speaks_flags()
 def tune(
     config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, help="Training config (YAML) with a tune: section."),
     set_: list[str] = typer.Option([], "--set", "-s", help="Override a config key, e.g. --set tune.trials=5 (repeatable)."),

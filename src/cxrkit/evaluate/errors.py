@@ -42,7 +42,7 @@ class NoOverlap(EvaluationError):
         super().__init__(
             f"no image id is shared by the {what} ({self.n_predictions} ids, e.g. {_examples(prediction_ids)}) "
             f"and the labels ({self.n_labels} ids, e.g. {_examples(label_ids)}). Ids are matched by file name "
-            "(the basename, extension included): check --id-column and that both files describe the same images."
+            "(the basename, extension included): check `id_column` and that both files describe the same images."
         )
 
 
@@ -54,7 +54,7 @@ class LabelColumnMissing(EvaluationError, KeyError):
         super().__init__(
             f"label column(s) {', '.join(repr(m) for m in missing)} missing from the {where}; "
             f"it has: {', '.join(repr(p) for p in present) or '(no label columns)'}. "
-            "Label names must match exactly (e.g. 'Pleural_Thickening'); use --label to choose which to score."
+            "Label names must match exactly (e.g. 'Pleural_Thickening'); use `label_names` to choose which to score."
         )
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message

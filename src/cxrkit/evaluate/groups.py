@@ -73,8 +73,8 @@ def group_table(columns: Sequence[str], *, label_file: str | Path | None = None,
         if values is None:
             available = sorted({str(c) for f in frames for c in f.columns})
             raise InputFileError(", ".join(str(m) for m in metadata) or str(label_file),
-                                 f"no column {column!r} for --group-by; available: {', '.join(available)} "
-                                 "(add a sidecar CSV with --metadata)")
+                                 f"no column {column!r} for `group_by`; available: {', '.join(available)} "
+                                 "(add a sidecar CSV with `metadata`)")
         values = values[~values.index.duplicated()]
         numeric = pd.to_numeric(values, errors="coerce")
         is_numeric = numeric.notna().sum() == values.notna().sum() and values.notna().any()
@@ -82,7 +82,7 @@ def group_table(columns: Sequence[str], *, label_file: str | Path | None = None,
         if continuous and age_bands:
             values = cut_bands(numeric, age_bands)
         elif continuous and numeric.nunique() > MAX_GROUPS:
-            raise InputFileError(column, f"--group-by {column}: {numeric.nunique()} distinct numbers; cut them into "
-                                         "bands with --age-bands, e.g. 0,40,60,80")
+            raise InputFileError(column, f"{column!r} in `group_by`: {numeric.nunique()} distinct numbers; cut "
+                                         "them into bands with `age_bands`, e.g. 0,40,60,80")
         out[column] = pd.Series(np.where(pd.isna(values), None, values.astype(str)), index=values.index, dtype=object)
     return pd.DataFrame(out)

@@ -114,7 +114,7 @@ def load_predictions(path: str | Path, *, id_column: str | None = None, prefix: 
         frame = frame[frame["status"].astype(str) == "ok"].drop(columns=[c for c in ("status", "error") if c in frame])
         id_column = "file"
     elif id_column is None:
-        raise InputFileError(path, "not a `cxr predict` CSV (no 'file' and 'status' columns); pass --id-column "
+        raise InputFileError(path, "not a `cxr predict` CSV (no 'file' and 'status' columns); pass `id_column` "
                                    f"to name the image id column (columns: {', '.join(map(str, frame.columns[:8]))})")
     elif id_column not in frame.columns:
         raise InputFileError(path, f"no id column {id_column!r}; columns: {', '.join(map(str, frame.columns[:12]))}")
@@ -161,7 +161,7 @@ def load_labels_csv(path: str | Path, *, id_column: str | None = None, patient_c
         id_column = next((c for c in _ID_CANDIDATES if c in frame.columns), None)
         if id_column is None:
             raise InputFileError(path, f"no image id column (looked for {', '.join(_ID_CANDIDATES)}); "
-                                       "pass --label-id-column")
+                                       "name it with `label_options[\"id_column\"]`")
     elif id_column not in frame.columns:
         raise InputFileError(path, f"no id column {id_column!r}; columns: {', '.join(map(str, frame.columns[:12]))}")
     if patient_column is None:

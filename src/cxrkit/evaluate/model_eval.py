@@ -97,7 +97,7 @@ def probe_inputs(files: list[Path], predictor=None, kind: str = "features", batc
     if kind not in PROBE_INPUTS:
         raise InputFileError(kind, f"probe input must be one of {', '.join(PROBE_INPUTS)}")
     if predictor is None and kind == "features":
-        raise InputFileError(kind, "the feature probe needs a model (--model); the pixel probe does not")
+        raise InputFileError(kind, "the feature probe needs a model (`model`); the pixel probe does not")
     runner = _ProbeRunner(predictor, kind)
     rows = [r for r in predict_files(files, runner, batch_size=batch_size) if r["status"] == "ok"]
     return pd.DataFrame([[r[c] for c in runner.columns] for r in rows],

@@ -142,8 +142,8 @@ def _report_md(ev: Evaluation, table: pd.DataFrame, figures, files, out: Path, s
     if "calibration" in files:
         lines += ["## Calibration", "",
                   "Scores binned into tenths; the curve should follow the diagonal if scores are probabilities. "
-                  "Scores from `cxr predict --calibrate` are rescaled so 0.5 is the model's threshold: they are "
-                  "not probabilities, and this plot shows by how much.", "",
+                  "Calibrated scores (the default of `Predictor` and `cxr predict`) are rescaled so 0.5 is the "
+                  "model's threshold: they are not probabilities, and this plot shows by how much.", "",
                   f"![calibration]({files['calibration'].relative_to(out).as_posix()})", ""]
     if command:
         lines += ["## Reproduce", "", "```", command, "```", ""]

@@ -81,14 +81,14 @@ def _error_response(exc: CxrkitError) -> JSONResponse:
 
 
 def _token_check(token: str) -> Callable[..., Awaitable[None]]:
-    bearer = HTTPBearer(auto_error=False, description="The token in the server's --token-file.")
+    bearer = HTTPBearer(auto_error=False, description="The token the server was started with.")
     expected = token.encode()
 
     async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         given = credentials.credentials.encode() if credentials is not None else b""
         if not hmac.compare_digest(given, expected):
             raise Unauthorized("this server needs its access token: send the header 'Authorization: Bearer <token>' "
-                               "(the token is in the file given to cxr serve --token-file)")
+                               "(the token the server was started with; `cxr serve` reads it from its token file)")
 
     return check
 
@@ -225,10 +225,10 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                                              "the 18 standard labels (null = not predicted)."}})
     async def predict(
         request: Request,
-        model: str | None = Query(None, description="A loaded classifier (default: the first --model)."),
+        model: str | None = Query(None, description="A loaded classifier (default: the first one loaded)."),
         fmt: str = fmt_query(),
         calibrate: bool = Query(True, description="Operating-point calibration (0.5 = the label's threshold); "
-                                                  "false = raw sigmoid, as --raw."),
+                                                  "false = the raw sigmoid."),
         fix_orientation: bool = Query(False, description="Turn films rotated by 90/180/270 degrees upright first."),
     ) -> Response:
         """`cxr predict` on the uploaded films: a bad file costs its own error row, never the request."""
@@ -261,7 +261,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         method: str = Query("gradcam", pattern="^(" + "|".join(METHODS).replace("+", r"\+") + ")$",
                             description=", ".join(METHODS)),
         fmt: str = Query("png", alias="format", pattern="^(png|npy|json)$", description="png, npy or json."),
-        model: str | None = Query(None, description="A loaded classifier (default: the first --model)."),
+        model: str | None = Query(None, description="A loaded classifier (default: the first one loaded)."),
         alpha: float = Query(0.5, ge=0.0, le=1.0, description="Opacity of the colour map at full strength (png)."),
         height: int | None = Query(None, ge=32, le=8192, description="Height of the PNG (default: the film's; never enlarged)."),
         caption: bool = Query(True, description="Caption strip under the PNG (label, score, method)."),

@@ -51,24 +51,24 @@ class ServeConfig:
     def __post_init__(self) -> None:
         problems = []
         if not self.models:
-            problems.append("at least one --model is needed")
+            problems.append("`models` must name at least one classifier")
         if not 0 <= self.port <= 65535:
-            problems.append(f"--port must lie in 0..65535, got {self.port}")
+            problems.append(f"`port` must lie in 0..65535, got {self.port}")
         if self.max_file_bytes < 1 or self.max_request_bytes < 1:
             problems.append("size limits must be positive")
         if self.max_file_bytes > self.max_request_bytes:
             problems.append("the per-file limit is larger than the per-request limit")
         if self.queue_size < 1 or self.batch_size < 1 or self.max_files < 1:
-            problems.append("--queue-size, --batch-size and the file count limit must be at least 1")
+            problems.append("`queue_size`, `batch_size` and the file count limit must be at least 1")
         if self.precision not in PRECISIONS:
-            problems.append(f"--precision must be one of {PRECISIONS}, got {self.precision!r}")
+            problems.append(f"`precision` must be one of {PRECISIONS}, got {self.precision!r}")
         if self.threads is not None and self.threads < 1:
-            problems.append("--threads must be at least 1")
+            problems.append("`threads` must be at least 1")
         if self.token is not None and len(self.token) < 16:
             problems.append("the token must be at least 16 characters (e.g. `openssl rand -hex 32 > token.txt`)")
         for origin in self.cors_origins:
             if origin != "*" and not origin.startswith(("http://", "https://")):
-                problems.append(f"--cors-origin must be an origin like https://host:port, got {origin!r}")
+                problems.append(f"`cors_origins` must hold origins like https://host:port, got {origin!r}")
         if problems:
             raise CxrkitError("cxr serve: " + "; ".join(problems))
 

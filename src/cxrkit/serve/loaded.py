@@ -87,7 +87,7 @@ class LoadedModels:
         key = name or self.default
         if key not in self.classifiers:
             raise NotLoaded(f"model {key!r} is not loaded by this server; loaded: {', '.join(self.classifiers)} "
-                            "(start it with --model NAME to add one)")
+                            "(list it in `models` when starting the server)")
         return self.classifiers[key]
 
     def film_steps(self, fix_orientation: bool) -> FilmSteps:
@@ -95,7 +95,7 @@ class LoadedModels:
         if not fix_orientation:
             return FilmSteps()
         if self.orientation is None:
-            raise NotLoaded("the orientation model is not loaded (the server was started with --orientation-model none)")
+            raise NotLoaded("the orientation model is not loaded (the server was started with `orientation_model` None)")
         return FilmSteps(orientation=self.orientation)
 
     def predictor(self, name: str | None, *, calibrate: bool = True, fix_orientation: bool = False) -> Predictor:
@@ -112,7 +112,7 @@ class LoadedModels:
     def estimator(self, *, tta: bool, fix_orientation: bool = False) -> AgeEstimator:
         """An age estimator over the shared age network, as ``cxr age [--tta] [--fix-orientation]``."""
         if self.age_model is None:
-            raise NotLoaded("no age model is loaded (the server was started with --age-model none)")
+            raise NotLoaded("no age model is loaded (the server was started with `age_model` None)")
         key = (tta, fix_orientation)
         if key not in self._estimators:
             estimator = AgeEstimator(self.age_model, tta=tta, device=self.config.device,

@@ -34,7 +34,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise CxrkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-                          "(another server there? choose another --port)") from None
+                          "(another server there? choose another `port`)") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -53,7 +53,7 @@ def run(config: ServeConfig, on_ready: Callable[[str], None] | None = None) -> N
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     if not config.loopback and config.token is None:
-        log.warning("listening on %s without --token-file: anyone who can reach this address can upload films",
+        log.warning("listening on %s without an access token: anyone who can reach this address can upload films",
                     config.host)
     sock = bind(config.host, config.port)
     try:

@@ -60,11 +60,11 @@ class Limits:
 
     def file_too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"an uploaded file is larger than the limit of {_mb(self.max_file_bytes)} per file "
-                               "(the server's --max-file-mb); send a smaller file or raise the limit")
+                               "(the server's `max_file_bytes`); send a smaller file or raise the limit")
 
     def request_too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"the request is larger than the limit of {_mb(self.max_request_bytes)} per request "
-                               "(the server's --max-request-mb); send fewer files at a time")
+                               "(the server's `max_request_bytes`); send fewer files at a time")
 
 
 def _mb(size: int) -> str:

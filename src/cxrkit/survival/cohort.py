@@ -90,9 +90,9 @@ def validate_cohort(frame: pd.DataFrame, *, time: str, event: str, predicted_age
     ``drop_missing``, because silently dropping rows changes who the cohort is; when
     dropped, the count goes into the report.
     """
-    roles = {"--time": time, "--event": event, "--predicted-age": predicted_age, "--age": age}
+    roles = {"`time`": time, "`event`": event, "`predicted_age`": predicted_age, "`age`": age}
     covariates = tuple(dict.fromkeys(c.strip() for c in covariates if c.strip()))
-    named = list(roles.items()) + [("--covariates", c) for c in covariates]
+    named = list(roles.items()) + [("`covariates`", c) for c in covariates]
     seen: dict[str, str] = {}
     for option, name in named:
         if name in seen:
@@ -118,7 +118,7 @@ def validate_cohort(frame: pd.DataFrame, *, time: str, event: str, predicted_age
             for name, values in [*numeric.items(), *raw_cov.items()]:
                 if values.isna().any():
                     raise InvalidCohortValues(name, "has missing values", lines[values.isna()].tolist(),
-                                              hint="Fill or remove them, or pass --drop-missing to analyse "
+                                              hint="Fill or remove them, or pass `drop_missing` to analyse "
                                                    "complete cases",
                                               source=source)
         n_dropped = int(absent.sum())

@@ -84,8 +84,8 @@ class TooFewEvents(SurvivalError):
         self.events, self.minimum, self.n = events, minimum, n
         super().__init__(
             f"only {events} event(s) among {n} people; at least {minimum} are needed for the Cox models "
-            "(a common rule is 10 events per estimated coefficient). Check that --event marks the event with 1 "
-            "and censoring with 0, or lower --min-events if you know what you are doing."
+            "(a common rule is 10 events per estimated coefficient). Check that `event` marks the event with 1 "
+            "and censoring with 0, or lower `min_events` if you know what you are doing."
         )
 
 

@@ -91,7 +91,7 @@ def _report_md(a: SurvivalAnalysis, files: Mapping[str, Path], sources, command)
         f"chronological age `{c.age}`.",
         f"- People analysed: {c.n}, events: {c.events} ({c.events / c.n:.1%}), follow-up "
         f"{c.data[c.time].min():.3g} to {c.data[c.time].max():.3g} (median {c.data[c.time].median():.3g})"
-        + (f"; {c.n_dropped} row(s) with a missing value dropped (--drop-missing)." if c.n_dropped else "."),
+        + (f"; {c.n_dropped} row(s) with a missing value dropped (`drop_missing`)." if c.n_dropped else "."),
     ]
     if c.encoding:
         lines.append("- Covariates: " + "; ".join(f"`{k}` {v}" for k, v in c.encoding.items()) + ".")
