@@ -1,9 +1,10 @@
-"""kill -9 anywhere in `cxr age`, `cxr datasets shard` and `cxr train`, then a rerun: nothing is lost.
+"""kill -9 anywhere in `cxr age`, `cxr convert`, `cxr datasets shard` and `cxr train`, then a rerun: nothing is lost.
 
 Why: a killed process runs no handler and flushes nothing, so only what was already on disk
 survives. Each test kills the real process at points drawn from a fixed seed (and, where a
 kill can land inside a write, also leaves what such a kill leaves), reruns it, and checks
-that the final output equals an uninterrupted run's: rows and values for `age`, every shard
+that the final output equals an uninterrupted run's: rows and values for `age`, the manifest
+and every PNG byte for byte for `convert`, every shard
 byte for byte for `datasets shard` (with no torn shard ever visible), every weight tensor
 exactly for `train`.
 """
@@ -51,6 +52,45 @@ def test_age_killed_at_random_points_resumes_to_the_uninterrupted_rows(inputs, t
     done = subprocess.run(age(out) + ["--resume"], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr
     assert_same_rows(out, reference)
+
+
+# --- cxr convert ---------------------------------------------------------------------------------
+
+def _converted(folder: Path) -> dict[str, bytes]:
+    """Every visible PNG under ``folder`` by relative path (hidden temporaries excluded)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))
+            if not p.name.startswith(".")}
+
+
+def test_convert_killed_at_random_points_resumes_to_identical_pngs(inputs, tmp_path):
+    """Two kills at random manifest rows (the second followed by a row torn mid-write), then
+    --resume: the manifest lists every file once, in order, and every PNG equals the
+    uninterrupted run's byte for byte; no PNG is ever visible half-written."""
+    rng = random.Random(11)
+    reference, out = tmp_path / "ref", tmp_path / "out"
+
+    def convert(folder: Path) -> list[str]:
+        return cli("convert", str(inputs), "-o", str(folder), "--workers", "1")
+
+    done = subprocess.run(convert(reference), env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr  # two inputs are broken on purpose
+    want = _converted(reference)
+    manifest = out / "convert.csv"
+    for round_, target in enumerate(sorted(rng.sample(range(2, N_IMAGES - 4), 2))):
+        proc = start(convert(out) + (["--resume"] if round_ else []))
+        wait_for_rows(proc, manifest, target)
+        time.sleep(rng.uniform(0, 0.2))
+        kill(proc)
+        for name, data in _converted(out).items():  # whatever is visible is complete
+            assert data == want[name], name
+        if round_ == 1:
+            tear_last_row(manifest, rng)
+    done = subprocess.run(convert(out) + ["--resume"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert _converted(out) == want
+    got_rows = manifest.read_text(encoding="utf-8").replace(str(out), "OUT")
+    want_rows = (reference / "convert.csv").read_text(encoding="utf-8").replace(str(reference), "OUT")
+    assert got_rows == want_rows
 
 
 # --- cxr datasets shard ------------------------------------------------------------------------
