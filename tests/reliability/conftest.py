@@ -88,6 +88,22 @@ def tear_last_row(path: Path, rng) -> None:
     path.write_bytes(data[: last + rng.randrange(1, len(data) - last - 1)])
 
 
+def kill_at_random_rows(command: Callable[[bool], list[str]], rows_file: Path, rng, *, kills: int = 2,
+                        after_kill: Callable[[], None] | None = None) -> None:
+    """Run ``command(resume)`` ``kills`` times, each SIGKILLed a moment after a seeded random number
+    of rows reached ``rows_file`` (``resume`` is False only the first time); ``after_kill`` checks
+    what is on disk after each kill, and the last kill also tears the last row mid-write."""
+    for round_, target in enumerate(sorted(rng.sample(range(2, N_IMAGES - 4), kills))):
+        proc = start(command(round_ > 0))
+        wait_for_rows(proc, rows_file, target)
+        time.sleep(rng.uniform(0, 0.2))
+        kill(proc)
+        if after_kill is not None:
+            after_kill()
+        if round_ == kills - 1:
+            tear_last_row(rows_file, rng)
+
+
 def stderr_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 

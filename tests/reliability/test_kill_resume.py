@@ -24,7 +24,16 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from .conftest import ENV, N_IMAGES, assert_same_rows, cli, kill, start, tear_last_row, wait_for_rows, wait_until
+from .conftest import (
+    ENV,
+    N_IMAGES,
+    assert_same_rows,
+    cli,
+    kill,
+    kill_at_random_rows,
+    start,
+    wait_until,
+)
 
 TRAIN_CONFTEST = Path(__file__).resolve().parents[1] / "train" / "conftest.py"
 
@@ -42,13 +51,7 @@ def test_age_killed_at_random_points_resumes_to_the_uninterrupted_rows(inputs, t
     done = subprocess.run(age(reference), env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr  # two inputs are broken on purpose
     out = tmp_path / "age.csv"
-    for round_, target in enumerate(sorted(rng.sample(range(2, N_IMAGES - 4), 2))):
-        proc = start(age(out) + (["--resume"] if round_ else []))
-        wait_for_rows(proc, out, target)
-        time.sleep(rng.uniform(0, 0.2))
-        kill(proc)
-        if round_ == 1:
-            tear_last_row(out, rng)
+    kill_at_random_rows(lambda resume: age(out) + (["--resume"] if resume else []), out, rng)
     done = subprocess.run(age(out) + ["--resume"], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr
     assert_same_rows(out, reference)
@@ -76,15 +79,12 @@ def test_convert_killed_at_random_points_resumes_to_identical_pngs(inputs, tmp_p
     assert done.returncode == 3, done.stderr  # two inputs are broken on purpose
     want = _converted(reference)
     manifest = out / "convert.csv"
-    for round_, target in enumerate(sorted(rng.sample(range(2, N_IMAGES - 4), 2))):
-        proc = start(convert(out) + (["--resume"] if round_ else []))
-        wait_for_rows(proc, manifest, target)
-        time.sleep(rng.uniform(0, 0.2))
-        kill(proc)
-        for name, data in _converted(out).items():  # whatever is visible is complete
+    def visible_pngs_are_complete() -> None:
+        for name, data in _converted(out).items():
             assert data == want[name], name
-        if round_ == 1:
-            tear_last_row(manifest, rng)
+
+    kill_at_random_rows(lambda resume: convert(out) + (["--resume"] if resume else []), manifest, rng,
+                        after_kill=visible_pngs_are_complete)
     done = subprocess.run(convert(out) + ["--resume"], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr
     assert _converted(out) == want
