@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "replace_durably", "write_bytes_atomic", "write_text_atomic", "TEMP_SUFFIX"]
+__all__ = ["atomic_path", "remove_temporaries", "replace_durably", "write_bytes_atomic", "write_text_atomic",
+           "TEMP_SUFFIX"]
 
 #: every temporary file ends in this, after a leading dot: ``.NAME.<random>.part``
 TEMP_SUFFIX = ".part"
@@ -35,12 +36,17 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without error, move it into place.
 
     For writers that want a file name rather than a handle (``safetensors.save_file``,
     ``tarfile.open``). The temporary file already exists (created exclusively, with the
     usual permissions under the umask), so two writers never share one.
+
+    ``durable=False`` renames without the two fsyncs: still never a torn file under the
+    final name, but a power cut may lose the newest ones. For per-film outputs of batch
+    jobs (converted PNGs, overlays): their row is the record, a rerun redoes a missing
+    file, and an fsync per film would cost more than the conversion on a slow disk.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +59,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             continue
     try:
         yield temp
-        replace_durably(temp, target)
+        if durable:
+            replace_durably(temp, target)
+        else:
+            os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -70,9 +79,9 @@ def replace_durably(temp: str | os.PathLike[str], target: str | os.PathLike[str]
     _fsync_path(Path(target).parent, directory=True)
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path`."""
-    with atomic_path(path) as temp:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); returns ``path`` as a :class:`~pathlib.Path`."""
+    with atomic_path(path, durable) as temp:
         temp.write_bytes(data)
     return Path(path)
 
@@ -80,3 +89,12 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically; returns ``path`` as a :class:`~pathlib.Path`."""
     return write_bytes_atomic(path, text.encode(encoding))
+
+
+def remove_temporaries(folder: str | os.PathLike[str], names: str = "*", recursive: bool = False) -> None:
+    """Delete the temporary files a killed writer left in ``folder``: those :func:`atomic_path`
+    made for targets whose names match the glob ``names`` (in sub-folders too when ``recursive``)."""
+    pattern = f".{names}.*{TEMP_SUFFIX}"
+    found = Path(folder).rglob(pattern) if recursive else Path(folder).glob(pattern)
+    for temp in found:
+        temp.unlink(missing_ok=True)

@@ -11,7 +11,6 @@ place, so a killed job never leaves a half-written image behind.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ._atomic import remove_temporaries, write_bytes_atomic
 from .errors import CxrkitError
 from .io import read_image
 from .preprocess import FilmSteps, resize_shortest, to_uint8
@@ -50,13 +50,10 @@ def output_paths(files: Sequence[Path], roots: Sequence[Path], out_dir: Path) ->
 
 
 def _write_png(pixels: np.ndarray, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
     ok, encoded = cv2.imencode(".png", pixels)
     if not ok:
         raise CxrkitError(f"PNG encoding failed for {target.name}")
-    partial.write_bytes(encoded.tobytes())
-    os.replace(partial, target)
+    write_bytes_atomic(target, encoded.tobytes(), durable=False)
 
 
 def convert_film(source: str | Path, target: str | Path, steps: FilmSteps) -> dict[str, Any]:
@@ -83,6 +80,9 @@ class Converter:
     def __init__(self, targets: dict[str, Path], steps: FilmSteps):
         self.targets = targets
         self.steps = steps
+        for folder in {target.parent for target in targets.values()}:  # half-written PNGs of a killed run
+            if folder.is_dir():
+                remove_temporaries(folder, "*.png")
         #: manifest columns after file, status, error
         self.columns = CONVERT_COLUMNS + steps.columns
 

@@ -18,7 +18,8 @@ from cxrkit.errors import MissingDependency  # noqa: E402
 from cxrkit.models import create  # noqa: E402
 from cxrkit.models.store import sha256_file  # noqa: E402
 from cxrkit.predict import export as export_module  # noqa: E402
-from cxrkit.predict.export import ExportMismatch, export_onnx, probabilities, verification_inputs  # noqa: E402
+from cxrkit.predict.export import ExportMismatch, export_onnx, probabilities  # noqa: E402
+from cxrkit.predict.predictor import readable_inputs  # noqa: E402
 
 runner = CliRunner()
 
@@ -47,7 +48,7 @@ def test_one_file_with_the_card_inside(exported, tiny_model_file):
 @pytest.mark.parametrize("batch", [1, 5])
 def test_dynamic_batch_matches_pytorch_on_real_films(exported, tiny_model_file, example_images, batch):
     _, path = exported
-    inputs = verification_inputs(example_images[:batch], 64)
+    inputs = readable_inputs(example_images[:batch], 64)
     got = ort.InferenceSession(str(path)).run(["logits"], {"image": inputs})[0]
     with torch.inference_mode():
         expected = create(str(tiny_model_file)).eval()(torch.from_numpy(inputs)).numpy()

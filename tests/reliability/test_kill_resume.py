@@ -88,6 +88,7 @@ def test_convert_killed_at_random_points_resumes_to_identical_pngs(inputs, tmp_p
     done = subprocess.run(convert(out) + ["--resume"], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr
     assert _converted(out) == want
+    assert not list(out.rglob(".*.part"))  # the temporary file a kill left is cleared on resume
     got_rows = manifest.read_text(encoding="utf-8").replace(str(out), "OUT")
     want_rows = (reference / "convert.csv").read_text(encoding="utf-8").replace(str(reference), "OUT")
     assert got_rows == want_rows

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .._atomic import TEMP_SUFFIX, atomic_path
+from .._atomic import atomic_path, remove_temporaries
 from ..io import XrayImage, read_image
 from ..preprocess import FilmSteps
 from .api import METHODS, check_method, explain, prepare_film, ready_model
@@ -86,8 +86,7 @@ class HeatmapWriter:
             self._stem(str(file))
         self.folder.mkdir(parents=True, exist_ok=True)
         for suffix in ("png", "npy"):  # half-written maps of a killed run
-            for partial in self.folder.glob(f".*.{suffix}.*{TEMP_SUFFIX}"):
-                partial.unlink(missing_ok=True)
+            remove_temporaries(self.folder, f"*.{suffix}")
 
     def labels_for(self, scores: Mapping[str, float]) -> list[str]:
         """The labels to draw for one row: its k best trained labels, all of them, or the names given."""

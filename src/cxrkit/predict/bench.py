@@ -30,11 +30,9 @@ import torch
 from torch import nn
 
 from ..errors import CxrkitError
-from ..io import read_image
 from ..models import DEFAULT_MODEL, load_model
-from ..preprocess import model_input
 from .engine import predict_files
-from .predictor import Predictor
+from .predictor import Predictor, readable_inputs
 
 __all__ = ["BenchResult", "BenchReport", "machine", "run_bench", "decode_rate", "model_rate", "CPU_FLAGS"]
 
@@ -105,18 +103,9 @@ def machine() -> dict[str, Any]:
 
 def decode_rate(files: Sequence[Path], size: int) -> tuple[np.ndarray, float]:
     """Every readable film preprocessed, and the decode-only rate (films/s, one thread)."""
-    inputs = []
     start = time.perf_counter()
-    for path in files:
-        try:
-            image = read_image(path)
-        except CxrkitError:
-            continue
-        inputs.append(model_input(image.pixels, image.maxval, size))
-    seconds = time.perf_counter() - start
-    if not inputs:
-        raise CxrkitError("none of the benchmark films could be read; give real radiographs")
-    return np.stack(inputs), len(inputs) / seconds
+    inputs = readable_inputs(files, size)
+    return inputs, len(inputs) / (time.perf_counter() - start)
 
 
 def model_rate(predictor: Predictor, inputs: np.ndarray, batch_size: int) -> float:

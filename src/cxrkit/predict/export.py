@@ -18,7 +18,6 @@ import copy
 import hashlib
 import io
 import json
-import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -32,14 +31,12 @@ from torch import nn
 from .. import __version__
 from .._atomic import write_bytes_atomic
 from ..errors import CxrkitError, MissingDependency, OutputError
-from ..io import read_image
 from ..models import DEFAULT_MODEL, ModelCard, load_model
-from ..preprocess import model_input
+from .predictor import readable_inputs
 
 __all__ = ["ExportMismatch", "OnnxExport", "export_onnx", "onnx_bytes", "onnx_metadata", "card_from_metadata",
            "probabilities", "cpu_fp32_copy", "session_options", "TOLERANCE", "INPUT_NAME", "OUTPUT_NAME"]
 
-log = logging.getLogger(__name__)
 
 #: Largest |difference in probability| between ONNX Runtime and PyTorch (fp32) accepted on export.
 TOLERANCE = 1e-4
@@ -154,21 +151,6 @@ def card_from_metadata(metadata: dict[str, str], source: str) -> ModelCard:
     return ModelCard.from_dict(json.loads(metadata["cxrkit.card"]), source).validate()
 
 
-def verification_inputs(images: Sequence[str | os.PathLike[str]], input_size: int) -> np.ndarray:
-    """Real films read and preprocessed exactly as prediction does; unreadable ones are left out."""
-    batch = []
-    for path in images:
-        try:
-            image = read_image(path)
-        except CxrkitError as exc:
-            log.info("not verifying on %s: %s", Path(path).name, exc)
-            continue
-        batch.append(model_input(image.pixels, image.maxval, input_size))
-    if not batch:
-        raise CxrkitError("none of the verification images could be read; give real radiographs (PNG, JPEG or DICOM)")
-    return np.stack(batch).astype(np.float32)
-
-
 def session_options(threads: int | None = None):
     """ONNX Runtime options with an explicit thread count (torch's by default): never oversubscribe the cores."""
     ort = require_onnxruntime()
@@ -208,7 +190,7 @@ def export_onnx(model: nn.Module | str | None, output: str | os.PathLike[str] | 
     module = cpu_fp32_copy(model)
     card: ModelCard = module.card
     graph = onnx_bytes(module, card.input_size)
-    inputs = verification_inputs(images, card.input_size)
+    inputs = readable_inputs(images, card.input_size)
     diff = max_difference(module, graph, inputs, card.task)
     if not diff <= tolerance:  # also refuses NaN
         raise ExportMismatch(f"the ONNX graph of {card.name} differs from PyTorch by {diff:.3g} in probability on "

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._atomic import TEMP_SUFFIX, atomic_path
+from .._atomic import atomic_path, remove_temporaries
 from ..errors import CxrkitError, MissingDependency, OutputError
 from .writer import BASE_COLUMNS, OutputExists, PredictionWriter
 
@@ -96,8 +96,7 @@ class ParquetSink:
             raise OutputExists(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            for stale in self.path.glob(f".part-*{TEMP_SUFFIX}"):  # a part a kill interrupted
-                stale.unlink()
+            remove_temporaries(self.path, "part-*")  # a part a kill interrupted
             if parts and overwrite and not resume:
                 for part in parts:
                     part.unlink()
