@@ -64,6 +64,16 @@ def test_nih_boxes_follow_the_stored_film_and_the_crop(nih_like, size):
     assert other["boxes"].shape == (0, 4) and other["box_labels"] == ()
 
 
+@pytest.mark.parametrize("size", [None, 64])
+def test_boxes_leave_the_image_as_it_is_without_them(nih_like, size):
+    """Annotations move with the film; the film itself is the same image, pixel for pixel."""
+    labels = nih_like / "labels.csv"
+    boxed = get_dataset("nih", nih_like, labels, files={"bbox": nih_like / "bbox.csv"}, size=size)
+    plain = get_dataset("nih", nih_like, labels, size=size)
+    for index in range(len(plain)):
+        np.testing.assert_array_equal(boxed[index]["image"], plain[index]["image"])
+
+
 def test_no_box_file_no_box_keys(nih_like):
     sample = get_dataset("nih", nih_like, nih_like / "labels.csv")[0]
     assert "boxes" not in sample and sample["image"].shape == (1, 300, 400)

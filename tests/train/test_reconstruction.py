@@ -49,6 +49,21 @@ def test_config_rules_of_the_reconstruction_task(changes, key, tmp_path):
     assert info.value.key == key
 
 
+def test_tuning_a_reconstruction_run_uses_its_own_metrics(tmp_path):
+    """Tuning selects on what a reconstruction run logs (val_mse, val_ssim), never on val_auc."""
+    from cxrkit.train.tune import parse_tune
+
+    base = _recipe()
+    base["data"].update(root=str(tmp_path), label_file=str(tmp_path / "labels.csv"))
+    space = {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
+    base["tune"] = {"trials": 2, "metric": "val_ssim", "space": space}
+    assert parse_tune(config_from_dict(base)).direction == "maximize"
+    base["tune"]["metric"] = "val_auc"
+    with pytest.raises(ConfigError) as info:
+        parse_tune(config_from_dict(base))
+    assert info.value.key == "tune.metric"
+
+
 def test_the_recipe_loads_with_its_held_out_example_patients():
     cfg = load_config(RECIPE)
     assert cfg.task == "reconstruction" and cfg.model.architecture == "small_resnet_ae"

@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from .errors import LabelFileError, MissingImage
 from .harmonise import harmonise, token_columns
 from .localisation import localiser_for
 from .spec import DatasetSpec, LabelFile, read_table, require_columns
+
+if TYPE_CHECKING:
+    from ..io import XrayImage
 
 __all__ = ["LabelFile", "DatasetSpec", "XrayDataset", "read_table", "require_columns"]
 
@@ -197,11 +200,8 @@ class XrayDataset:
         }
 
     # -- images -------------------------------------------------------------------------------
-    def load_image(self, index: int, *, resize: bool = True) -> np.ndarray:
-        """The image of one row as (1, H, W) float32 in [-1024, 1024]; typed errors name the row.
-
-        ``resize=False`` keeps the stored geometry (for boxes and masks to be moved with it)."""
-        from .. import preprocess
+    def read_film(self, index: int) -> XrayImage:
+        """The decoded film of one row, as stored; typed errors name the row."""
         from ..io import read_image
 
         if self.root is None:
@@ -209,10 +209,18 @@ class XrayDataset:
         path = self.image_path(index)
         if not path.exists():
             raise MissingImage(path, int(self.frame["row"].iat[index]), self.name)
-        image = read_image(path)
-        if self.size and resize:
-            return preprocess.model_input(image.pixels, image.maxval, self.size, self.crop)
-        return preprocess.normalize(image.pixels, image.maxval)[None]
+        return read_image(path)
+
+    def load_image(self, index: int) -> np.ndarray:
+        """The image of one row as (1, H, W) float32 in [-1024, 1024]; typed errors name the row."""
+        return self._model_image(self.read_film(index))
+
+    def _model_image(self, film: XrayImage) -> np.ndarray:
+        from .. import preprocess
+
+        if self.size:
+            return preprocess.model_input(film.pixels, film.maxval, self.size, self.crop)
+        return preprocess.normalize(film.pixels, film.maxval)[None]
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -228,7 +236,7 @@ class XrayDataset:
         tries = 0
         while True:
             try:
-                image = self.load_image(index, resize=self.localisation is None)
+                film = self.read_film(index)
                 break
             except CxrkitError as exc:
                 if self.on_error == "raise" or tries >= len(self):
@@ -241,9 +249,17 @@ class XrayDataset:
                 log.warning("%s: skipping row %s (%s); %d skipped so far", self.name,
                             self.frame["row"].iat[index], exc, self.skipped)
                 index = (index + 1) % len(self)
-        sample = {"image": image, "labels": self.labels[index].copy(), "meta": self.meta(index)}
-        if self.localisation is not None:
+        sample = {"labels": self.labels[index].copy(), "meta": self.meta(index)}
+        if self.localisation is None:
+            sample["image"] = self._model_image(film)
+        else:
+            # boxes and masks are moved with the stored pixels, which are normalised last, as
+            # model_input does: the same image as without them, at the same cost
+            from ..preprocess import normalize
+
+            sample["image"] = film.pixels
             sample = self.localisation.attach(sample, self.frame.iloc[index], self.size, self.crop)
+            sample["image"] = normalize(sample["image"], film.maxval)[None]
         if self.transform is not None:
             sample = self.transform(sample)
         return sample

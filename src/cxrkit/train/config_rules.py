@@ -18,7 +18,18 @@ from pydantic import BaseModel, ValidationError
 from ..errors import CxrkitError
 from .config_data import SourceConfig
 
-__all__ = ["ConfigError", "check_config", "config_error", "is_model", "strip_annotated"]
+__all__ = ["ConfigError", "METRIC_DIRECTIONS", "check_config", "config_error", "is_model", "strip_annotated",
+           "task_metrics"]
+
+#: how each validation metric is optimised (model selection, early stopping, tuning)
+METRIC_DIRECTIONS = {"val_loss": "minimize", "val_auc": "maximize", "val_mae": "minimize", "val_mse": "minimize",
+                     "val_ssim": "maximize"}
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """The validation metrics a run of ``task`` logs, so the ones it may select or tune on."""
+    return {"regression": ("val_loss", "val_mae"), "reconstruction": ("val_loss", "val_mse", "val_ssim")}.get(
+        task, ("val_loss", "val_auc"))
 
 
 class ConfigError(CxrkitError, ValueError):
@@ -118,8 +129,7 @@ def config_error(exc: ValidationError, root: type[BaseModel], prefix: str = "") 
 # -- rules ---------------------------------------------------------------------------------------
 
 def _check_task(cfg: Any) -> None:
-    metrics = {"regression": ("val_loss", "val_mae"), "reconstruction": ("val_loss", "val_mse", "val_ssim")}.get(
-        cfg.task, ("val_loss", "val_auc"))
+    metrics = task_metrics(cfg.task)
     if cfg.select.metric not in metrics:
         raise ConfigError("select.metric", f"must be one of {', '.join(metrics)}; got {cfg.select.metric!r}")
     data, loss = cfg.data, cfg.loss

@@ -31,6 +31,7 @@ from ..models.precision import lightning_precision
 from .augment import Augment
 from .callbacks import build_callbacks
 from .config import ConfigError, TrainConfig
+from .config_rules import METRIC_DIRECTIONS
 from .data import XrayDataModule
 from .export import load_checkpoint_weights, predict_logits, weights_path, write_model
 from .module import CxrModule, TaskLoss
@@ -257,7 +258,7 @@ def _score(result: RunResult, metric: str) -> float:
     value = result.metrics.get(metric, math.nan)
     if math.isnan(value):
         return math.inf
-    return -value if metric in ("val_auc", "val_ssim") else value
+    return -value if METRIC_DIRECTIONS.get(metric) == "maximize" else value
 
 
 def fit(config: TrainConfig, runs: int = 1, *, resume: bool = True,

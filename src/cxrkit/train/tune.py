@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, TrainConfig, _set_path, config_from_dict, is_setting
+from .config_rules import METRIC_DIRECTIONS, task_metrics
 
 __all__ = ["TuneSpec", "parse_tune", "tune"]
 
 log = logging.getLogger(__name__)
 
-METRICS = {"val_loss": "minimize", "val_auc": "maximize", "val_mae": "minimize"}
 TUNE_KEYS = ("trials", "metric", "direction", "seed", "space", "pruner", "pruner_warmup_epochs")
 # Settings that change which images are in validation: trials must be compared on the same split.
 FIXED_KEYS = ("data.dataset", "data.root", "data.label_file", "data.files", "data.csv", "data.views", "data.sources",
@@ -75,12 +75,12 @@ def parse_tune(cfg: TrainConfig) -> TuneSpec:
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ConfigError("tune.trials", f"must be a positive integer, got {trials!r}")
     metric = raw.get("metric", cfg.select.metric)
-    allowed = ("val_loss", "val_mae") if cfg.task == "regression" else ("val_loss", "val_auc")
+    allowed = task_metrics(cfg.task)
     if metric not in allowed:
         raise ConfigError("tune.metric", f"must be one of {', '.join(allowed)} for task {cfg.task}; got {metric!r}")
-    direction = raw.get("direction", METRICS[metric])
-    if direction != METRICS[metric]:
-        raise ConfigError("tune.direction", f"{metric} is optimised by {METRICS[metric]}, got {direction!r}")
+    direction = raw.get("direction", METRIC_DIRECTIONS[metric])
+    if direction != METRIC_DIRECTIONS[metric]:
+        raise ConfigError("tune.direction", f"{metric} is optimised by {METRIC_DIRECTIONS[metric]}, got {direction!r}")
     seed = raw.get("seed", cfg.seed)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError("tune.seed", f"must be an integer, got {seed!r}")
