@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .._atomic import atomic_path, write_text_atomic
+from .._atomic import atomic_path, remove_temporaries, write_text_atomic
 from ..errors import CxrkitError, OutputError
 from .errors import DatasetError
 
@@ -140,6 +140,7 @@ def _write_all(dataset: Any, source: Any, out: Path, n: int, size: int, samples_
             raise DatasetError(f"{out}: its shards were started with other settings or another dataset "
                                f"({plan_path.name} differs); write them to a new folder or start over")
         done = {name for name in names if (out / name).is_file()}
+        remove_temporaries(out, f"{prefix}-*.tar")  # the shard a kill interrupted
     else:
         (out / "dataset.json").unlink(missing_ok=True)  # the old index must not describe the new shards
         write_text_atomic(plan_path, json.dumps(index, indent=1))

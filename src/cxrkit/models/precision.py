@@ -19,7 +19,7 @@ import torch
 from ..errors import CxrkitError
 from .loading import parse_device
 
-__all__ = ["PRECISIONS", "canonical_precision", "cpu_has_native_bf16", "resolve_precision", "lightning_precision",
+__all__ = ["PRECISIONS", "canonical_precision", "cpu_has_native_bf16", "cpu_info", "resolve_precision", "lightning_precision",
            "precision_reason"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -30,12 +30,24 @@ _ALIASES = {"32-true": "fp32", "32": "fp32", "bf16-mixed": "bf16", "16-mixed": "
 
 
 @lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16 in ``/proc/cpuinfo`` (False where it cannot be read)."""
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and feature flags from ``/proc/cpuinfo`` (``("", {})`` where it
+    cannot be read, e.g. not Linux: the flags are then unknown, not absent)."""
+    model, flags = "", frozenset()
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = frozenset(line.split(":", 1)[1].split())
     except OSError:
-        return False
+        pass
+    return model, flags
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX or AVX512-BF16 among the CPU's flags (False where they cannot be read)."""
+    flags = cpu_info()[1]
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 

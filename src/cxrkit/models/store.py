@@ -11,7 +11,6 @@ equal the one in its card before a single tensor is read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 from .._atomic import atomic_path
 from ..errors import ChecksumMismatch, ModelNotFound, WeightsError
 from .card import ModelCard
+from .download import sha256_file
 
 __all__ = [
     "BUNDLED_DIR",
@@ -52,14 +52,6 @@ def cache_dir() -> Path:
 def model_dirs() -> list[Path]:
     """Folders searched for registered weights, bundled first."""
     return [BUNDLED_DIR, cache_dir() / "models"]
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_weights(model: nn.Module, card: ModelCard, path: str | Path, dtype: torch.dtype | None = None) -> Path:

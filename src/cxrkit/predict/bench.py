@@ -31,6 +31,7 @@ from torch import nn
 
 from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL, load_model
+from ..models.precision import cpu_info
 from .engine import predict_files
 from .predictor import Predictor, readable_inputs
 
@@ -78,15 +79,7 @@ class BenchReport:
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on: CPU model, cores, the flags that matter, library versions."""
-    model, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not model:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:  # not Linux: the flags are unknown, not absent
-        flags = set()
+    model, flags = cpu_info()
     described = {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                  "cpu_flags": [f for f in CPU_FLAGS if f in flags], "torch": torch.__version__,
                  "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}"}

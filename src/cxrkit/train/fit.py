@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from ..models import create, get_architecture
-from ..models.precision import lightning_precision
+from ..models.precision import cpu_info, lightning_precision
 from .augment import Augment
 from .callbacks import build_callbacks
 from .config import ConfigError, TrainConfig
@@ -71,14 +71,7 @@ def hardware() -> str:
     """A one-line description of the machine, for the card."""
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_info()[0] or platform.processor() or platform.machine()
     return f"CPU: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}"
 
 
