@@ -9,7 +9,7 @@ and matplotlib.
 
 from __future__ import annotations
 
-from .bootstrap import BootstrapCI, bootstrap_auc, bootstrap_indices, fast_auc
+from .bootstrap import BootstrapCI, bootstrap_auc, bootstrap_indices, bootstrap_mean_ci, fast_auc
 from .delong import DeLongResult, delong_covariance, delong_test
 from .errors import (
     EvaluationError,
@@ -95,6 +95,7 @@ __all__ = [
     "LabelMetrics",
     "bootstrap_auc",
     "bootstrap_indices",
+    "bootstrap_mean_ci",
     "fast_auc",
     "BootstrapCI",
     "delong_test",

@@ -208,7 +208,7 @@ def _check_sampling(cfg: Any) -> None:
             raise ConfigError("data.select_on", "not supported for the orientation target")
 
 
-def _check_source(index: int, source: dict[str, Any], known: list[str]) -> None:
+def _check_source(index: int, source: dict[str, Any], known: list[str], names: list[str]) -> None:
     """One ``data.sources`` entry: its keys and their types (the mapping itself is kept as written)."""
     key = f"data.sources[{index}]"
     if "dataset" not in source:
@@ -217,20 +217,20 @@ def _check_source(index: int, source: dict[str, Any], known: list[str]) -> None:
         SourceConfig.model_validate(source)
     except ValidationError as exc:
         raise config_error(exc, SourceConfig, key) from None
-    if source["dataset"] not in (*known, "csv", "folder"):
+    if source["dataset"] not in names:
         raise ConfigError(f"{key}.dataset", f"unknown dataset {source['dataset']!r}; known: {', '.join(known)}")
 
 
 def _check_names(cfg: Any) -> None:
-    from ..datasets import list_datasets
+    from ..datasets import list_datasets, source_names
     from ..models import list_architectures
 
-    data, known = cfg.data, list_datasets()
+    data, known, names = cfg.data, list_datasets(), source_names()
     for i, source in enumerate(data.sources):
-        _check_source(i, source, known)
+        _check_source(i, source, known, names)
         if source["dataset"] == "csv" and not source.get("label_file", data.label_file):
             raise ConfigError(f"data.sources[{i}].label_file", "the csv dataset needs the CSV file")
-    if data.dataset not in ("csv", "folder", *known):
+    if data.dataset not in names:
         raise ConfigError("data.dataset", f"unknown dataset {data.dataset!r}; choose csv, folder or one of {', '.join(known)}")
     if data.dataset == "csv" and not data.label_file and not data.sources:
         raise ConfigError("data.label_file", "the csv dataset needs the CSV file")

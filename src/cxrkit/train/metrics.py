@@ -66,13 +66,11 @@ def regression_metrics(pred: np.ndarray, target: np.ndarray, patients: Sequence[
                        n_bootstrap: int, seed: int = 0) -> dict[str, Any]:
     """MAE (with a patient-level bootstrap 95 % CI), RMSE, Pearson r, and the MAE of always
     predicting ``reference`` (the training mean): a model is only useful where it beats that."""
-    from ..evaluate import bootstrap_indices
+    from ..evaluate import bootstrap_indices, bootstrap_mean_ci
 
     pred, target = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
     error = np.abs(pred - target)
-    replicates = [error[rows].mean() for rows in bootstrap_indices(len(error), list(patients), n_boot=n_bootstrap,
-                                                                   seed=seed)]
-    low, high = np.percentile(replicates, [2.5, 97.5]) if replicates else (np.nan, np.nan)
+    low, high = bootstrap_mean_ci(error, bootstrap_indices(len(error), list(patients), n_boot=n_bootstrap, seed=seed))
     return {"mae": float(error.mean()), "mae_ci_low": _clean(low), "mae_ci_high": _clean(high),
             "rmse": float(np.sqrt(((pred - target) ** 2).mean())),
             "r": float(np.corrcoef(pred, target)[0, 1]) if len(pred) > 2 else None,

@@ -11,6 +11,7 @@ only when the model has the lower MSE *and* the higher SSIM than both.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -92,10 +93,10 @@ def set_output_scale(model: nn.Module, images: Any, n: int = 16) -> float:
 
 
 def _ci(values: np.ndarray, resamples: list[np.ndarray]) -> list[float | None]:
-    if not resamples:
-        return [None, None]
-    low, high = np.percentile([values[rows].mean() for rows in resamples], [2.5, 97.5])
-    return [float(low), float(high)]
+    from ..evaluate import bootstrap_mean_ci
+
+    low, high = bootstrap_mean_ci(values, resamples)
+    return [None, None] if math.isnan(low) else [low, high]
 
 
 def reconstruction_validation(model: nn.Module, dm: Any, cfg: Any, device: str = "cpu") -> dict[str, Any]:
