@@ -10,7 +10,7 @@ from ..age import DEFAULT_AGE_MODEL, AgeEstimator, AgeTable
 from ..errors import CxrkitError
 from ..predict import output_columns, run_files
 from . import _options
-from ._batch import add_maps, input_files, output_spec, progress_bar, report
+from ._batch import add_maps, output_spec, progress_bar, report
 from ._output import speaks_flags
 
 SALIENCY_METHODS = ("saliency", "gradcam", "gradcam++", "ig")
@@ -52,7 +52,6 @@ def age(
                           "the film as found, not as scored; run cxr convert first, then cxr age on its PNGs")
     estimator = AgeEstimator(model, tta=tta, device=device, precision=precision)
     known = AgeTable(metadata, metadata_id, metadata_age) if metadata is not None else None
-    files = input_files(paths)
     draw = None
     if saliency is not None:
         from ..explain import HeatmapWriter
@@ -71,6 +70,6 @@ def age(
             add_maps(rows, draw, "saliency")
 
     with progress_bar("age", output) as bar:
-        summary = run_files(files, estimator, output_spec(output, fmt, resume, overwrite, text=[*estimator.film.columns, "saliency"]), columns=columns,
+        summary = run_files(paths, estimator, output_spec(output, fmt, resume, overwrite, text=[*estimator.film.columns, "saliency"]), columns=columns,
                             batch_size=batch_size, workers=workers, complete=complete, progress=bar)
     report(summary, output, f"model {estimator.card.name}{', TTA' if tta else ''}, {estimator.precision}")

@@ -26,7 +26,7 @@ def bench(
     precisions: str = typer.Option("fp32,bf16", "--precisions", help="Precisions to compare, separated by commas."),
     batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Batch sizes to compare, separated by commas."),
     device: str = _options.DEVICE,
-    workers: int = typer.Option(1, "--workers", min=1, help="Decoding threads running ahead of the model."),
+    workers: int = _options.WORKERS,
     fmt: str = _options.FORMAT,
 ) -> None:
     """Time prediction on your own films and say which backend, precision and batch size is fastest here.
@@ -42,9 +42,7 @@ def bench(
         raise CxrkitError(f"--batch-sizes must be whole numbers separated by commas, got {batch_sizes!r}") from None
     if not sizes or min(sizes) < 1:
         raise CxrkitError("--batch-sizes needs at least one size of 1 or more")
-    files = input_files(paths)[:images]
-    if not files:
-        raise CxrkitError("no image files found under the given paths")
+    files = input_files(paths)[:images]  # refuses an empty folder
     report = run_bench(files, model, backends=_names(backends), precisions=_names(precisions), batch_sizes=sizes,
                        device=device, workers=workers)
     if fmt == "json":

@@ -45,5 +45,5 @@ def convert(
     manifest = manifest or output / "convert.csv"
     with progress_bar("convert", manifest) as bar:
         summary = run_files(files, converter, output_spec(manifest, "csv", resume, overwrite), workers=workers,
-                            progress=bar)
+                            progress=bar, scanned=True)
     report(summary, manifest, "clean-up" if clean else "no clean-up")

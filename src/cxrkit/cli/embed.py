@@ -9,9 +9,9 @@ import typer
 from ..embed import LAYERS, Embedder
 from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
-from ..predict import OutputSpec, output_columns, run_files
+from ..predict import OutputSpec, run_files
 from . import _options
-from ._batch import input_files, progress_bar, report
+from ._batch import progress_bar, report
 from ._output import err, speaks_flags
 
 
@@ -24,9 +24,9 @@ def embed(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per forward pass."),
     device: str = _options.DEVICE,
     precision: str = _options.PRECISION,
-    workers: int = typer.Option(1, "--workers", min=1, help="Decoding threads running ahead of the model."),
-    resume: bool = typer.Option(False, "--resume", help="Skip files already in --output and add the rest."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output."),
+    workers: int = _options.WORKERS,
+    resume: bool = _options.RESUME,
+    overwrite: bool = _options.OVERWRITE,
     flush_rows: int = typer.Option(2048, "--flush-rows", min=1, help="Parquet: write a part file every this many rows..."),
     flush_seconds: float = typer.Option(30.0, "--flush-seconds", min=0.0, help="...or this many seconds, whichever comes first (a kill loses at most that much work)."),
     clean_film: bool = _options.CLEAN_FILM,
@@ -44,15 +44,14 @@ def embed(
         raise CxrkitError(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}")
     fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(output.suffix.lower(), "parquet")
     embedder = Embedder(model, layer=layer, device=device, precision=precision)
-    files = input_files(paths)
     embedder.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
     options = {}
     if fmt == "parquet":
         options = {"vector": embedder.columns, "text": embedder.film.columns, "metadata": embedder.metadata(),
                    "flush_rows": flush_rows, "flush_seconds": flush_seconds}
     with progress_bar("embed", output) as bar:
-        summary = run_files(files, embedder, OutputSpec(output, fmt, resume, overwrite, options),
-                            columns=output_columns(embedder), batch_size=batch_size, workers=workers, progress=bar)
+        summary = run_files(paths, embedder, OutputSpec(output, fmt, resume, overwrite, options),
+                            batch_size=batch_size, workers=workers, progress=bar)
     report(summary, output, f"model {embedder.card.name}, layer {layer} ({embedder.dim}-d), {embedder.precision}")
 
 

@@ -70,7 +70,7 @@ def predict(
         err.print(f"precision: {precision_reason(precision, device)}", highlight=False)
     with progress_bar("predict", output) as bar:
         summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps"]), columns=columns,
-                            batch_size=batch_size, workers=workers, complete=complete, progress=bar, engine=engine)
+                            batch_size=batch_size, workers=workers, complete=complete, progress=bar, engine=engine, scanned=True)
     where = f", Ray {ray}: {ray_actors} model actor(s) on {device}" if engine is not None else ""
     report(summary, output, f"model {predictor.card.name}, {predictor.precision if here == device else precision}{where}")
 

@@ -43,11 +43,18 @@ def similar(
                                             bool(film.get("mirror")), film.get("orientation_model") or "", device)
     vectors = embedder.embed_files(queries)
     names = [str(q) for q in queries]
-    in_index = {str(Path(f).resolve()): f for f in found.files}  # the query as the index spells it, if there
-    exclude = None if include_self else [in_index.get(str(q.resolve())) for q in queries]
+    exclude = None if include_self else _as_indexed(queries, found.files)
     answers = found.search(vectors, k=k, exclude=exclude)
     data = {"index": str(index), "model": embedder.card.name, "layer": embedder.layer,
             "results": [{"query": name, "neighbours": [{"rank": n.rank, "file": n.file, "similarity": round(n.similarity, 6)}
                                                        for n in hits]} for name, hits in zip(names, answers)]}
     rows = [[name, n.rank, n.file, f"{n.similarity:.4f}"] for name, hits in zip(names, answers) for n in hits]
     emit(data, fmt, table(["query", "rank", "file", "cosine"], rows, title=f"nearest films ({embedder.card.name}, {embedder.layer})"))
+
+
+def _as_indexed(queries: list[Path], files: list[str]) -> list[str | None]:
+    """Each query as the index spells it (None when it is not in the archive); only index entries
+    with a query's file name are resolved, not the whole archive."""
+    wanted = {q.name for q in queries}
+    spelled = {str(Path(f).resolve()): f for f in files if Path(f).name in wanted}
+    return [spelled.get(str(q.resolve())) for q in queries]

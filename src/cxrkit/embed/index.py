@@ -21,7 +21,14 @@ import numpy as np
 from ..errors import CxrkitError, MissingDependency
 from ..predict.parquet import METADATA_KEY, part_files
 
-__all__ = ["EmbeddingIndex", "Neighbour", "read_embeddings"]
+__all__ = ["EmbeddingIndex", "Neighbour", "read_embeddings", "unit_vectors"]
+
+
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (float32), so a dot product is the cosine; an all-zero row stays zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, dict[str, Any]]:
@@ -66,8 +73,7 @@ class EmbeddingIndex:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
-        self.vectors = (self.vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
+        self.vectors = unit_vectors(self.vectors)
 
     @classmethod
     def load(cls, path: str | Path) -> "EmbeddingIndex":
@@ -92,8 +98,7 @@ class EmbeddingIndex:
                               "embed the query with the index's model and layer")
         if k < 1:
             raise CxrkitError("k must be at least 1")
-        norms = np.linalg.norm(queries, axis=1, keepdims=True)
-        similarity = (queries / np.where(norms > 0, norms, 1.0)) @ self.vectors.T
+        similarity = unit_vectors(queries) @ self.vectors.T
         position = {name: i for i, name in enumerate(self.files)}
         out = []
         for row, scores in enumerate(similarity):

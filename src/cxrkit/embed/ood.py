@@ -32,18 +32,13 @@ from ..models import ModelCard
 from ..models.store import model_dirs
 from ..predict.predictor import Predictor
 from ..preprocess import model_input
+from .index import unit_vectors
 from .runner import Embedder
 
 __all__ = ["OodDetector", "OodPredictor", "OOD_COLUMNS", "detector_path", "find_detector"]
 
 #: columns :class:`OodPredictor` adds: the distance, and 1.0/0.0 for above/below the threshold
 OOD_COLUMNS = ["ood_score", "ood"]
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 @dataclass
@@ -56,7 +51,7 @@ class OodDetector:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.reference = _unit(self.reference)
+        self.reference = unit_vectors(self.reference)
         if not 1 <= self.k <= len(self.reference):
             raise CxrkitError(f"k must lie between 1 and the {len(self.reference)} reference films, got {self.k}")
 
@@ -84,7 +79,7 @@ class OodDetector:
 
     def score(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine distance of each vector to its ``k``-th nearest reference (0 = identical direction)."""
-        similarity = _unit(np.atleast_2d(vectors)) @ self.reference.T
+        similarity = unit_vectors(np.atleast_2d(vectors)) @ self.reference.T
         kth = np.partition(similarity, len(self.reference) - self.k, axis=1)[:, len(self.reference) - self.k]
         return (1.0 - kth).astype(np.float32)
 

@@ -82,6 +82,7 @@ class HeatmapWriter:
             if unknown:
                 raise ExplainError(f"heatmap labels: {self.model.card.name} does not predict {unknown}; it predicts {trained}")
         self._stems: dict[str, str] = {}
+        self._taken: set[str] = set()
         for file in files:
             self._stem(str(file))
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -105,9 +106,10 @@ class HeatmapWriter:
         if file in self._stems:
             return self._stems[file]
         stem = _slug(Path(file).stem)
-        if stem in self._stems.values():
+        if stem in self._taken:  # a set: naming every input of a 100,000-film run up front stays linear
             stem = f"{stem}-{hashlib.sha1(file.encode()).hexdigest()[:8]}"
         self._stems[file] = stem
+        self._taken.add(stem)
         return stem
 
     def __call__(self, file: str | Path, scores: Mapping[str, float], image: XrayImage | None = None) -> list[Path]:

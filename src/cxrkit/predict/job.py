@@ -64,6 +64,7 @@ def run_files(
     progress: Progress | None = None,
     summary: PredictionSummary | None = None,
     engine: Callable[..., Iterator[dict[str, Any]]] | None = None,
+    scanned: bool = False,
 ) -> PredictionSummary:
     """Run ``job`` over the image files under ``paths`` into ``output``; one row per file, in order.
 
@@ -74,9 +75,11 @@ def run_files(
     (also filled into ``summary`` as the run goes, so an interrupted caller can report them).
     ``engine`` runs a runner in place of :func:`predict_files` and takes the same arguments
     (e.g. :class:`cxrkit.predict.ray_run.RayEngine`, to spread the work over a Ray cluster);
-    scanning, resume, the writer and progress stay this function's.
+    scanning, resume, the writer and progress stay this function's. ``scanned=True`` says
+    ``paths`` already are :func:`~cxrkit.predict.scan_inputs`' files (a caller that needed the
+    list first, e.g. to name outputs), so a million-file folder is not walked twice.
     """
-    files = scan_inputs(paths)
+    files = list(paths) if scanned else scan_inputs(paths)
     summary = summary if summary is not None else PredictionSummary()
     header = list(columns) if columns is not None else output_columns(job)
     with open_writer(output.path, header, output.fmt, resume=output.resume, overwrite=output.overwrite,
