@@ -23,6 +23,8 @@ from cxrkit.errors import CxrkitError
 from cxrkit.predict import OutputSpec, Predictor, run_files
 from cxrkit.predict.ray_run import RayEngine, predict_files_ray
 
+from ..conftest import SCORE_TOL
+
 
 def _rows(path: Path) -> tuple[list[str], list[dict]]:
     """Header and rows of a CSV, or the keys and rows of a JSON Lines file."""
@@ -39,13 +41,11 @@ def _value(cell) -> float | None:
     return None if cell in ("", None) else float(cell)
 
 
-def _assert_same_output(got: Path, want: Path, tol: float = 1e-6) -> None:
-    """Same columns, same files in the same order, same status and error, scores equal to ``tol``.
+def _assert_same_output(got: Path, want: Path) -> None:
+    """Same columns, same files in the same order, same status and error, scores within ``SCORE_TOL``.
 
     Batches hold other films than in one process (Ray cuts them by rows, error rows
-    included), which moves fp32 scores by ~1e-7; JSON Lines keeps every digit, so 1e-6 is
-    checked there. A CSV cell has 6 significant digits, so two such values may print one
-    unit (1e-6) apart.
+    included), which moves fp32 scores by ~1e-7, and a CSV cell keeps 6 significant digits.
     """
     header, rows = _rows(got)
     want_header, want_rows = _rows(want)
@@ -58,7 +58,7 @@ def _assert_same_output(got: Path, want: Path, tol: float = 1e-6) -> None:
             if expected is None:
                 assert value is None, (row["file"], column)
             else:
-                assert math.isclose(value, expected, rel_tol=0, abs_tol=tol), (row["file"], column, value, expected)
+                assert math.isclose(value, expected, rel_tol=0, abs_tol=SCORE_TOL), (row["file"], column, value, expected)
 
 
 def test_a_missing_ray_is_a_clear_error(monkeypatch, tmp_path, tiny_model_file, example_images):
@@ -208,7 +208,7 @@ def test_resume_sends_only_the_missing_files(cluster, films, reference, tiny_mod
                         batch_size=4, engine=spy)
     assert summary.skipped == 17
     assert sent == [r["file"] for r in _rows(reference)[1][17:]]
-    _assert_same_output(out, reference, tol=1.0001e-6)
+    _assert_same_output(out, reference)
 
 
 def test_cli_predict_on_ray(cluster, films, reference, tiny_model_file, tmp_path):
@@ -216,4 +216,4 @@ def test_cli_predict_on_ray(cluster, films, reference, tiny_model_file, tmp_path
     result = CliRunner().invoke(app, ["predict", str(films), "--model", str(tiny_model_file), "-o", str(out),
                                       "--batch-size", "4", "--precision", "fp32", "--ray", "local"])
     assert result.exit_code == 3, result.output  # some files failed: their rows say why
-    _assert_same_output(out, reference.with_suffix(".csv"), tol=1.0001e-6)
+    _assert_same_output(out, reference.with_suffix(".csv"))

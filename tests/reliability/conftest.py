@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import SCORE_TOL
+
 N_IMAGES = 24
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 ENV.pop("CXRKIT_DEBUG", None)
@@ -38,7 +40,7 @@ def csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def assert_same_rows(got: Path, want: Path) -> None:
-    """Same files in the same order, same status and error, every number within 1e-6."""
+    """Same files in the same order, same status and error, every number within ``SCORE_TOL``."""
     header, rows = csv_rows(got)
     want_header, want_rows = csv_rows(want)
     assert header == want_header
@@ -48,7 +50,7 @@ def assert_same_rows(got: Path, want: Path) -> None:
         for cell, expected in zip(row[3:], ref[3:]):
             assert (cell == "") == (expected == ""), row[0]
             if cell:
-                assert abs(float(cell) - float(expected)) <= 1e-6, (row[0], cell, expected)
+                assert abs(float(cell) - float(expected)) <= SCORE_TOL, (row[0], cell, expected)
 
 
 def wait_until(proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float = 120,

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import SCORE_TOL
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -59,4 +61,4 @@ def test_ctrl_c_keeps_rows_exits_130_and_resume_completes(tmp_path):
             if key in ("file", "status", "error") or value == "":
                 assert a[key] == value
             else:
-                assert float(a[key]) == pytest.approx(float(value), abs=1e-6)
+                assert float(a[key]) == pytest.approx(float(value), abs=SCORE_TOL)
