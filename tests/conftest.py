@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,6 +51,25 @@ def shared_data() -> Path:
 def example_images() -> list[Path]:
     """The PNG radiographs committed under examples/ (always present)."""
     return sorted(EXAMPLES.glob("*.png"))
+
+
+_CACHE_BEFORE = os.environ.get("CXRKIT_HOME")
+_CACHE = tempfile.mkdtemp(prefix="cxrkit-test-cache-")
+
+
+def pytest_configure(config) -> None:
+    """The whole run caches (fetched models, ONNX graphs) in a temporary folder, never in the
+    user's ~/.cache/cxrkit; set before any test module is imported, so the environments that
+    tests copy for their subprocesses carry it too. A per-test ``cxrkit_home`` overrides it."""
+    os.environ["CXRKIT_HOME"] = _CACHE
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(_CACHE, ignore_errors=True)
+    if _CACHE_BEFORE is None:
+        os.environ.pop("CXRKIT_HOME", None)
+    else:
+        os.environ["CXRKIT_HOME"] = _CACHE_BEFORE
 
 
 @pytest.fixture()
