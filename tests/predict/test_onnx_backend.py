@@ -56,7 +56,7 @@ def test_cli_csv_matches_torch_fp32(films, tmp_path, tiny_model_file, model, mon
     model = str(tiny_model_file) if model == "tiny" else model
     common = ["predict", str(films), "-m", model, "--precision", "fp32", "--batch-size", "3"]
     torch_csv, onnx_csv = tmp_path / "torch.csv", tmp_path / "onnx.csv"
-    done = runner.invoke(app, [*common, "-o", str(torch_csv)])
+    done = runner.invoke(app, [*common, "--backend", "torch", "-o", str(torch_csv)])
     assert done.exit_code == 3, done.output  # the broken file
     done = runner.invoke(app, [*common, "--backend", "onnx", "-o", str(onnx_csv)])
     assert done.exit_code == 3, done.output
@@ -95,7 +95,7 @@ def test_cli_takes_an_exported_file_as_the_model(films, tmp_path, tiny_model_fil
     from_file, reference = tmp_path / "file.csv", tmp_path / "torch.csv"
     assert runner.invoke(app, ["predict", str(films), "-m", str(path), "-o", str(from_file)]).exit_code == 3
     assert runner.invoke(app, ["predict", str(films), "-m", str(tiny_model_file), "--precision", "fp32",
-                               "-o", str(reference)]).exit_code == 3
+                               "--backend", "torch", "-o", str(reference)]).exit_code == 3
     _assert_same_csv(reference, from_file, 1e-5)
     with pytest.raises(CxrkitError, match="ONNX file"):
         Predictor(str(path), backend="torch")
@@ -114,3 +114,67 @@ def test_missing_onnxruntime_says_which_extra(tiny_model_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingDependency, match=r"pip install cxrkit\[onnx\]"):
         Predictor(str(tiny_model_file), backend="onnx")
+
+
+# --- backend "auto" ------------------------------------------------------------------------------
+
+def _flags(monkeypatch, *flags):
+    from cxrkit.models import precision
+
+    monkeypatch.setattr(precision, "cpu_info", lambda: ("a CPU", frozenset(flags)))
+
+
+def test_auto_rule_follows_the_cpu_and_the_installed_runtimes(monkeypatch):
+    from cxrkit.predict import choose_backend
+
+    _flags(monkeypatch, "avx2")  # an AMD EPYC without AVX-512: bf16 would be emulated
+    assert choose_backend("cpu", "auto")[0] == "onnx" and choose_backend("cpu", "fp32")[0] == "onnx"
+    assert choose_backend("cpu", "bf16")[0] == "torch"  # a reduced precision runs on PyTorch
+    _flags(monkeypatch, "avx512f", "amx_bf16")  # native bf16: PyTorch bf16 is the fastest
+    name, why = choose_backend("cpu", "auto")
+    assert name == "torch" and "bf16" in why
+    assert choose_backend("cpu", "fp32")[0] == "onnx"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    name, why = choose_backend("cpu", "fp32")
+    assert name == "torch" and "cxrkit[onnx]" in why
+
+
+def test_auto_exports_once_checks_and_reuses_the_graph(monkeypatch, cxrkit_home, tiny_model_file, example_images):
+    from cxrkit.predict import onnx_backend
+
+    _flags(monkeypatch, "avx2")
+    first = Predictor(str(tiny_model_file), backend="auto")
+    cached = list((cxrkit_home / "onnx").glob("*.onnx"))
+    assert first.backend.name == "onnx" and first.precision == "fp32" and len(cached) == 1
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the cached graph should have been used")
+
+    export = onnx_backend.onnx_bytes
+    monkeypatch.setattr(onnx_backend, "onnx_bytes", no_export)
+    again = Predictor(str(tiny_model_file), backend="auto")
+    reference = Predictor(str(tiny_model_file), precision="fp32", backend="torch")
+    images = [read_image(p) for p in example_images]
+    batch = np.stack([reference.preprocess(i.pixels, i.maxval) for i in images])
+    a, b = reference.predict_batch(batch), again.predict_batch(batch)
+    assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) < 1e-5
+
+    monkeypatch.setattr(onnx_backend, "onnx_bytes", export)
+    changed = create(str(tiny_model_file))  # same card, weights changed in memory: never the old graph
+    with torch.no_grad():
+        next(changed.parameters()).mul_(1.01)
+    Predictor(changed, backend="auto")
+    assert len(list((cxrkit_home / "onnx").glob("*.onnx"))) == 2
+
+
+def test_auto_runs_torch_when_the_graph_fails_its_check(monkeypatch, cxrkit_home, tiny_model_file, caplog):
+    from cxrkit.predict import onnx_backend
+
+    _flags(monkeypatch, "avx2")
+    monkeypatch.setattr(onnx_backend, "max_difference", lambda *args: 0.5)
+    predictor = Predictor(str(tiny_model_file), backend="auto")
+    assert predictor.backend.name == "torch" and predictor.precision == "fp32"
+    assert "differs from PyTorch by 0.5" in caplog.text
+    assert not list(cxrkit_home.rglob("*.onnx"))  # a graph that failed is never cached
+    with pytest.raises(CxrkitError, match="differs from PyTorch"):
+        Predictor(str(tiny_model_file), backend="onnx")  # asked for by name, it is an error

@@ -9,7 +9,7 @@ import typer
 
 from ..models import DEFAULT_MODEL
 from ..models.precision import precision_reason
-from ..predict import Predictor, output_columns, run_files
+from ..predict import Predictor, choose_backend, output_columns, run_files
 from . import _options
 from ._batch import add_maps, input_files, output_spec, progress_bar, report
 from ._output import err, speaks_flags
@@ -24,7 +24,7 @@ def predict(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per forward pass."),
     device: str = _options.DEVICE,
     precision: str = _options.PRECISION,
-    backend: str = typer.Option("torch", "--backend", help="Runtime of the forward pass: torch, or onnx (ONNX Runtime, fp32; pip install cxrkit[onnx])."),
+    backend: str = typer.Option("auto", "--backend", help="Runtime of the forward pass: auto (the fastest here: torch on GPUs and for bf16, ONNX Runtime for fp32 on a CPU when installed), torch, or onnx (ONNX Runtime, fp32; pip install cxrkit[onnx])."),
     workers: int = _options.WORKERS,
     resume: bool = _options.RESUME,
     overwrite: bool = _options.OVERWRITE,
@@ -37,7 +37,7 @@ def predict(
     fix_orientation: bool = _options.FIX_ORIENTATION,
     fix_mirror: bool = _options.FIX_MIRROR,
     orientation_model: str = _options.ORIENTATION_MODEL,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say which precision runs and why."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say which backend and precision run, and why."),
     ood: bool = typer.Option(False, "--ood", help="Add ood_score and ood (1 = unlike the model's training films) from the detector fitted with cxr ood-fit."),
     ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help="Run on a Ray cluster (pip install cxrkit[ray]): local (start one on this machine), auto (the cluster this node is in) or ray://HEAD:10001. Same output file; see docs/scaling.md."),
     ray_actors: int = typer.Option(1, "--ray-actors", min=1, help="With --ray: copies of the model running at once (with --device cuda, one GPU each)."),
@@ -46,8 +46,6 @@ def predict(
 
     Exit code 0 when every file was scored, 3 when some files failed (their rows say why).
     """
-    if model.lower().endswith(".onnx") and backend == "torch":
-        backend = "onnx"  # an exported file runs on ONNX Runtime; naming it is enough
     engine, here = _ray_engine(ray, ray_actors, model, device, precision, calibrate, backend, ood or heatmaps is not None)
     predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
                           backend=backend)
@@ -68,11 +66,15 @@ def predict(
     complete = (lambda rows: add_maps(rows, draw, "heatmaps")) if draw is not None else None
     if verbose:
         err.print(f"precision: {precision_reason(precision, device)}", highlight=False)
+        name, why = choose_backend(here, precision) if backend == "auto" else (backend, "as asked")
+        why = why if name == predictor.backend.name else "an exported ONNX file, or a graph that failed its check"
+        err.print(f"backend: {predictor.backend.name} ({why})", highlight=False)
     with progress_bar("predict", output) as bar:
         summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps"]), columns=columns,
                             batch_size=batch_size, workers=workers, complete=complete, progress=bar, engine=engine, scanned=True)
     where = f", Ray {ray}: {ray_actors} model actor(s) on {device}" if engine is not None else ""
-    report(summary, output, f"model {predictor.card.name}, {predictor.precision if here == device else precision}{where}")
+    report(summary, output, f"model {predictor.card.name}, {predictor.backend.name} "
+                            f"{predictor.precision if here == device else precision}{where}")
 
 
 def _ray_engine(address: str | None, actors: int, model: str, device: str, precision: str, calibrate: bool,

@@ -25,13 +25,16 @@ Contract of a backend (what :func:`make_backend` returns):
   an explicitly requested precision is passed through for the backend to refuse.
 
 Backends are registered in :data:`BACKENDS` as ``name -> "module:factory"`` and imported
-only when asked for, so an optional runtime costs nothing until it is used.
+only when asked for, so an optional runtime costs nothing until it is used. The name
+``auto`` (:func:`choose_backend`) picks the fastest of them for the device and precision.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -44,7 +47,9 @@ from ..models.card import ModelCard
 from ..models.loading import check_device, load_model
 from ..models.precision import resolve_precision
 
-__all__ = ["Backend", "BACKENDS", "TorchBackend", "make_backend", "load_with_backend"]
+__all__ = ["Backend", "BACKENDS", "TorchBackend", "choose_backend", "make_backend", "load_with_backend"]
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -99,7 +104,7 @@ class TorchBackend:
 
 def _factory(name: str) -> Callable[[nn.Module, torch.device, str], Backend]:
     if name not in BACKENDS:
-        raise CxrkitError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        raise CxrkitError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
     module_name, _, attribute = BACKENDS[name].partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -109,11 +114,43 @@ def _factory(name: str) -> Callable[[nn.Module, torch.device, str], Backend]:
     return getattr(module, attribute)
 
 
+def choose_backend(device: str | torch.device = "cpu", precision: str = "auto") -> tuple[str, str]:
+    """The backend ``auto`` runs for ``device`` and ``precision``, and why (for ``--verbose``).
+
+    The rule follows what was measured on DenseNet-121 (``docs/performance.md``): on a GPU,
+    and wherever the precision is reduced (bf16 native on AMX / AVX512-BF16 CPUs, about 4x
+    fp32), PyTorch; for fp32 on a CPU, ONNX Runtime when it is installed (about 1.3x
+    PyTorch's fp32 forward on a CPU without native bf16), else PyTorch. ``cxr bench``
+    measures every backend on the user's own films where the rule should be checked.
+    """
+    where = check_device(device)
+    chosen = resolve_precision(precision, where)
+    if where.type != "cpu":
+        return "torch", f"{where.type} runs on PyTorch"
+    if chosen != "fp32":
+        return "torch", f"{chosen} runs on PyTorch; ONNX Runtime's CPU kernels are fp32"
+    if all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime")):
+        return "onnx", "fp32 on this CPU, where ONNX Runtime is faster than PyTorch"
+    return "torch", "fp32 on this CPU; installing cxrkit[onnx] would run the faster ONNX Runtime"
+
+
 def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu",
                  precision: str = "auto") -> Backend:
-    """The backend ``name`` for a loaded ``model`` on ``device``; ``precision`` is any of
-    :data:`cxrkit.models.precision.PRECISIONS` and is resolved for ``device`` here."""
+    """The backend ``name`` (or ``"auto"``, :func:`choose_backend`) for a loaded ``model`` on
+    ``device``; ``precision`` is any of :data:`cxrkit.models.precision.PRECISIONS` and is
+    resolved for ``device`` here."""
     where = check_device(device)
+    if name == "auto":
+        name, reason = choose_backend(where, precision)
+        log.info("backend %s: %s", name, reason)
+        if name == "onnx":
+            from .export import ExportMismatch
+
+            try:
+                return make_backend("onnx", model, where, precision)
+            except ExportMismatch as exc:  # never trade correct numbers for speed
+                log.warning("running on torch instead: %s", exc)
+                name = "torch"
     factory = _factory(name)
     chosen = resolve_precision(precision, where)
     supported = getattr(factory, "precisions", None)
@@ -132,10 +169,11 @@ def load_with_backend(model: nn.Module | str | None, *, default: str, device: st
     resolve_precision(precision, device)
     if isinstance(model, str) and model.lower().endswith(".onnx"):
         # an exported file carries its own card; only ONNX Runtime can run it
-        if backend != "onnx":
+        if backend not in ("onnx", "auto"):
             raise CxrkitError(f"{Path(model).name} is an ONNX file: it runs on the onnx backend, not {backend!r}")
         from .onnx_backend import load_onnx
 
         model = load_onnx(model, device=device)
+        backend = "onnx"
     module = load_model(model, default=default, device=device, check=check)  # the backend picks the memory layout
     return module, make_backend(backend, module, device, precision)

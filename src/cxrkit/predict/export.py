@@ -35,14 +35,15 @@ from ..models import DEFAULT_MODEL, ModelCard, load_model
 from .predictor import readable_inputs
 
 __all__ = ["ExportMismatch", "OnnxExport", "export_onnx", "onnx_bytes", "onnx_metadata", "card_from_metadata",
-           "probabilities", "cpu_fp32_copy", "session_options", "TOLERANCE", "INPUT_NAME", "OUTPUT_NAME"]
+           "probabilities", "cpu_fp32_copy", "session_options", "TOLERANCE", "INPUT_NAME", "OUTPUT_NAME", "OPSET",
+           "max_difference"]
 
 
 #: Largest |difference in probability| between ONNX Runtime and PyTorch (fp32) accepted on export.
 TOLERANCE = 1e-4
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
-_OPSET = 17
+OPSET = 17
 _ACTIVATION = {"multilabel": "sigmoid", "multiclass": "softmax", "regression": "none"}
 
 
@@ -121,7 +122,7 @@ def onnx_bytes(module: nn.Module, input_size: int) -> bytes:
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, and says so on every call
         torch.onnx.export(module, (dummy,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=_OPSET, dynamo=False, do_constant_folding=True)
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
     return buffer.getvalue()
 
 
