@@ -27,6 +27,7 @@ from . import (
     survival,
     train,
 )
+from ..predict import keep_heap
 from ._output import CxrGroup, debug
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ def main() -> None:
         # pydicom logs every failed decoder attempt with a traceback; cxrkit already turns a
         # file no decoder can read into one error row that names the codec and the reason.
         logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    keep_heap()  # every command runs batches of large tensors; see cxrkit.predict.allocator
     app()
 
 
