@@ -74,12 +74,35 @@ def test_every_command_speaks_in_flags():
     """A command added without ``@speaks_flags`` would print Python names at the command line."""
 
     def leaves(command, path=()):
-        subcommands = getattr(command, "commands", None)
-        if subcommands is None:
+        if not hasattr(command, "list_commands"):
             return [(" ".join(path), command)]
-        return [leaf for name, sub in subcommands.items() for leaf in leaves(sub, (*path, name))]
+        return [leaf for name in command.list_commands(None)
+                for leaf in leaves(command.get_command(None, name), (*path, name))]
 
     found = leaves(typer.main.get_command(app))
     assert len(found) > 10
     plain = [name for name, command in found if not getattr(command.callback, "speaks_flags", False)]
     assert not plain, f"commands without @speaks_flags: {plain}"
+
+
+def test_the_command_list_matches_each_command_and_imports_none():
+    """`cxr --help` lists one-line helps from a table, without importing any command (that import
+    was most of its start-up): each line must equal its command's own, and the list must be whole."""
+    import subprocess
+    import sys
+
+    from cxrkit.cli.main import COMMANDS, load_command
+
+    for name, (_, _, line) in COMMANDS.items():
+        command = load_command(name)
+        if hasattr(command, "list_commands"):  # a group: its line names every sub-command
+            assert all(sub in line for sub in command.list_commands(None)), (name, line)
+        else:
+            assert (command.help or "").strip().split("\n")[0] == line, name
+    probe = ("import sys; from cxrkit.cli.main import main; sys.argv = ['cxr', '--help']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "heavy = sorted(m for m in ('torch', 'torchvision', 'fastapi', 'lightning', 'pydicom') if m in sys.modules)\n"
+             "print('IMPORTED', heavy)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "IMPORTED []" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert all(name in done.stdout for name in COMMANDS)

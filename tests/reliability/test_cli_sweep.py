@@ -137,8 +137,9 @@ CASES = [
 
 def test_every_command_is_in_the_sweep():
     """A new command must join the table: compare with what `cxr --help` lists."""
-    listed = {command.name for command in app.registered_commands} | {group.name for group in app.registered_groups}
-    assert listed == set(COMMANDS)
+    from cxrkit.cli.main import COMMANDS as LISTED
+
+    assert set(LISTED) == set(COMMANDS)
 
 
 @pytest.mark.parametrize(("args", "code", "needles"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])

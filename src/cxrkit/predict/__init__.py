@@ -9,7 +9,6 @@ batches; :func:`run_files` adds scanning and the resumable writer.
 from __future__ import annotations
 
 from ..models.precision import PRECISIONS
-from .allocator import keep_heap
 from .backends import BACKENDS, Backend, choose_backend, make_backend
 from .engine import PredictionSummary, error_reason, map_files, predict_files
 from .job import OutputSpec, Progress, output_columns, run_files
@@ -19,5 +18,5 @@ from .scan import iter_image_files, scan_inputs
 from .writer import FORMATS, OutputExists, PredictionWriter
 
 __all__ = ["BACKENDS", "Backend", "FORMATS", "FileTask", "OutputExists", "OutputSpec", "PRECISIONS", "PredictionSummary",
-           "PredictionWriter", "Predictor", "Progress", "Runner", "choose_backend", "error_reason", "iter_image_files", "keep_heap",
+           "PredictionWriter", "Predictor", "Progress", "Runner", "choose_backend", "error_reason", "iter_image_files",
            "make_backend", "map_files", "output_columns", "predict_files", "run_files", "scan_inputs"]

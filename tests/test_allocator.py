@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from cxrkit.predict import keep_heap
+from cxrkit.allocator import keep_heap
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
 
@@ -14,7 +14,7 @@ _FAULTS = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "keep":
-    from cxrkit.predict import keep_heap
+    from cxrkit.allocator import keep_heap
     assert keep_heap()
 def batch():  # what a forward pass does: several activations of a few MB alive at once, then freed
     live = [np.ones(n) for n in (500_000, 1_000_000, 1_500_000, 750_000)]
