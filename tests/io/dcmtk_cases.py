@@ -6,7 +6,8 @@ select the same VOI as cxrkit's rules (``docs/io.md``). ``expect`` says what the
 show: ``"agree"`` (within one grey level of an 8-bit display, where PS3.3 and DCMTK agree) or the
 name of a documented, deliberate difference, whose own assertion lives in the test module.
 
-Run as a script to write the films to a folder: ``python tests/io/dcmtk_cases.py OUT``.
+Run as a script to write the films to a folder: ``python tests/io/dcmtk_cases.py OUT``; with
+``--table`` it also renders them both ways and prints the table of docs/io.md.
 """
 
 from __future__ import annotations
@@ -223,13 +224,58 @@ def _cases() -> list[Case]:
 CASES = _cases()
 
 
-def main(out: str) -> None:
-    folder = Path(out)
+#: The DCMTK options that express cxrkit's documented choice, for the deliberate differences.
+CXRKIT_EQUIVALENT = {"overstated_voi_lut": ("+Mv",), "window_outside": ("+Wm",), "monochrome1_identity": ("+P",)}
+
+
+def table(folder: Path) -> list[tuple[str, str, float, str]]:
+    """(case, DCMTK options, max |difference| in 8-bit grey levels, verdict) for every case."""
+    import subprocess
+
+    import cv2
+
+    from cxrkit.io import read_image
+
+    def dcmtk(path: Path, options: tuple[str, ...]) -> np.ndarray:
+        out = path.with_suffix(".png")
+        subprocess.run(["dcmj2pnm", *options, "+on", str(path), str(out)], check=True, capture_output=True)
+        return cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float64)
+
+    rows = []
+    for case in CASES:
+        path = case.make(folder / f"{case.name}.dcm")
+        image = read_image(path)
+        ours = image.pixels.astype(np.float64) * (255.0 / image.maxval)
+        diff = float(np.abs(ours - dcmtk(path, case.dcmtk)).max())
+        if case.expect != "agree":
+            verdict = f"deliberate difference ({case.expect})"
+        elif case.slack:
+            verdict = f"agree within 1 + {case.slack:.2f} (DCMTK floors fractional rescaled values)"
+        else:
+            verdict = "agree"
+        rows.append((case.name, " ".join(case.dcmtk), diff, verdict))
+        if case.expect != "agree":
+            if case.expect == "window_outside":
+                options = CXRKIT_EQUIVALENT[case.expect]
+            else:
+                options = case.dcmtk + CXRKIT_EQUIVALENT[case.expect]
+            diff = float(np.abs(ours - dcmtk(path, options)).max())
+            rows.append((case.name, " ".join(options), diff, "agree: cxrkit's documented choice"))
+    return rows
+
+
+def main(argv: list[str]) -> None:
+    folder = Path(argv[-1])
     folder.mkdir(parents=True, exist_ok=True)
+    if "--table" in argv:
+        print("| case | DCMTK options | max abs difference (8-bit levels) | verdict |\n|---|---|---|---|")
+        for name, options, diff, verdict in table(folder):
+            print(f"| `{name}` | `{options}` | {diff:.3f} | {verdict} |")
+        return
     for case in CASES:
         case.make(folder / f"{case.name}.dcm")
         print(case.name, " ".join(case.dcmtk), case.expect)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])
