@@ -224,43 +224,57 @@ def _cases() -> list[Case]:
 CASES = _cases()
 
 
-#: The DCMTK options that express cxrkit's documented choice, for the deliberate differences.
+#: The DCMTK options that express cxrkit's documented choice, for the deliberate differences
+#: (added to the case's options; ``+Wm`` replaces the window).
 CXRKIT_EQUIVALENT = {"overstated_voi_lut": ("+Mv",), "window_outside": ("+Wm",), "monochrome1_identity": ("+P",)}
 
 
-def table(folder: Path) -> list[tuple[str, str, float, str]]:
-    """(case, DCMTK options, max |difference| in 8-bit grey levels, verdict) for every case."""
+def equivalent_options(case: Case) -> tuple[str, ...]:
+    extra = CXRKIT_EQUIVALENT[case.expect]
+    return extra if extra == ("+Wm",) else case.dcmtk + extra
+
+
+def render_dcmtk(path: Path, options: tuple[str, ...], depth: int = 8) -> np.ndarray:
+    """``dcmj2pnm``'s rendering of ``path`` as an 8- or 16-bit PNG, read back as float64."""
     import subprocess
 
     import cv2
 
+    out = path.with_name(f"{path.stem}-dcmtk{depth}-{'_'.join(options).replace('+', 'p')}.png")
+    done = subprocess.run(
+        ["dcmj2pnm", *options, "+on" if depth == 8 else "+on2", str(path), str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"dcmj2pnm failed on {path.name}: {done.stderr.strip()}")
+    pixels = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert pixels is not None and pixels.dtype == (np.uint8 if depth == 8 else np.uint16)
+    return pixels.astype(np.float64)
+
+
+def render_cxrkit(path: Path, depth: int = 8) -> tuple[np.ndarray, dict[str, Any]]:
+    """``read_image``'s pixels on the same scale (x (2**depth - 1) / maxval), and its metadata."""
     from cxrkit.io import read_image
 
-    def dcmtk(path: Path, options: tuple[str, ...]) -> np.ndarray:
-        out = path.with_suffix(".png")
-        subprocess.run(["dcmj2pnm", *options, "+on", str(path), str(out)], check=True, capture_output=True)
-        return cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float64)
+    image = read_image(path)
+    return image.pixels.astype(np.float64) * ((2**depth - 1) / image.maxval), image.meta
 
+
+def table(folder: Path) -> list[tuple[str, str, float, float, str]]:
+    """(case, DCMTK options, max |difference| in 8-bit and in 16-bit levels, verdict) per case."""
     rows = []
     for case in CASES:
         path = case.make(folder / f"{case.name}.dcm")
-        image = read_image(path)
-        ours = image.pixels.astype(np.float64) * (255.0 / image.maxval)
-        diff = float(np.abs(ours - dcmtk(path, case.dcmtk)).max())
+        runs = [(case.dcmtk, "")]
         if case.expect != "agree":
-            verdict = f"deliberate difference ({case.expect})"
-        elif case.slack:
-            verdict = f"agree within 1 + {case.slack:.2f} (DCMTK floors fractional rescaled values)"
-        else:
-            verdict = "agree"
-        rows.append((case.name, " ".join(case.dcmtk), diff, verdict))
-        if case.expect != "agree":
-            if case.expect == "window_outside":
-                options = CXRKIT_EQUIVALENT[case.expect]
-            else:
-                options = case.dcmtk + CXRKIT_EQUIVALENT[case.expect]
-            diff = float(np.abs(ours - dcmtk(path, options)).max())
-            rows.append((case.name, " ".join(options), diff, "agree: cxrkit's documented choice"))
+            runs.append((equivalent_options(case), "agree: cxrkit's documented choice"))
+        for options, verdict in runs:
+            diffs = [float(np.abs(render_cxrkit(path, d)[0] - render_dcmtk(path, options, d)).max()) for d in (8, 16)]
+            if not verdict:
+                verdict = f"deliberate difference ({case.expect})" if case.expect != "agree" else "agree"
+                if case.slack:
+                    verdict = f"agree within 1 + {case.slack:.2f} (DCMTK floors fractional rescaled values)"
+            rows.append((case.name, " ".join(options), diffs[0], diffs[1], verdict))
     return rows
 
 
@@ -268,9 +282,10 @@ def main(argv: list[str]) -> None:
     folder = Path(argv[-1])
     folder.mkdir(parents=True, exist_ok=True)
     if "--table" in argv:
-        print("| case | DCMTK options | max abs difference (8-bit levels) | verdict |\n|---|---|---|---|")
-        for name, options, diff, verdict in table(folder):
-            print(f"| `{name}` | `{options}` | {diff:.3f} | {verdict} |")
+        print("| case | DCMTK options | max abs diff, 8-bit levels | max abs diff, 16-bit levels | verdict |")
+        print("|---|---|---|---|---|")
+        for name, options, diff8, diff16, verdict in table(folder):
+            print(f"| `{name}` | `{options}` | {diff8:.3f} | {diff16:.2f} | {verdict} |")
         return
     for case in CASES:
         case.make(folder / f"{case.name}.dcm")
