@@ -175,6 +175,9 @@ def _cases() -> list[Case]:
     add("voi_lut_rescale_negative_first_partial", lambda p: write(  # first -500 as US, table shorter than range
         p, u12, bits_stored=12, RescaleSlope=1, RescaleIntercept=-1024,
         VOILUTSequence=[lut_item(65536 - 500, _ramp_lut(2000, 12), 12)]), ("+Wl", "1"), source="voi_lut")
+    add("voi_lut_signed_pixels_positive_range", lambda p: write(  # PR 1, rescale to 37768..52768: first 40000 is US
+        p, film(5000, 20000), bits_stored=16, signed=True, RescaleSlope=1, RescaleIntercept=32768,
+        VOILUTSequence=[lut_item(40000, _ramp_lut(10000, 16), 16)]), ("+Wl", "1"), source="voi_lut")
     add("voi_lut_before_window", lambda p: write(  # both present: the table is the first VOI
         p, u12, bits_stored=12, VOILUTSequence=[lut_item(0, _ramp_lut(4096, 12), 12)], **_window(None, 200, 300)),
         ("+Wl", "1"), source="voi_lut")

@@ -56,6 +56,20 @@ def test_voi_lut_first_value_stays_unsigned_when_nothing_can_be_negative(tmp_pat
     np.testing.assert_allclose(image.pixels, expected, atol=1e-2)
 
 
+def test_voi_lut_first_value_follows_the_rescaled_range_not_pixel_representation(tmp_path):
+    """Signed pixels rescaled to 37768..52768 cannot be negative: a first value of 40000 is
+    40000, not -25536 (which would put every pixel past the table's end: a white film)."""
+    raw = dc.film(5000, 20000)
+    table = np.arange(10000) * 6
+    path = dc.write(
+        tmp_path / "signed_positive.dcm", raw, bits_stored=16, signed=True, RescaleSlope=1, RescaleIntercept=32768,
+        VOILUTSequence=[dc.lut_item(40000, table, 16)],
+    )
+    image = read_image(path)
+    expected = table[np.clip(raw + 32768 - 40000, 0, len(table) - 1)].astype(np.float64)  # maxval 65535
+    np.testing.assert_allclose(image.pixels, expected, atol=1e-2)
+
+
 @pytest.mark.parametrize("bits", [10, 12, 15])
 def test_modality_lut_of_10_to_15_bits_is_applied(tmp_path, bits):
     """pydicom refuses such tables ('uint12'); they used to be dropped and the raw values shown."""
