@@ -13,7 +13,8 @@ Rules (documented here because they decide what a radiologist sees):
   already signed according to PixelRepresentation.
 * **LUT descriptors**: the first mapped value is read as signed whenever its input can be
   negative (PS3.3 C.11.1.1, C.11.2.1.1): signed pixels for a Modality LUT; for a VOI LUT, a
-  rescale whose output range reaches below zero (even with PixelRepresentation 0). A VOI
+  rescale whose output range reaches below zero (even with PixelRepresentation 0; and
+  unsigned when it cannot, even with signed pixels: DCMTK agrees). A VOI
   LUT whose data use under a quarter of the declared depth is scaled by the data's depth.
 * **VOI**: the first VOI LUT Sequence item if present (``'voi_lut'``); else the
   first Window Center/Width pair (``'window'``), following PS3.3 C.11.2.1.2
