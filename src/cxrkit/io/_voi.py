@@ -8,9 +8,14 @@ Sequence, sigmoid windows and Modality LUT Sequences take slower paths.
 
 Rules (documented here because they decide what a radiologist sees):
 
-* **Modality LUT**: Modality LUT Sequence if present, else RescaleSlope /
-  RescaleIntercept (default 1 / 0), applied to raw values already signed
-  according to PixelRepresentation.
+* **Modality LUT**: Modality LUT Sequence if present (any depth 1-16 bits, by our own
+  lookup), else RescaleSlope / RescaleIntercept (default 1 / 0), applied to raw values
+  already signed according to PixelRepresentation.
+* **LUT descriptors**: the first mapped value is read as signed whenever its input can be
+  negative (PS3.3 C.11.1.1, C.11.2.1.1): signed pixels for a Modality LUT; for a VOI LUT, a
+  rescale whose output range reaches below zero (even with PixelRepresentation 0; and
+  unsigned when it cannot, even with signed pixels: DCMTK agrees). A VOI
+  LUT whose data use under a quarter of the declared depth is scaled by the data's depth.
 * **VOI**: the first VOI LUT Sequence item if present (``'voi_lut'``); else the
   first Window Center/Width pair (``'window'``), following PS3.3 C.11.2.1.2
   for LINEAR, LINEAR_EXACT and SIGMOID, *if* the window is sensible: width
@@ -73,11 +78,13 @@ def _rescale(ds: Any) -> tuple[float, float]:
     return slope, intercept
 
 
-def _lut_item(item: Any) -> tuple[int, int, int] | None:
+def _lut_item(item: Any, *, complete: bool = False) -> tuple[int, int, int] | None:
     """A LUT item's descriptor (entries, first input, bits) if it and its data can be a table.
 
     PS3.3 C.11.1.1: three values, entries 0 meaning 65536, bits 8 or 16 (vendors write 10-16);
-    the data must hold at least one entry. Anything else is a corrupt table, and None.
+    the data must hold at least one entry, or with ``complete`` every declared entry (a
+    Modality LUT short of its entries maps stored values to units it does not define).
+    Anything else is a corrupt table, and None.
     """
     try:
         descriptor = [int(v) for v in item.LUTDescriptor]
@@ -91,7 +98,7 @@ def _lut_item(item: Any) -> tuple[int, int, int] | None:
         size = len(data) // 2
     else:
         size = len(data) if hasattr(data, "__len__") else 1
-    if size < 1 or n < 1:
+    if size < 1 or n < 1 or complete and size < n:
         return None
     return n, descriptor[1], descriptor[2]
 
@@ -103,17 +110,29 @@ def _window_bounds(center: float, width: float, function: str) -> tuple[float, f
     return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
 
 
-def _lookup(values: np.ndarray, item: Any, ds: Any) -> tuple[np.ndarray, float]:
-    """Apply one VOI LUT item (PS3.3 C.11.2.1.1): inputs below the first mapped value take the
-    first entry, inputs past the table the last. Returns float32 output and the LUT's white.
+def _lookup(values: np.ndarray, item: Any, ds: Any, *, signed: bool, voi: bool) -> tuple[np.ndarray, float]:
+    """Apply one Modality or VOI LUT item (PS3.3 C.11.1.1, C.11.2.1.1): inputs below the first
+    mapped value take the first entry, inputs past the table the last. Returns float32 output
+    and the LUT's white.
 
-    Written here rather than calling ``pydicom.pixels.apply_voi``: pydicom 3.0.2 computes
-    the table index in the LUT's own dtype, so with an 8-bit LUT an input of 4080 wraps
-    to index 240 instead of clipping to the last entry.
+    ``signed``: read the descriptor's first mapped value as SS, not US. The standard lets its VR
+    follow the input: the stored pixels for a Modality LUT, the Modality LUT's output for a
+    VOI LUT. A file with Pixel Representation 0 whose rescale reaches below zero still writes
+    -1024 as 64512 when the descriptor is US (implicit VR, or converters that copy the
+    pixels' VR); read unsigned, every pixel would fall below the table and the film be black.
+
+    ``voi``: check the declared bit depth against the data. A VOI LUT exists to span the
+    display range, so data that use under a quarter of the declared range (a 12-bit table
+    declared 16-bit) mean an overstated descriptor, and the data's own depth is used instead
+    (DCMTK's ``+Mv``; by default it renders such a film nearly black).
+
+    Written here rather than calling pydicom's ``apply_voi``/``apply_modality_lut``: pydicom
+    3.0.2 computes the table index in the LUT's own dtype (an 8-bit LUT wraps an input of
+    4080 to index 240 instead of clipping), and refuses Modality LUTs of 10-15 bits.
     """
     n, first, bits = _lut_item(item)  # type: ignore[misc]  (checked by the caller)
-    if int(ds.get("PixelRepresentation", 0)) == 1 and first >= 32768:
-        first -= 65536  # descriptor stored as US although the first input is negative
+    if signed and first >= 32768:
+        first -= 65536
     elem = item["LUTData"]
     if isinstance(elem.value, (bytes, bytearray)):
         little = getattr(ds, "original_encoding", (None, True))[1] is not False
@@ -126,9 +145,23 @@ def _lookup(values: np.ndarray, item: Any, ds: Any) -> tuple[np.ndarray, float]:
     out = lut[index]
     white = float(2**bits - 1)
     top = float(lut.max()) if lut.size else 0.0
+    data_white = float(2 ** int(np.ceil(np.log2(top + 1))) - 1) if top >= 1 else white
     if top > white:  # descriptor understates the LUT's depth, a known vendor bug
-        white = float(2 ** int(np.ceil(np.log2(top + 1))) - 1)
+        white = data_white
+    elif voi and data_white < (white + 1) / 4:  # overstated: the data are 2+ bits short
+        log.debug("VOI LUT declares %d bits, its data use %d: using the data's depth", bits, int(np.log2(data_white + 1)))
+        white = data_white
     return out, white
+
+
+def _can_be_negative(ds: Any, slope: float, intercept: float) -> bool:
+    """Whether rescaled values can be negative for *some* stored value (PS3.3 C.11.2.1.1)."""
+    bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16)
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    else:
+        lo, hi = 0, 2**bits - 1
+    return min(lo * slope + intercept, hi * slope + intercept) < 0
 
 
 def _sample(raw: np.ndarray) -> np.ndarray:
@@ -151,16 +184,11 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
     slope, intercept = 1.0, 0.0
     modality_lut = ds.get("ModalityLUTSequence")
     mapped = None
-    if modality_lut and _lut_item(modality_lut[0]) is not None:
-        from pydicom.pixels import apply_modality_lut
-
-        try:
-            mapped = np.asarray(apply_modality_lut(raw, ds))
-        except Exception as exc:  # pydicom's ValueError/OverflowError/IndexError... on a broken table
-            log.debug("ignoring a Modality LUT Sequence pydicom cannot apply: %s", type(exc).__name__)
-    if mapped is not None and mapped.shape == raw.shape:
-        raw = mapped
+    if modality_lut and _lut_item(modality_lut[0], complete=True) is not None:
+        signed_pixels = int(ds.get("PixelRepresentation", 0)) == 1
+        mapped, _ = _lookup(raw, modality_lut[0], ds, signed=signed_pixels, voi=False)
         log.debug("applied Modality LUT Sequence")
+        raw = mapped
     else:
         if modality_lut:
             log.debug("ignoring a Modality LUT Sequence without a usable table")
@@ -172,7 +200,9 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
         log.debug("ignoring a VOI LUT Sequence without a usable table")
     elif voi_lut:
         values = raw if (slope, intercept) == (1.0, 0.0) else np.rint(raw * slope + intercept)
-        out, white = _lookup(values, voi_lut[0], ds)
+        # After a Modality LUT the input is its (unsigned) output; else the rescaled pixels.
+        signed = mapped is None and _can_be_negative(ds, slope, intercept)
+        out, white = _lookup(values, voi_lut[0], ds, signed=signed, voi=True)
         out *= np.float32(maxval / white)
         if invert:
             np.subtract(np.float32(maxval), out, out=out)
