@@ -19,6 +19,7 @@ from rich.progress import (
 )
 
 from ..errors import CxrkitError, OutputError
+from ..models import ModelCard
 from ..predict import OutputExists, OutputSpec, PredictionSummary, scan_inputs
 from ._output import EXIT_INTERRUPTED, EXIT_PARTIAL, err
 
@@ -86,6 +87,15 @@ def progress_bar(verb: str, output: Path | None) -> Iterator[_Bar]:
                       f"({bar.done + bar.written} of {bar.total} files done){hint}", highlight=False, markup=False,
                       soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def warn_if_unproven(card: ModelCard) -> None:
+    """One stderr line before the scores when the card says the model is not shown to beat chance
+    on held-out patients: a number printed without it reads as a model that reads films."""
+    evidence = card.evidence
+    if evidence is not None and not evidence.beats_chance:
+        err.print(f"warning: {card.name} is {evidence.sentence()}; its scores demonstrate the pipeline, "
+                  "they are not readings", highlight=False, markup=False, soft_wrap=True)
 
 
 def report(summary: PredictionSummary, output: Path | None, detail: str) -> None:

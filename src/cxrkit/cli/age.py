@@ -10,7 +10,7 @@ from ..age import DEFAULT_AGE_MODEL, AgeEstimator, AgeTable
 from ..errors import CxrkitError
 from ..predict import output_columns, run_files
 from . import _options
-from ._batch import add_maps, output_spec, progress_bar, report
+from ._batch import add_maps, output_spec, progress_bar, report, warn_if_unproven
 from ._output import speaks_flags
 
 SALIENCY_METHODS = ("saliency", "gradcam", "gradcam++", "ig")
@@ -51,6 +51,7 @@ def age(
         raise CxrkitError("--saliency with --fix-orientation/--clean-film is not supported: the maps would be drawn on "
                           "the film as found, not as scored; run cxr convert first, then cxr age on its PNGs")
     estimator = AgeEstimator(model, tta=tta, device=device, precision=precision)
+    warn_if_unproven(estimator.card)
     known = AgeTable(metadata, metadata_id, metadata_age) if metadata is not None else None
     draw = None
     if saliency is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -41,14 +42,17 @@ def list_(fmt: str = _options.FORMAT) -> None:
 def info(name: str = typer.Argument(..., help="Model id, TorchXRayVision name or file."), fmt: str = _options.FORMAT) -> None:
     """Show a model's card: labels, thresholds, input contract, provenance, metrics."""
     card, path = resolve_card(name)
-    data = {**card.to_dict(), "card_path": str(path), "uncalibrated_labels": card.uncalibrated_labels}
+    evidence = card.evidence
+    data = {**card.to_dict(), "card_path": str(path), "uncalibrated_labels": card.uncalibrated_labels,
+            "evidence": None if evidence is None else {**asdict(evidence), "sentence": evidence.sentence()}}
     uncalibrated = set(card.uncalibrated_labels)
     rows = [[label or "(untrained)", card.thresholds.get(label, "uncalibrated: raw probability" if label in uncalibrated
                                                          else "") if label else ""] for label in card.labels]
     human = table(["label", "threshold"], rows, title=f"{card.name} ({card.architecture}, {card.input_size} px)")
     emit(data, fmt, human)
     if fmt != "json":
-        emit(None, fmt, f"{card.description}\nintended use: {card.intended_use}\ncard: {path}")
+        verdict = "no held-out metrics on the card" if evidence is None else evidence.sentence()
+        emit(None, fmt, f"{card.description}\nintended use: {card.intended_use}\nevidence: {verdict}\ncard: {path}")
 
 
 @app.command("import")

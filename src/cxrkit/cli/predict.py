@@ -11,7 +11,7 @@ from ..models import DEFAULT_MODEL
 from ..models.precision import precision_reason
 from ..predict import Predictor, choose_backend, output_columns, run_files
 from . import _options
-from ._batch import add_maps, input_files, output_spec, progress_bar, report
+from ._batch import add_maps, input_files, output_spec, progress_bar, report, warn_if_unproven
 from ._output import err, speaks_flags
 
 
@@ -49,6 +49,7 @@ def predict(
     engine, here = _ray_engine(ray, ray_actors, model, device, precision, calibrate, backend, ood or heatmaps is not None)
     predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
                           backend=backend)
+    warn_if_unproven(predictor.card)
     files = input_files(paths)
     predictor.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
     draw = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._atomic import write_text_atomic
 from ..errors import WeightsError
+from .evidence import Evidence, assess
 
 __all__ = ["ModelCard", "NORMALIZATION", "CARD_VERSION"]
 
@@ -73,6 +74,12 @@ class ModelCard:
         if self.task != "multilabel" or not self.thresholds:
             return []
         return [label for label in self.trained_labels if label not in self.thresholds]
+
+    @property
+    def evidence(self) -> Evidence | None:
+        """Whether the model beats a no-skill answer on held-out patients, with the numbers
+        (:func:`cxrkit.models.evidence.assess`); None where the card records no such metrics."""
+        return assess(self)
 
     def validate(self) -> "ModelCard":
         """Check the card is self-consistent; raise :class:`WeightsError` naming the problem."""
