@@ -28,3 +28,15 @@ def test_matches_torchxrayvision_op_norm_and_keeps_the_raw_probability_without_t
     assert torch.all(theirs[:, 2] == 0.5)
     assert torch.equal(ours[:, 2], probs[:, 2])
     assert math.isnan(threshold_vector(["A"], {})[0])
+
+
+def test_one_activation_per_task():
+    from cxrkit.models import activate
+
+    logits = torch.tensor([[0.0, 2.0, -1.0]])
+    assert torch.allclose(activate(logits, "multilabel"), torch.sigmoid(logits))
+    assert torch.allclose(activate(logits, "multiclass"), torch.softmax(logits, 1))
+    assert activate(logits, "multiclass").sum() == pytest.approx(1.0)
+    assert torch.equal(activate(logits, "regression"), logits)
+    with pytest.raises(ValueError, match="unknown task"):
+        activate(logits, "segmentation")

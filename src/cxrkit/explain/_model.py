@@ -89,16 +89,13 @@ def head_order_scores(model: nn.Module, logits: torch.Tensor, calibrate: bool = 
     Sigmoid for multilabel (operating-point calibrated when the card has thresholds and
     ``calibrate``), softmax for multiclass, identity for regression.
     """
-    from ..models import apply_operating_points, threshold_vector
+    from ..models import activate, apply_operating_points, threshold_vector
 
     card = getattr(model, "card", None)
     task = getattr(card, "task", "multilabel")
-    logits = logits.detach().float()
-    if task == "regression":
-        return logits
-    if task == "multiclass":
-        return torch.softmax(logits, dim=1)
-    probs = torch.sigmoid(logits)
+    probs = activate(logits.detach().float(), task)
+    if task != "multilabel":
+        return probs
     if calibrate and card is not None and card.thresholds:
         calibrated = apply_operating_points(probs, threshold_vector(list(card.labels), card.thresholds))
         probs = torch.where(torch.isnan(calibrated), probs, calibrated)

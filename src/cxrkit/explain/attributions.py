@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import MissingDependency
+from ..models import activate
 from .errors import ExplainError
 
 __all__ = ["saliency", "integrated_gradients", "occlusion", "lime", "superpixels", "SIGNS"]
@@ -146,7 +147,7 @@ def lime(
 
     def probability(inp: torch.Tensor) -> torch.Tensor:
         logits = model(inp)
-        return torch.softmax(logits, 1) if task == "multiclass" else (logits if task == "regression" else torch.sigmoid(logits))
+        return activate(logits, task)
 
     explainer = attr.Lime(probability, interpretable_model=SkLearnRidge(alpha=1.0), similarity_func=similarity, perturb_func=perturb)
     weights = explainer.attribute(

@@ -14,7 +14,7 @@ from ._registry import (
     list_architectures,
     register_model,
 )
-from .calibration import apply_operating_points, threshold_vector
+from .calibration import activate, apply_operating_points, threshold_vector
 from .card import ModelCard
 from .factory import DEFAULT_MODEL, build, create, list_models, resolve_card
 from .loading import check_device, load_model
@@ -24,7 +24,7 @@ __all__ = [
     "Architecture",
     "DEFAULT_MODEL",
     "ModelCard",
-    "apply_operating_points",
+    "activate", "apply_operating_points",
     "build",
     "cache_dir",
     "check_device",

@@ -17,7 +17,24 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-__all__ = ["threshold_vector", "apply_operating_points"]
+__all__ = ["threshold_vector", "apply_operating_points", "activate", "ACTIVATIONS"]
+
+#: task -> the activation that turns its logits into what a user reads
+ACTIVATIONS = {"multilabel": "sigmoid", "multiclass": "softmax", "regression": "none", "reconstruction": "none"}
+
+
+def activate(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Logits ``(N, K)`` -> probabilities (sigmoid per label for multilabel, softmax over the
+    classes for multiclass) or the values themselves (regression, reconstruction); before any
+    operating-point calibration. The one place the task decides the activation, so prediction,
+    explanation, export checks and LIME read the same scores."""
+    if task not in ACTIVATIONS:
+        raise ValueError(f"unknown task {task!r}; one of {', '.join(ACTIVATIONS)}")
+    if task == "multilabel":
+        return torch.sigmoid(logits)
+    if task == "multiclass":
+        return torch.softmax(logits, dim=1)
+    return logits
 
 
 def threshold_vector(labels: Sequence[str | None], thresholds: Mapping[str, float]) -> torch.Tensor:

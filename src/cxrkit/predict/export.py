@@ -31,7 +31,8 @@ from torch import nn
 from .. import __version__
 from .._atomic import write_bytes_atomic
 from ..errors import CxrkitError, MissingDependency, OutputError
-from ..models import DEFAULT_MODEL, ModelCard, load_model
+from ..models import DEFAULT_MODEL, ModelCard, activate, load_model
+from ..models.calibration import ACTIVATIONS
 from .predictor import readable_inputs
 
 __all__ = ["ExportMismatch", "OnnxExport", "export_onnx", "onnx_bytes", "onnx_metadata", "card_from_metadata",
@@ -44,7 +45,6 @@ TOLERANCE = 1e-4
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 OPSET = 17
-_ACTIVATION = {"multilabel": "sigmoid", "multiclass": "softmax", "regression": "none"}
 
 
 class ExportMismatch(CxrkitError):
@@ -83,13 +83,7 @@ def require_onnxruntime():
 
 def probabilities(outputs: np.ndarray, task: str) -> np.ndarray:
     """The model's raw outputs turned into what a user reads (before any calibration)."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if task == "multilabel":
-        return 1.0 / (1.0 + np.exp(-outputs))
-    if task == "multiclass":
-        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    return outputs
+    return activate(torch.from_numpy(np.asarray(outputs, dtype=np.float64)), task).numpy()
 
 
 def _source_sha256(module: nn.Module, card: ModelCard) -> str:
@@ -138,7 +132,7 @@ def onnx_metadata(card: ModelCard, source_sha256: str) -> dict[str, str]:
         "input": json.dumps({"name": INPUT_NAME, "shape": ["batch", 1, size, size], "dtype": "float32",
                              "normalization": card.normalization}),
         "output": json.dumps({"name": OUTPUT_NAME, "shape": ["batch", len(card.labels)],
-                              "activation": _ACTIVATION[card.task],
+                              "activation": ACTIVATIONS[card.task],
                               "calibration": "TorchXRayVision op_norm with the thresholds" if card.thresholds else None}),
         "source_sha256": source_sha256,
     }

@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import CxrkitError
 from ..io import XrayImage, read_image
 from ..labels import PATHOLOGIES
-from ..models import DEFAULT_MODEL, ModelCard, apply_operating_points, threshold_vector
+from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points, threshold_vector
 from ..models.precision import PRECISIONS
 from ..preprocess import FilmSteps, model_input
 from .backends import load_with_backend
@@ -139,12 +139,7 @@ class Predictor:
         return padded[:, index.to(self.device)].cpu().numpy()
 
     def _activate(self, logits: torch.Tensor) -> torch.Tensor:
-        task = self.card.task
-        if task == "regression":
-            return logits
-        if task == "multiclass":
-            return torch.softmax(logits, dim=1)
-        probs = torch.sigmoid(logits)
+        probs = activate(logits, self.card.task)
         if self._thresholds is not None:
             probs = apply_operating_points(probs, self._thresholds)
         return probs

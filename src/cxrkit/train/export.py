@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .. import __version__ as CXRKIT_VERSION
-from ..models import ModelCard, save_weights
+from ..models import ModelCard, activate, save_weights
 from ..predict import Predictor
 from ..preprocess import orientation_accuracy
 from .config import ConfigError, TrainConfig
@@ -128,10 +128,10 @@ def write_model(cfg: TrainConfig, dm: XrayDataModule, best: Any, results: list[A
                                                       n_bootstrap=cfg.select.bootstrap, seed=cfg.seed)
         threshold_method = None
     else:
+        probs = activate(logits, cfg.task).numpy()
         if cfg.task == "multilabel":
-            probs, truth = torch.sigmoid(logits).numpy(), valid.targets.numpy()
+            truth = valid.targets.numpy()
         else:
-            probs = torch.softmax(logits, 1).numpy()
             truth = np.eye(len(dm.label_names))[valid.targets.numpy()]
         measured = validation_metrics(truth, probs, dm.label_names, ids, valid.patients, task=cfg.task,
                                       threshold_method=cfg.select.threshold_method,

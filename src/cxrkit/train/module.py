@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import activate
 from .config import LossConfig, OptimConfig
 from .metrics import auc_per_label
 from .reconstruction import image_errors
@@ -144,7 +145,7 @@ class CxrModule(pl.LightningModule):
         elif self.task == "regression":
             metrics["val_mae"] = float((logits.squeeze(1) - targets).abs().mean())
         else:
-            probs = torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, 1)
+            probs = activate(logits, self.task)
             truth = targets.numpy() if self.task == "multilabel" else np.eye(len(self.label_names))[targets.numpy()]
             aucs = auc_per_label(truth, probs.numpy())
             finite = [a for a in aucs if math.isfinite(a)]
