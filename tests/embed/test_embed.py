@@ -53,7 +53,7 @@ def test_cli_writes_one_row_per_file_and_matches_the_model(films, tiny_model_fil
     assert np.abs(vectors - expected).max() < 1e-5
     with torch.no_grad():
         x = torch.from_numpy(embedder.prepare(read_image(files[0]))[0][None])
-        assert np.allclose(model.forward_features(x).numpy()[0], vectors[0], atol=1e-5)
+        assert np.allclose(model.forward_head(model.forward_features(x), pre_logits=True).numpy()[0], vectors[0], atol=1e-5)
 
 
 def test_resume_adds_only_new_files_and_refuses_another_model(films, tiny_model_file, tmp_path, example_images):

@@ -1,7 +1,7 @@
 """A tiny model whose logit depends on a bright square, and a non-square test image that contains one.
 
-The network is a real 3-layer CNN with the registry model surface (forward_feature_map,
-forward_head, card), small enough that every method runs in well under a second. Its
+The network is a real 3-layer CNN with the registry model surface (a CxrModel:
+forward_features, forward_head, card), small enough that every method runs in well under a second. Its
 channel 0 is a brightness detector feeding the "Mass" logit with a large weight; the
 other channels are seeded random filters with small head weights, so maps are not
 trivially clean. The image is 80 x 120 (landscape), so the centre crop cuts 20 px off
@@ -16,14 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cxrkit.models import ModelCard
+from cxrkit.models import CxrModel, ModelCard
 from cxrkit.preprocess import model_input
 
 HEIGHT, WIDTH = 80, 120
 SQUARE = (12, 32, 66, 86)  # rows 12..31, cols 66..85: off-centre, inside the centre crop (cols 20..99)
 
 
-class SquareNet(nn.Module):
+class SquareNet(CxrModel):
     """64 px input -> 8 x 8 x 8 feature map -> pooled -> linear head over 2 labels."""
 
     def __init__(self, seed: int = 0):
@@ -44,19 +44,13 @@ class SquareNet(nn.Module):
             self.classifier.weight[0, 0] = 60.0
             self.classifier.bias.zero_()
 
-    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.conv1(x / 1024.0))
         h = F.relu(self.conv2(h))
         return F.relu(self.conv3(h))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.adaptive_avg_pool2d(self.forward_feature_map(x), 1).flatten(1)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
 
 
 def square_image(with_square: bool = True, seed: int = 1) -> np.ndarray:

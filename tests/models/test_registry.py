@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from cxrkit.errors import ChecksumMismatch, ModelNotFound, WeightsError
+from cxrkit.errors import ChecksumMismatch, CxrkitError, ModelNotFound, WeightsError
 from cxrkit.labels import PATHOLOGIES
-from cxrkit.models import ModelCard, create, list_architectures, list_models, register_model, save_weights
+from cxrkit.models import CxrModel, ModelCard, create, list_architectures, list_models, register_model, save_weights
 from cxrkit.models.store import find_card
 
 
@@ -16,19 +16,33 @@ def test_architectures_registered_and_duplicates_refused():
         register_model("densenet121", input_size=224, family="x", filter_fn=lambda s, m: s)(lambda **k: None)
 
 
-@pytest.mark.parametrize("arch, size, width", [("densenet121", 64, 1024), ("resnet50", 64, 2048)])
+@pytest.mark.parametrize("arch, size, width", [("densenet121", 64, 1024), ("resnet50", 64, 2048),
+                                               ("resnet18", 64, 512)])
 def test_feature_head_split(arch, size, width):
+    """timm's meanings: forward_features is the last map, forward_head pools it and classifies."""
     model = create(arch)
+    assert isinstance(model, CxrModel) and isinstance(model.card, ModelCard) and model.num_features == width
     assert model.card.labels == list(PATHOLOGIES) and model.card.input_size in (224, 512)
     x = torch.randn(2, 1, size, size)
     with torch.no_grad():
-        feats = model.forward_features(x)
-        assert feats.shape == (2, width)
-        logits = model.forward_head(feats)
+        fmap = model.forward_features(x)
+        assert fmap.ndim == 4 and fmap.shape[:2] == (2, width)
+        logits = model.forward_head(fmap)
         assert torch.allclose(logits, model(x), atol=1e-5)
-        assert torch.equal(model.forward_head(feats, pre_logits=True), feats)
+        pooled = model.forward_head(fmap, pre_logits=True)
+        assert pooled.shape == (2, width) and torch.allclose(pooled, fmap.mean((2, 3)), atol=1e-6)
+        assert torch.allclose(model.get_classifier()(pooled), logits, atol=1e-6)
     model.reset_classifier(3)
-    assert model(x).shape == (2, 3)
+    assert model(x).shape == (2, 3) and model.get_classifier().out_features == 3
+
+
+def test_an_autoencoder_has_features_but_no_head():
+    model = create("small_resnet_ae")
+    x = torch.zeros(1, 1, 224, 224)
+    with torch.no_grad():
+        assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (1, model.num_features)
+    with pytest.raises(CxrkitError, match="no classification head"):
+        model.get_classifier()
 
 
 def test_create_with_custom_head():

@@ -10,12 +10,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cxrkit.models import list_architectures, register_model
+from cxrkit.models import CxrModel, list_architectures, register_model
 
 TINY = "test-tinycnn"
 
 
-class TinyCNN(nn.Module):
+class TinyCNN(CxrModel):
     """Two conv layers + BN + a linear head, with the cxrkit model surface."""
 
     num_features = 16
@@ -29,13 +29,10 @@ class TinyCNN(nn.Module):
         self.classifier = nn.Linear(16, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x / 1024.0).mean((2, 3))
+        return self.features(x / 1024.0)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
 
     def reset_classifier(self, num_classes: int) -> None:
         self.classifier = nn.Linear(16, num_classes)

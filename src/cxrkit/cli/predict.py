@@ -49,6 +49,7 @@ def predict(
     engine, here = _ray_engine(ray, ray_actors, model, device, precision, calibrate, backend, ood or heatmaps is not None)
     predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
                           backend=backend)
+    runtime = f"{predictor.backend.name} {predictor.precision if here == device else precision}"
     warn_if_unproven(predictor.card)
     files = input_files(paths)
     predictor.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
@@ -68,14 +69,13 @@ def predict(
     if verbose:
         err.print(f"precision: {precision_reason(precision, device)}", highlight=False)
         name, why = choose_backend(here, precision) if backend == "auto" else (backend, "as asked")
-        why = why if name == predictor.backend.name else "an exported ONNX file, or a graph that failed its check"
-        err.print(f"backend: {predictor.backend.name} ({why})", highlight=False)
+        why = why if name == runtime.split()[0] else "an exported ONNX file, or a graph that failed its check"
+        err.print(f"backend: {runtime.split()[0]} ({why})", highlight=False)
     with progress_bar("predict", output) as bar:
         summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps"]), columns=columns,
                             batch_size=batch_size, workers=workers, complete=complete, progress=bar, engine=engine, scanned=True)
     where = f", Ray {ray}: {ray_actors} model actor(s) on {device}" if engine is not None else ""
-    report(summary, output, f"model {predictor.card.name}, {predictor.backend.name} "
-                            f"{predictor.precision if here == device else precision}{where}")
+    report(summary, output, f"model {predictor.card.name}, {runtime}{where}")
 
 
 def _ray_engine(address: str | None, actors: int, model: str, device: str, precision: str, calibrate: bool,

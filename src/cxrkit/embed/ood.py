@@ -169,7 +169,7 @@ class OodPredictor:
         if self.shared:
             features = self.embedder.predict_batch(batch)
             with torch.inference_mode():
-                logits = self.predictor.model.forward_head(torch.from_numpy(features).to(self.predictor.device))
+                logits = self.predictor.model.get_classifier()(torch.from_numpy(features).to(self.predictor.device))
                 scores = self.predictor.scores(logits.float())
         else:
             batch = np.asarray(batch)

@@ -54,7 +54,7 @@ class _Cut(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layer == "latent":
             return self.model.encode(x).flatten(1)
-        return self.model.forward_features(x)
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
 
 def _layer_problem(model: nn.Module, layer: str) -> str | None:

@@ -85,7 +85,8 @@ class _ProbeRunner:
             return np.stack([s.reshape(-1) / 1024.0 for s in small])
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.predictor.device)
-            return self.predictor.model.forward_features(x).float().cpu().numpy()
+            model = self.predictor.model
+            return model.forward_head(model.forward_features(x), pre_logits=True).float().cpu().numpy()
 
 
 def probe_inputs(files: list[Path], predictor=None, kind: str = "features", batch_size: int = 16) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Shared model plumbing for the methods: a staged view of a registry model, frozen weights, label picking.
 
-Every cxrkit model exposes ``forward_feature_map`` (last conv map, after its ReLU) and a
-linear ``forward_head`` over the global-average-pooled map. That split is what CAM and
+Every cxrkit model (:class:`cxrkit.models.CxrModel`) exposes ``forward_features`` (the last
+conv map, after its activation) and ``forward_head``, a linear head over the
+global-average-pooled map. That split is what CAM and
 Grad-CAM need, and it lets Grad-CAM skip the expensive part of backpropagation: the
 trunk runs without autograd and only the tiny pooled head is differentiated, so a
 Grad-CAM costs about one forward pass (the speed claim in ``benchmarks/explain_cost.py``).
@@ -13,7 +14,6 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import ExplainError
@@ -31,9 +31,9 @@ class _Trunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.detach:
-            return self.model.forward_feature_map(x)
+            return self.model.forward_features(x)
         with torch.no_grad():
-            fmap = self.model.forward_feature_map(x)
+            fmap = self.model.forward_features(x)
         return fmap.detach().requires_grad_(True)
 
 
@@ -46,7 +46,7 @@ class Staged(nn.Module):
 
     def __init__(self, model: nn.Module, detach_trunk: bool = True):
         super().__init__()
-        for name in ("forward_feature_map", "forward_head"):
+        for name in ("forward_features", "forward_head"):
             if not callable(getattr(model, name, None)):
                 raise ExplainError(
                     f"{type(model).__name__} has no {name}(); CAM-family methods need a cxrkit model "
@@ -56,7 +56,7 @@ class Staged(nn.Module):
         self.trunk = _Trunk(model, detach_trunk)
 
     def head(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(F.adaptive_avg_pool2d(fmap, 1).flatten(1))
+        return self.model.forward_head(fmap)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))

@@ -45,7 +45,7 @@ def gradcam(
     """Grad-CAM (Selvaraju et al. 2017) or Grad-CAM++ (Chattopadhay et al. 2018) via ``pytorch_grad_cam``.
 
     The default layer is the model's last feature map after its final ReLU
-    (``forward_feature_map``); ``layer`` names any module instead (e.g.
+    (``forward_features``); ``layer`` names any module instead (e.g.
     ``"features.denseblock3"``), at the price of a full backward pass.
     """
     try:
@@ -56,7 +56,7 @@ def gradcam(
     if layer is None:
         wrapped: nn.Module = Staged(model, detach_trunk=True)
         target_layer = wrapped.trunk
-        layer_name = "forward_feature_map"
+        layer_name = "forward_features"
         inp = x
     else:
         try:
@@ -83,15 +83,15 @@ def cam(model: nn.Module, x: torch.Tensor, pick: Pick) -> tuple[np.ndarray, torc
     """
     staged = Staged(model, detach_trunk=True)
     with torch.no_grad():
-        fmap = model.forward_feature_map(x)
+        fmap = model.forward_features(x)
         logits = staged.head(fmap)[0]
         index = int(pick(logits[None]))
         _, channels, height, width = fmap.shape
-        per_position = model.forward_head(fmap[0].permute(1, 2, 0).reshape(-1, channels))
+        per_position = model.get_classifier()(fmap[0].permute(1, 2, 0).reshape(-1, channels))
         raw = per_position[:, index].reshape(height, width).float()
     raw = raw - raw.min()
     top = float(raw.max())
     raw = raw / top if top > 0 else raw
     size = x.shape[-1]
     up = torch.nn.functional.interpolate(raw[None, None], size=(x.shape[-2], size), mode="bilinear", align_corners=False)
-    return up[0, 0].numpy().astype(np.float32), logits, index, {"layer": "forward_feature_map"}
+    return up[0, 0].numpy().astype(np.float32), logits, index, {"layer": "forward_features"}

@@ -14,6 +14,7 @@ from ._registry import (
     list_architectures,
     register_model,
 )
+from .base import CxrModel
 from .calibration import activate, apply_operating_points, threshold_vector
 from .card import ModelCard
 from .factory import DEFAULT_MODEL, build, create, list_models, resolve_card
@@ -21,6 +22,7 @@ from .loading import check_device, load_model
 from .store import cache_dir, save_weights
 
 __all__ = [
+    "CxrModel",
     "Architecture",
     "DEFAULT_MODEL",
     "ModelCard",

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import CxrkitError
 from ._registry import register_model
+from .base import CxrModel
 
 __all__ = ["ResNetAE", "resnet101_ae", "small_resnet_ae", "checkpoint_filter_fn", "AE_INPUT_SIZE"]
 
@@ -70,13 +71,13 @@ class _Block(nn.Module):
         return self.relu(out + (x if shortcut is None else shortcut(x)))
 
 
-class ResNetAE(nn.Module):
+class ResNetAE(CxrModel):
     """ResNet encoder (3-4-23-2 bottlenecks for the 101 layout) and a mirrored transposed-conv decoder.
 
     ``encode`` gives the latent map, ``decode`` the image, ``forward`` the reconstruction;
-    ``forward_features`` pools the latent map to a 512-d vector, the same "pooled
-    features" member the classifiers have, so embedding and similarity code treats every
-    model alike.
+    ``forward_features`` is the latent map and ``forward_head(..., pre_logits=True)`` pools
+    it to a 512-d vector, as for the classifiers, so embedding and similarity code treats
+    every model alike. It has no classification head.
     """
 
     num_features = 512
@@ -147,13 +148,9 @@ class ResNetAE(nn.Module):
         x = self.uplayer4(self.uplayer3(self.uplayer2(self.uplayer1(z))))
         return self.conv1_1(self.uplayer_top(x))
 
-    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The latent map (the model surface's "last feature map", e.g. for CAM-style tools)."""
         return self.encode(x)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Latent map averaged over its 3 x 3 positions: a 512-d vector per film."""
-        return self.encode(x).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction of ``x`` (same shape and scale)."""

@@ -16,12 +16,13 @@ import torchvision
 from torch import nn
 
 from ._registry import register_model
+from .base import CxrModel
 
 __all__ = ["DenseNet121", "densenet121", "checkpoint_filter_fn"]
 
 
-class DenseNet121(nn.Module):
-    """DenseNet-121 with a 1-channel stem and a ``features -> pooled vector -> head`` split."""
+class DenseNet121(CxrModel):
+    """DenseNet-121 with a 1-channel stem; the surface of :class:`~cxrkit.models.base.CxrModel`."""
 
     num_features = 1024
 
@@ -32,23 +33,14 @@ class DenseNet121(nn.Module):
         self.features = base.features
         self.classifier = base.classifier
 
-    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """Last convolutional feature map after the final ReLU (what CAM and Grad-CAM look at)."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Last feature map ``(N, 1024, 7, 7)`` at 224 px, after the final ReLU (what CAM and Grad-CAM look at)."""
         return F.relu(self.features(x))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled 1024-d feature vector, the input of the classifier."""
-        return F.adaptive_avg_pool2d(self.forward_feature_map(x), 1).flatten(1)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.classifier(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (no sigmoid): losses and calibration decide what to apply."""
-        return self.forward_head(self.forward_features(x))
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the head, e.g. to fine-tune on a new label set."""
         self.classifier = nn.Linear(self.num_features, num_classes)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..errors import ModelNotFound, WeightsError
 from ..labels import PATHOLOGIES
 from . import published
 from ._registry import get_architecture, list_architectures
+from .base import CxrModel
 from .card import ModelCard
 from .store import find_card, list_cards, read_state_dict
 
@@ -26,7 +26,7 @@ __all__ = ["create", "build", "list_models", "resolve_card", "DEFAULT_MODEL"]
 DEFAULT_MODEL = "densenet121.nih-demo"
 
 
-def build(card: ModelCard, state_dict: dict[str, torch.Tensor] | None = None) -> nn.Module:
+def build(card: ModelCard, state_dict: dict[str, torch.Tensor] | None = None) -> CxrModel:
     """Instantiate ``card.architecture`` with a head of ``len(card.labels)`` and load ``state_dict``.
 
     Loading is strict: a missing or unexpected tensor means the file does not match
@@ -34,6 +34,9 @@ def build(card: ModelCard, state_dict: dict[str, torch.Tensor] | None = None) ->
     """
     arch = get_architecture(card.architecture)
     model = arch.builder(num_classes=len(card.labels), in_chans=1)
+    if not isinstance(model, CxrModel):
+        raise WeightsError(f"architecture {card.architecture!r} builds a {type(model).__name__}, not a "
+                           "cxrkit.models.CxrModel (forward_features, forward_head, get_classifier)")
     if state_dict is not None:
         state_dict = arch.filter_fn(state_dict, model)
         shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
@@ -81,7 +84,7 @@ def create(
     *,
     num_classes: int | None = None,
     labels: list[str] | None = None,
-) -> nn.Module:
+) -> CxrModel:
     """Build a model by name, with registered, file or random weights.
 
     ``create("densenet121")`` gives a randomly initialised 18-label DenseNet (a starting

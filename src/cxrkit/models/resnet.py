@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 
 from ._registry import register_model
+from .base import CxrModel
 
 __all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "checkpoint_filter_fn"]
 
@@ -21,8 +22,8 @@ _TORCHVISION = {18: (torchvision.models.resnet18, 512), 34: (torchvision.models.
                 50: (torchvision.models.resnet50, 2048)}
 
 
-class ResNet(nn.Module):
-    """A torchvision ResNet with a 1-channel stem and a ``features -> pooled vector -> head`` split."""
+class ResNet(CxrModel):
+    """A torchvision ResNet with a 1-channel stem; the surface of :class:`~cxrkit.models.base.CxrModel`."""
 
     def __init__(self, depth: int = 50, num_classes: int = 18, in_chans: int = 1):
         super().__init__()
@@ -30,22 +31,14 @@ class ResNet(nn.Module):
         self.model = builder(weights=None, num_classes=num_classes)
         self.model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
 
-    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Output of the last residual stage (what CAM and Grad-CAM look at)."""
         m = self.model
         x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
         return m.layer4(m.layer3(m.layer2(m.layer1(x))))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled feature vector (512-d for ResNet-18/34, 2048-d for ResNet-50), the classifier's input."""
-        return torch.flatten(self.model.avgpool(self.forward_feature_map(x)), 1)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.model.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (no sigmoid)."""
-        return self.forward_head(self.forward_features(x))
+    def get_classifier(self) -> nn.Module:
+        return self.model.fc
 
     def reset_classifier(self, num_classes: int) -> None:
         self.model.fc = nn.Linear(self.num_features, num_classes)

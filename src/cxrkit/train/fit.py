@@ -97,7 +97,7 @@ def build_model(cfg: TrainConfig, labels: list[str], head_bias: float | None = N
         kwargs = {"drop_rate": cfg.model.drop_rate} if cfg.model.drop_rate else {}
         model = get_architecture(cfg.model.architecture).builder(num_classes=len(labels), in_chans=1, **kwargs)
         new_head = True
-    head = _head(model)
+    head = model.get_classifier() if cfg.task != "reconstruction" else None
     if new_head and head_bias is not None and head is not None:
         with torch.no_grad():
             head.bias.fill_(float(head_bias))
@@ -107,11 +107,6 @@ def build_model(cfg: TrainConfig, labels: list[str], head_bias: float | None = N
         for parameter in head.parameters():
             parameter.requires_grad_(True)
     return model
-
-
-def _head(model: nn.Module) -> nn.Linear | None:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
 
 
 def _loss(cfg: TrainConfig, dm: XrayDataModule) -> TaskLoss:
