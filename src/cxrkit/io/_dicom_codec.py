@@ -226,9 +226,9 @@ def _check_rle(path: Path, ds: Any) -> None:
     for start, end in zip(offsets, offsets[1:] + [len(frame)]):
         if start < 64 or end > len(frame) or start >= end:
             return
-        decoded = _rle_length(frame, start, end, 2 * plane + 1024)
-        if decoded > 2 * plane + 1024:
+        limit = 2 * plane + 1024
+        if _rle_length(frame, start, end, limit) > limit:
             raise UnreadableImage(
-                path, f"corrupt RLE Lossless pixel data: a segment decodes to more than {decoded} bytes "
+                path, f"corrupt RLE Lossless pixel data: a segment decodes to more than {limit} bytes "
                 f"for a {int(ds.Columns)}x{int(ds.Rows)} image (Columns x Rows); refused before decoding"
             )

@@ -48,6 +48,8 @@ def inflate_bounded(path: Path, zipped: bytes | memoryview) -> bytes:
         out = inflater.decompress(zipped, limit + 1)
     except zlib.error as exc:
         raise UnreadableImage(path, f"not a readable DICOM file: corrupt deflated dataset ({exc})") from None
+    if len(out) <= limit and not inflater.eof:
+        raise UnreadableImage(path, "not a readable DICOM file: truncated deflated dataset (the stream has no end)")
     if len(out) > limit:
         raise UnsupportedImage(
             path, f"deflated DICOM dataset inflates to more than {limit / 1e6:.1f} MB, more than any image "

@@ -118,14 +118,19 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
     after the modality LUT, the VOI (LUT, window or min/max) and MONOCHROME1
     inversion (see ``cxrkit.io._voi`` for the rules).
     """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UnreadableImage(path, f"not a readable DICOM file: {exc.strerror or exc}") from None
+    # Memory budget: no file larger than a 32-bit image at the pixel limit is read, and a
+    # deflated dataset is inflated only up to that size (pydicom would inflate it whole).
+    check_file_size(path, size, 4)
+
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    path = Path(path)
     try:
-        # Memory budget: no file larger than a 32-bit image at the pixel limit is read, and a
-        # deflated dataset is inflated only up to that size (pydicom would inflate it whole).
-        check_file_size(path, path.stat().st_size, 4)
         has_preamble = _has_preamble(path)
         with _quiet():
             ds = read_deflated(path, has_preamble)
