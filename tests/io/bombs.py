@@ -97,6 +97,25 @@ def oversize_codestream_dicom(kind: str, width: int = 60000, height: int = 60000
     return fuzzlib._dicom(ts, arr, frame=frame, bits_stored=12 if arr.dtype.itemsize == 2 else None)
 
 
+def consistent_junk_dicom(kind: str, side: int = 7000) -> bytes:
+    """A ``side`` x ``side`` DICOM (49 MP at 7000: just under the default limit) whose codestream
+    agrees with the header but holds the data of a 24x16 image: it passes every check, so the
+    decoder's own time and memory on it are the worst an accepted file costs."""
+    import pydicom
+    from pydicom.encaps import encapsulate, get_frame
+
+    ds = pydicom.dcmread(io.BytesIO(oversize_codestream_dicom(kind, side, side)))
+    ds.Rows = ds.Columns = side
+    if kind == "j2k":  # one tile over the whole image, as encoders write radiographs
+        frame = bytearray(get_frame(ds.PixelData, 0, number_of_frames=1))
+        at = frame.find(b"\xff\x4f\xff\x51")
+        struct.pack_into(">II", frame, at + 24, side, side)
+        ds.PixelData = encapsulate([bytes(frame)])
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
 def j2k_tiles_dicom(side: int = 300, tile: int = 1) -> bytes:
     """A ``side`` x ``side`` JPEG 2000 DICOM whose SIZ declares ``tile`` x ``tile`` tiles (1x1:
     90,000 tiles here, 18.5 million over a 4300 x 4300 film; the standard allows 65535)."""

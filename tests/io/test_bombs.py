@@ -171,6 +171,23 @@ def test_codestream_components_and_zero_height(tmp_path, seed, how, pattern):
     _refused(_write(tmp_path, "cs.dcm", data), UnreadableImage, pattern, seconds=2)
 
 
+@pytest.mark.parametrize("kind,name,need", [("jpeg_lossless", "JPEG Lossless", 6125000),
+                                             ("jpeg_baseline", "JPEG Baseline", 191406),
+                                             ("jpeg_extended", "JPEG Extended", 191406)])
+def test_huffman_frame_too_short_for_its_size_is_refused_before_decoding(tmp_path, kind, name, need):
+    """A 1 KB frame for 7000 x 7000: lossless JPEG needs a bit per pixel, DCT two per block.
+    pylibjpeg turned such junk into a full "image" in 23 s (lossless) and 14 s (baseline)."""
+    path = _write(tmp_path, "junk.dcm", bombs.consistent_junk_dicom(kind))
+    _refused(path, UnreadableImage, rf"truncated or corrupt {name}.* pixel data: \d+ bytes cannot hold a 7000x7000 "
+             rf"image \(at least {need} needed\); refused before decoding", seconds=3)
+
+
+def test_invalid_jpegls_stream_is_not_handed_to_the_slow_fallback(tmp_path):
+    """CharLS rejects a 1 KB JPEG-LS frame for 7000 x 7000 at once; pylibjpeg took 79 s to decode it into noise."""
+    path = _write(tmp_path, "junk.dcm", bombs.consistent_junk_dicom("jpegls"))
+    _refused(path, UnreadableImage, r"corrupt JPEG-LS .*pixel data: charls.*Invalid JPEG-LS stream", seconds=3)
+
+
 def test_rle_segment_bomb_refused_and_valid_rle_reads(tmp_path):
     """400 KB of runs decode to 25.6 MB for a 384-pixel plane; the valid seed still reads."""
     _refused(_write(tmp_path, "rle.dcm", bombs.rle_bomb_dicom()), UnreadableImage,
@@ -183,16 +200,19 @@ def test_rle_segment_bomb_refused_and_valid_rle_reads(tmp_path):
 # --- decode time: scans ---------------------------------------------------------------------------
 
 def test_progressive_cpu_bomb_is_refused_from_its_scan_count(tmp_path):
-    """10,000 near-empty scans over 8000 x 6000 (~0.9 MB; minutes inside libjpeg) are counted, not decoded."""
+    """10,000 near-empty scans over 8000 x 6000 (~0.9 MB; minutes inside libjpeg) are counted, not
+    decoded; so are 21 scans over 7000 x 7000 (1.03 billion scan-pixels, ~7 s of libjpeg)."""
     path = _write(tmp_path, "prog.jpg", bombs.progressive_jpeg(8000, 6000, 10_000))
-    _refused(path, UnsupportedImage, r"JPEG in 10000 scans, over the limit of 100: every scan walks the whole image",
-             seconds=2)
+    _refused(path, UnsupportedImage, r"JPEG in 10000 scans over 48\.0 megapixels, over the limit of 100 scans and "
+             r"1 billion scan-pixels: every scan walks the whole image again", seconds=2)
+    path = _write(tmp_path, "prog21.jpg", bombs.progressive_jpeg(7000, 7000, 21))
+    _refused(path, UnsupportedImage, r"JPEG in 21 scans over 49\.0 megapixels", seconds=2)
 
 
 def test_scan_limit_applies_to_jpeg_inside_dicom(tmp_path):
     frame = bombs.progressive_jpeg(24, 16, 150)
     data = fuzzlib._dicom("1.2.840.10008.1.2.4.50", bombs._pixels(top=255), frame=frame)
-    _refused(_write(tmp_path, "prog.dcm", data), UnsupportedImage, r"JPEG Baseline.* in 150 scans, over the limit of 100")
+    _refused(_write(tmp_path, "prog.dcm", data), UnsupportedImage, r"JPEG Baseline.* in 150 scans over 0\.0 megapixels, over the limit of 100 scans")
 
 
 def test_an_ordinary_progressive_jpeg_reads_like_its_baseline_twin(tmp_path):

@@ -15,13 +15,16 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["Codestream", "MAX_SCANS", "MAX_TILES", "parse_codestream", "count_scans"]
+__all__ = ["Codestream", "MAX_SCANS", "MAX_SCAN_PIXELS", "MAX_TILES", "parse_codestream", "count_scans",
+           "scan_budget_exceeded"]
 
 #: Most scans a JPEG may hold. A sequential JPEG has one per component (at most 4); libjpeg's
-#: progressive scripts use 6 (grey) to 10 (colour), mozjpeg's optimised ones up to ~20. Each scan
-#: walks every block of the frame again, so the count bounds decode time: 100 scans over a
-#: 50-megapixel frame take ~7 s (measured, docs/reliability.md).
+#: progressive scripts use 6 (grey) to 10 (colour), mozjpeg's optimised ones up to ~20.
 MAX_SCANS = 100
+#: Each scan walks every block of the frame again (~7 ns per pixel per scan in libjpeg-turbo,
+#: measured: 100 scans over 7000 x 7000 took 33 s), so scans x pixels bounds decode time:
+#: 1e9 is 20 scans at the 50-megapixel limit (~7 s), 100 scans up to 10 megapixels.
+MAX_SCAN_PIXELS = 1_000_000_000
 #: JPEG 2000 tile indices are 0..65534 (ISO 15444-1, Isot); more tiles is not a valid codestream,
 #: and 1x1 tiles over a large image make OpenJPEG spend minutes on per-tile bookkeeping.
 MAX_TILES = 65535
@@ -42,6 +45,7 @@ class Codestream:
     components: int
     precision: int
     scans: int = 1  # JPEG: SOS markers; JPEG 2000: tiles
+    min_bytes: int = 0  # the fewest bytes a complete codestream of this size can have (0: no bound)
 
 
 def count_scans(data: bytes, first_sos: int) -> int:
@@ -52,6 +56,24 @@ def count_scans(data: bytes, first_sos: int) -> int:
     the count larger).
     """
     return data.count(b"\xff\xda", first_sos)
+
+
+def scan_budget_exceeded(scans: int, pixels: int) -> bool:
+    """True when a JPEG's scans would cost more decode time than the budget allows."""
+    return scans > MAX_SCANS or scans * pixels > MAX_SCAN_PIXELS
+
+
+def _min_bytes(marker: int, width: int, height: int, components: int) -> int:
+    """Huffman-coded JPEG spends at least one bit per code: lossless (SOF3, 7) one per sample,
+    sequential DCT (SOF0, 1, 5) two per 8x8 block (DC difference and end-of-block). A frame
+    shorter than that was cut or is junk, and decoders would fill the rest (pylibjpeg took 79 s
+    over a 1 KB JPEG-LS frame of 7000 x 7000). Progressive, arithmetic-coded and JPEG-LS
+    streams code runs of blocks or pixels in a few bits: no bound."""
+    if marker in (0xC3, 0xC7):
+        return width * height * components // 8
+    if marker in (0xC0, 0xC1, 0xC5):
+        return -(-width // 8) * -(-height // 8) * components // 4
+    return 0
 
 
 def _jpeg(data: bytes) -> Codestream | None:
@@ -75,12 +97,13 @@ def _jpeg(data: bytes) -> Codestream | None:
         if marker in _SOF and pos + 8 <= n:
             precision, height, width, components = struct.unpack_from(">BHHB", data, pos + 2)
             kind = "jpeg-ls" if marker == 0xF7 else "jpeg"
-            frame = Codestream(kind, width, height, components, precision)
+            frame = Codestream(kind, width, height, components, precision,
+                               min_bytes=_min_bytes(marker, width, height, components))
         if marker == 0xDA:
             if frame is None:
                 return None
             return Codestream(frame.kind, frame.width, frame.height, frame.components, frame.precision,
-                              scans=count_scans(data, pos - 2))
+                              scans=count_scans(data, pos - 2), min_bytes=frame.min_bytes)
         pos += length
     return frame
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependency, UnreadableImage, UnsupportedImage
-from ._codestream import MAX_SCANS, MAX_TILES, parse_codestream
+from ._codestream import MAX_SCAN_PIXELS, MAX_SCANS, MAX_TILES, parse_codestream, scan_budget_exceeded
 from ._dicom_header import _code, _quiet, _short
 
 __all__: list[str] = []
@@ -104,6 +104,10 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
         except ImportError:
             log.debug("imagecodecs missing: decoding %s with pydicom", ts_name)
         except Exception as exc:
+            if _FAST[uid] == "jpegls_decode" and type(exc).__name__ == "JpeglsError":
+                # CharLS is the JPEG-LS reference decoder: a stream it calls invalid is, and
+                # pylibjpeg would spend up to a minute turning it into noise (79 s at 49 MP).
+                raise UnreadableImage(path, f"corrupt {ts_name} pixel data: {_short(exc)}") from None
             log.debug("imagecodecs failed on %s (%s): trying pydicom", ts_name, _short(exc))
 
     try:
@@ -183,10 +187,16 @@ def _check_codestream(path: Path, ds: Any, ts_name: str) -> None:
             path, f"corrupt {ts_name} pixel data: the codestream's tiling gives {cs.scans} tiles "
             f"(JPEG 2000 allows 1 to {MAX_TILES})"
         )
-    if cs.kind != "jpeg2000" and cs.scans > MAX_SCANS:
+    if cs.kind != "jpeg2000" and scan_budget_exceeded(cs.scans, rows * cols):
         raise UnsupportedImage(
-            path, f"{ts_name} pixel data in {cs.scans} scans, over the limit of {MAX_SCANS}: every scan "
-            "walks the whole frame again (a decode-time bomb); no radiograph encoder writes so many"
+            path, f"{ts_name} pixel data in {cs.scans} scans over {rows * cols / 1e6:.1f} megapixels, over the "
+            f"limit of {MAX_SCANS} scans and {MAX_SCAN_PIXELS / 1e9:.0f} billion scan-pixels: every scan walks "
+            "the whole frame again (a decode-time bomb)"
+        )
+    if len(frame) < cs.min_bytes:
+        raise UnreadableImage(
+            path, f"truncated or corrupt {ts_name} pixel data: {len(frame)} bytes cannot hold a "
+            f"{cs.width}x{cs.height} image (at least {cs.min_bytes} needed); refused before decoding"
         )
 
 

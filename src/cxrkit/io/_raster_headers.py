@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import UnreadableImage, UnsupportedImage
-from ._codestream import MAX_SCANS, count_scans
+from ._codestream import MAX_SCAN_PIXELS, MAX_SCANS, count_scans, scan_budget_exceeded
 
 __all__ = ["RasterHeader", "parse_header"]
 
@@ -118,10 +118,11 @@ def _jpeg(path: object, data: bytes) -> RasterHeader:
             if width == 0 or height == 0:
                 raise UnsupportedImage(path, "JPEG with height defined later (DNL) is not supported")
             scans = count_scans(data, pos - 2)
-            if scans > MAX_SCANS:
+            if scan_budget_exceeded(scans, width * height):
                 raise UnsupportedImage(
-                    path, f"JPEG in {scans} scans, over the limit of {MAX_SCANS}: every scan walks the whole "
-                    "image again (a decode-time bomb); no radiograph encoder writes so many"
+                    path, f"JPEG in {scans} scans over {width * height / 1e6:.1f} megapixels, over the limit of "
+                    f"{MAX_SCANS} scans and {MAX_SCAN_PIXELS / 1e9:.0f} billion scan-pixels: every scan walks "
+                    "the whole image again (a decode-time bomb)"
                 )
             layout = {1: "gray", 3: "rgb", 4: "cmyk"}.get(components, f"{components} channels")
             return RasterHeader(width, height, precision, layout)
