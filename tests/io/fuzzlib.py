@@ -26,7 +26,10 @@ header fields edited through pydicom (BitsStored > BitsAllocated, zero/negative 
 window width 0, RescaleSlope 0/NaN, wrong transfer syntax, short PixelData, odd-length
 values, MONOCHROME1 with an empty VOI LUT Sequence, palette colour, frame counts, ...),
 PNG chunks with their CRCs recomputed (so the file gets past the container check and into
-libpng), JPEG frame headers and entropy-coded data, TIFF IFD entries, BMP headers.
+libpng), JPEG frame headers and entropy-coded data, TIFF IFD entries, BMP headers. Bomb shapes
+(``tests/io/bombs.py`` has the large ones): a deflated dataset with up to 300 MiB of zeros
+appended, a DICOM codestream's frame header enlarged, zero-height, three-component or tiled
+1x1, and a JPEG's last scan repeated up to 1000 times.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ SHARED = Path(os.environ.get("CXRKIT_SHARED_DATA", REPO.parent / "shared" / "dat
 PHI_MARKERS = ("FUZZ^SECRET", "PID-FUZZ-0001", "19700101")
 
 DEFAULT_TIMEOUT = 10.0  # seconds per case: the issue's definition of a hang
-DEFAULT_MEMORY = 4 << 30  # bytes of address space per worker (a 300-megapixel float32 read fits)
+DEFAULT_MEMORY = 4 << 30  # bytes of address space per worker (a 50-megapixel read fits many times over)
 
 Case = tuple[str, tuple[tuple[Any, ...], ...]]
 #: Outcomes counted by the CI fuzz tests in this process (printed in pytest's summary).
