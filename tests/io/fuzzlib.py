@@ -26,7 +26,10 @@ header fields edited through pydicom (BitsStored > BitsAllocated, zero/negative 
 window width 0, RescaleSlope 0/NaN, wrong transfer syntax, short PixelData, odd-length
 values, MONOCHROME1 with an empty VOI LUT Sequence, palette colour, frame counts, ...),
 PNG chunks with their CRCs recomputed (so the file gets past the container check and into
-libpng), JPEG frame headers and entropy-coded data, TIFF IFD entries, BMP headers.
+libpng), JPEG frame headers and entropy-coded data, TIFF IFD entries, BMP headers. Bomb shapes
+(``tests/io/bombs.py`` has the large ones): a deflated dataset with up to 300 MiB of zeros
+appended, a DICOM codestream's frame header enlarged, zero-height, three-component or tiled
+1x1, and a JPEG's last scan repeated up to 1000 times.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ SHARED = Path(os.environ.get("CXRKIT_SHARED_DATA", REPO.parent / "shared" / "dat
 PHI_MARKERS = ("FUZZ^SECRET", "PID-FUZZ-0001", "19700101")
 
 DEFAULT_TIMEOUT = 10.0  # seconds per case: the issue's definition of a hang
-DEFAULT_MEMORY = 4 << 30  # bytes of address space per worker (a 300-megapixel float32 read fits)
+DEFAULT_MEMORY = 4 << 30  # bytes of address space per worker (a 50-megapixel read fits many times over)
 
 Case = tuple[str, tuple[tuple[Any, ...], ...]]
 #: Outcomes counted by the CI fuzz tests in this process (printed in pytest's summary).
@@ -777,6 +780,95 @@ def _strip_meta(data: bytes, how: str) -> bytes:
     return data[pos:]
 
 
+def deflate_zeros(parts: list[bytes | int], *, raw: bool = True) -> bytes:
+    """Deflate ``parts`` in order; an int part stands for that many zero bytes, never built.
+
+    Zeros are one 1 MiB block compressed once after a full flush (no back-references across
+    it) and repeated: a gigabyte of zeros costs milliseconds and ~1 MB. ``raw=False`` wraps the
+    stream as zlib (PNG's IDAT), with the Adler-32 of the zeros in closed form.
+    """
+    chunk = 1 << 20
+    comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block_maker = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zero_block = block_maker.compress(bytes(chunk)) + block_maker.flush(zlib.Z_FULL_FLUSH)
+    out: list[bytes] = []
+    a, b = 1, 0  # Adler-32 state
+    for part in parts:
+        if isinstance(part, int):
+            out.append(comp.flush(zlib.Z_FULL_FLUSH))
+            whole, rest = divmod(part, chunk)
+            out.append(zero_block * whole)
+            out.append(comp.compress(bytes(rest)))
+            b = (b + part * a) % 65521
+        else:
+            out.append(comp.compress(part))
+            adler = zlib.adler32(part, (b << 16) | a)
+            a, b = adler & 0xFFFF, adler >> 16
+    out.append(comp.flush())
+    stream = b"".join(out)
+    return stream if raw else b"\x78\xda" + stream + struct.pack(">I", (b << 16) | a)
+
+
+@op("dcm.deflate_zeros", "dicom", Choice((1 << 20, 300 << 20)))
+def _deflate_zeros(data: bytes, n: int) -> bytes:
+    """A deflated seed with ``n`` zero bytes appended in a private element (300 MiB: a deflate bomb
+    past the inflation bound; 1 MiB: legitimate private data, still read)."""
+    if data[128:132] != b"DICM" or b"1.2.840.10008.1.2.1.99" not in data[:2048]:
+        return data
+    pos = 132
+    while data[pos:pos + 2] == b"\x02\x00":
+        vr = data[pos + 4:pos + 6]
+        long_vr = vr in (b"OB", b"OW", b"UN", b"SQ", b"UT", b"UC", b"UR")
+        (length,) = struct.unpack_from("<I" if long_vr else "<H", data, pos + (8 if long_vr else 6))
+        pos += (12 if long_vr else 8) + length
+    try:
+        body = zlib.decompress(data[pos:], -zlib.MAX_WBITS)
+    except zlib.error:
+        return data
+    element = struct.pack("<HH2sH", 0x7FE1, 0x0010, b"LO", 4) + b"FUZZ" + struct.pack("<HH2sHI", 0x7FE1, 0x1000, b"OB", 0, n)
+    return data[:pos] + deflate_zeros([body, element, n])
+
+
+_SOF_MARKERS = tuple(range(0xC0, 0xD0)) + (0xF7,)
+
+
+@op("dcm.codestream", "dicom", Choice(("x2", "60000", "height0", "components3", "tiles1")), weight=2)
+def _dcm_codestream(data: bytes, how: str) -> bytes:
+    """Edit the frame header inside encapsulated pixel data (JPEG SOF, JPEG-LS SOF55, JPEG 2000 SIZ):
+    a codestream larger than Rows x Columns makes the decoder allocate the codestream's size."""
+    from pydicom.encaps import encapsulate, generate_frames
+
+    def edit(ds: Any) -> None:
+        if not ds["PixelData"].is_undefined_length:
+            return
+        frame = bytearray(next(generate_frames(ds.PixelData, number_of_frames=1)))
+        siz = frame.find(b"\xff\x4f\xff\x51")
+        if frame[:2] == b"\xff\xd8":
+            segs = _jpeg_segments(bytes(frame)) or []
+            sof = next((s for s in segs if s[0] in _SOF_MARKERS and s[0] not in (0xC4, 0xC8, 0xCC)), None)
+            if sof is None:
+                return
+            at = sof[1] + 5  # height, width, components
+            height, width = struct.unpack_from(">HH", frame, at)
+            if how in ("x2", "60000"):
+                struct.pack_into(">HH", frame, at, *((min(65535, 2 * height), min(65535, 2 * width))
+                                                     if how == "x2" else (60000, 60000)))
+            elif how == "height0":
+                struct.pack_into(">H", frame, at, 0)
+            elif how == "components3":
+                frame[at + 4] = 3
+        elif siz >= 0:
+            xsiz, ysiz = struct.unpack_from(">II", frame, siz + 8)
+            if how in ("x2", "60000"):
+                struct.pack_into(">II", frame, siz + 8, *((2 * xsiz, 2 * ysiz) if how == "x2" else (60000, 60000)))
+            elif how == "tiles1":
+                struct.pack_into(">II", frame, siz + 24, 1, 1)
+            elif how == "components3":
+                struct.pack_into(">H", frame, siz + 40, 3)
+        ds.PixelData = encapsulate([bytes(frame)])
+    return _dcm_roundtrip(data, edit)
+
+
 # =============================================================================================
 # PNG, JPEG, TIFF, BMP: structure-aware edits that get past the container checks
 # =============================================================================================
@@ -959,6 +1051,16 @@ def _jpeg_scan(data: bytes, how: str, pos: int) -> bytes:
     else:
         body[i:i] = b"\xff\xd0\xff\xd7\xff\x00"
     return data[:start] + bytes(body) + data[end:]
+
+
+@op("jpeg.scans", "jpeg", Choice((1, 10, 101, 1000)))
+def _jpeg_scans(data: bytes, repeats: int) -> bytes:
+    """Repeat the last scan: each repeat is a few bytes, but libjpeg walks every block again for it
+    (a decode-time bomb past a certain count; libjpeg only warns about the bogus progression)."""
+    last, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    if last < 0 or end <= last:
+        return data
+    return data[:end] + data[last:end] * repeats + data[end:]
 
 
 TIFF_TAGS = (256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 322, 323, 324, 325, 338, 339, 32997)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrkit.errors import UnreadableImage, UnsupportedDicom
+from cxrkit.errors import UnreadableImage, UnsupportedDicom, UnsupportedImage
 from cxrkit.io import read_image
 
 BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
@@ -54,6 +54,19 @@ EXPECTED: dict[str, tuple] = {
     "guard_palette_colour.dcm": (UnsupportedDicom, r"'PALETTE COLOR'"),
     "guard_frames_1_declared_2.dcm": (UnsupportedDicom, r"multi-frame DICOM \(2 frames\)"),
     "guard_65535_one_pixel.dcm": ("ok", "minmax"),
+    # decompression and decode-time bombs (made by tests/io/bombs.py; refused before decoding)
+    "dcm_jpegls_sof_60000.dcm": (UnreadableImage, r"JPEG-LS .*codestream declares a 60000x60000 image but the header a 24x16"),
+    "dcm_jpeg_lossless_sof_60000.dcm": (UnreadableImage, r"JPEG Lossless.*codestream declares a 60000x60000 image"),
+    "dcm_jpeg_baseline_sof_60000.dcm": (UnreadableImage, r"JPEG Baseline.*codestream declares a 60000x60000 image"),
+    "dcm_jpeg_extended_sof_60000.dcm": (UnreadableImage, r"JPEG Extended.*codestream declares a 60000x60000 image"),
+    "dcm_j2k_siz_60000.dcm": (UnreadableImage, r"JPEG 2000.*codestream declares a 60000x60000 image"),
+    "dcm_j2k_tiles_1x1.dcm": (UnreadableImage, r"tiling gives 90000 tiles \(JPEG 2000 allows 1 to 65535\)"),
+    "dcm_rle_segment_12800.dcm": (UnreadableImage, r"RLE Lossless pixel data: a segment decodes to more than \d+ bytes for a 24x16"),
+    "png_ihdr_8000x7000.png": (UnsupportedImage, r"8000x7000 = 56\.0 megapixels, over the limit of 50\.0 megapixels"),
+    "jpg_progressive_101_scans.jpg": (UnsupportedImage, r"JPEG in 101 scans over 0\.0 megapixels, over the limit of 100 scans"),
+    "jpg_truncated_eoi.jpg": (UnreadableImage, r"decoder reports: Corrupt JPEG data: premature end of data segment"),
+    "png_half_stream.png": (UnreadableImage, r"decoder reports: Not enough image data"),
+    "guard_deflated_private_1mib.dcm": ("ok", "minmax"),
 }
 
 

@@ -5,6 +5,8 @@
 * **imagecodecs as the fallback for JPEG baseline/extended**: pylibjpeg cannot decode
   12-bit JPEG Extended (``RG2_JPLY.dcm``: libjpeg error -1038).
 * A JPEG/JPEG-LS frame without its end-of-image marker is refused up front.
+* The codestream's own frame header (JPEG SOF, JPEG-LS SOF55, JPEG 2000 SIZ) is checked
+  against Rows x Columns before decoding: decoders allocate what the codestream declares.
 
 Every decoder failure becomes one ``UnreadableImage`` naming the compression and the
 decoder's short message (patient data withheld, see :mod:`._dicom_header`).
@@ -13,12 +15,14 @@ decoder's short message (patient data withheld, see :mod:`._dicom_header`).
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependency, UnreadableImage
+from ..errors import MissingDependency, UnreadableImage, UnsupportedImage
+from ._codestream import MAX_SCAN_PIXELS, MAX_SCANS, MAX_TILES, parse_codestream, scan_budget_exceeded
 from ._dicom_header import _code, _quiet, _short
 
 __all__: list[str] = []
@@ -89,6 +93,10 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
     compressed = bool(ts.is_compressed)
     if uid in _NEEDS_EOI:
         _check_end_of_image(path, ds, ts_name)
+    if uid == "1.2.840.10008.1.2.5":
+        _check_rle(path, ds)
+    elif compressed:
+        _check_codestream(path, ds, ts_name)
 
     if uid in _FAST and int(ds.get("PixelRepresentation", 0)) == 0:
         try:
@@ -96,6 +104,10 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
         except ImportError:
             log.debug("imagecodecs missing: decoding %s with pydicom", ts_name)
         except Exception as exc:
+            if _FAST[uid] == "jpegls_decode" and type(exc).__name__ == "JpeglsError":
+                # CharLS is the JPEG-LS reference decoder: a stream it calls invalid is, and
+                # pylibjpeg would spend up to a minute turning it into noise (79 s at 49 MP).
+                raise UnreadableImage(path, f"corrupt {ts_name} pixel data: {_short(exc)}") from None
             log.debug("imagecodecs failed on %s (%s): trying pydicom", ts_name, _short(exc))
 
     try:
@@ -145,3 +157,88 @@ def _check_end_of_image(path: Path, ds: Any, ts_name: str) -> None:
         raise UnreadableImage(
             path, f"truncated {ts_name} pixel data: the codestream has no end-of-image marker (file cut short?)"
         )
+
+
+def _check_codestream(path: Path, ds: Any, ts_name: str) -> None:
+    """Refuse a frame whose codestream declares more than the header's one Rows x Columns plane,
+    or more work than any radiograph needs, before a decoder allocates or loops on it."""
+    from pydicom.encaps import get_frame
+
+    try:
+        frame = bytes(get_frame(ds.PixelData, 0, number_of_frames=1))
+    except Exception:
+        return  # broken encapsulation: the decoders below fail on it with their own message
+    cs = parse_codestream(frame)
+    if cs is None:
+        return
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    if cs.width < 1 or cs.height < 1 or cs.width > cols or cs.height > rows:
+        raise UnreadableImage(
+            path, f"corrupt {ts_name} pixel data: the codestream declares a {cs.width}x{cs.height} image "
+            f"but the header a {cols}x{rows} one (Columns x Rows); refused before decoding"
+        )
+    if cs.components != 1:
+        raise UnreadableImage(
+            path, f"corrupt {ts_name} pixel data: the codestream has {cs.components} components "
+            "but the header says one sample per pixel; refused before decoding"
+        )
+    if cs.kind == "jpeg2000" and not 1 <= cs.scans <= MAX_TILES:
+        raise UnreadableImage(
+            path, f"corrupt {ts_name} pixel data: the codestream's tiling gives {cs.scans} tiles "
+            f"(JPEG 2000 allows 1 to {MAX_TILES})"
+        )
+    if cs.kind != "jpeg2000" and scan_budget_exceeded(cs.scans, rows * cols):
+        raise UnsupportedImage(
+            path, f"{ts_name} pixel data in {cs.scans} scans over {rows * cols / 1e6:.1f} megapixels, over the "
+            f"limit of {MAX_SCANS} scans and {MAX_SCAN_PIXELS / 1e9:.0f} billion scan-pixels: every scan walks "
+            "the whole frame again (a decode-time bomb)"
+        )
+    if len(frame) < cs.min_bytes:
+        raise UnreadableImage(
+            path, f"truncated or corrupt {ts_name} pixel data: {len(frame)} bytes cannot hold a "
+            f"{cs.width}x{cs.height} image (at least {cs.min_bytes} needed); refused before decoding"
+        )
+
+
+def _rle_length(frame: bytes, start: int, end: int, limit: int) -> int:
+    """Bytes an RLE (PackBits) segment decodes to, counted up to just past ``limit`` only."""
+    total, pos = 0, start
+    while pos < end and total <= limit:
+        header = frame[pos]
+        if header > 128:  # a run: the next byte 257 - header times
+            total += 257 - header
+            pos += 2
+        elif header < 128:  # a literal: the next header + 1 bytes
+            total += header + 1
+            pos += header + 2
+        else:
+            pos += 1
+    return total
+
+
+def _check_rle(path: Path, ds: Any) -> None:
+    """Refuse an RLE segment that decodes to far more than one Rows x Columns plane.
+
+    Each two-byte run expands to 128 bytes, so a segment decodes to up to 64 times its size,
+    and pydicom's decoder builds the whole segment before comparing its length. Counting the
+    runs first (stopping at the limit) costs about as much as pydicom's own loop on a valid
+    file. Decoders tolerate a little padding, so the limit is twice the plane.
+    """
+    from pydicom.encaps import get_frame
+
+    try:
+        frame = bytes(get_frame(ds.PixelData, 0, number_of_frames=1))
+        (count,) = struct.unpack_from("<I", frame, 0)
+        offsets = list(struct.unpack_from("<15I", frame, 4)[:count]) if 1 <= count <= 15 else []
+    except Exception:
+        return  # broken encapsulation or header: pydicom's decoder reports it
+    plane = int(ds.Rows) * int(ds.Columns)
+    for start, end in zip(offsets, offsets[1:] + [len(frame)]):
+        if start < 64 or end > len(frame) or start >= end:
+            return
+        limit = 2 * plane + 1024
+        if _rle_length(frame, start, end, limit) > limit:
+            raise UnreadableImage(
+                path, f"corrupt RLE Lossless pixel data: a segment decodes to more than {limit} bytes "
+                f"for a {int(ds.Columns)}x{int(ds.Rows)} image (Columns x Rows); refused before decoding"
+            )

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["XrayImage", "META_KEYS", "make_meta", "max_pixels", "check_pixel_count"]
+__all__ = ["XrayImage", "META_KEYS", "make_meta", "max_pixels", "check_pixel_count", "max_file_bytes",
+           "check_file_size"]
 
 #: Keys present in every ``XrayImage.meta`` (value ``None`` when unknown).
 META_KEYS: tuple[str, ...] = (
@@ -37,10 +38,14 @@ META_KEYS: tuple[str, ...] = (
     "inverted",
 )
 
-#: Default refusal threshold for decompression bombs: far above any real
-#: radiograph (a 43x43 cm detector at 0.1 mm is ~18.5 megapixels).
-DEFAULT_MAX_PIXELS = 300_000_000
+#: Default refusal threshold for decompression bombs: 50 megapixels, 2.7x the largest
+#: radiograph detectors (43x43 cm at 0.1 mm, ~4300x4300 = 18.5 MP) and above any digitised
+#: film (35x43 cm at 0.1 mm, 15 MP), yet small enough that one accepted file, decoded and
+#: turned into float32 display values, stays well under a gigabyte (see docs/reliability.md).
+DEFAULT_MAX_PIXELS = 50_000_000
 MAX_PIXELS_ENV = "CXRKIT_MAX_PIXELS"
+#: Bytes a file may hold beyond its pixels: headers, overlays, icons, private tags.
+HEADER_SLACK_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def make_meta(**values: Any) -> dict[str, Any]:
 
 
 def max_pixels() -> int:
-    """Pixel-count limit, ``CXRKIT_MAX_PIXELS`` if set, else 300 megapixels.
+    """Pixel-count limit, ``CXRKIT_MAX_PIXELS`` if set, else 50 megapixels.
 
     Read on every call (not at import) so tests and long-running servers can
     change it without reloading the module.
@@ -109,5 +114,30 @@ def check_pixel_count(path: object, width: int, height: int) -> None:
             f"image is {width}x{height} = {n / 1e6:.1f} megapixels, over the limit of "
             f"{limit / 1e6:.1f} megapixels that protects against decompression bombs; "
             f"if the file is genuine, raise the limit with the environment variable "
+            f"{MAX_PIXELS_ENV}=<pixels>",
+        )
+
+
+def max_file_bytes(bytes_per_pixel: int) -> int:
+    """The most bytes a file (or an inflated DICOM dataset) may hold: its pixels, uncompressed
+    at ``bytes_per_pixel``, at the pixel limit, plus ``HEADER_SLACK_BYTES``.
+
+    No image within the pixel limit needs more, so anything larger is refused before it is
+    read into memory: the per-file memory budget then follows from the pixel limit alone.
+    """
+    return bytes_per_pixel * max_pixels() + HEADER_SLACK_BYTES
+
+
+def check_file_size(path: object, size: int, bytes_per_pixel: int) -> None:
+    """Refuse a file of ``size`` bytes beyond ``max_file_bytes``, before it is read into memory."""
+    from ..errors import UnsupportedImage
+
+    limit = max_file_bytes(bytes_per_pixel)
+    if size > limit:
+        raise UnsupportedImage(
+            path,
+            f"file of {size / 1e6:.1f} MB is larger than any image within the limit of "
+            f"{max_pixels() / 1e6:.1f} megapixels needs ({limit / 1e6:.1f} MB at {bytes_per_pixel} bytes "
+            f"per pixel); if the file is genuine, raise the limit with the environment variable "
             f"{MAX_PIXELS_ENV}=<pixels>",
         )

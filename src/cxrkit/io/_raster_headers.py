@@ -10,6 +10,8 @@ Two reasons not to hand raw bytes straight to a decoder:
   with their CRCs, JPEG markers up to the end-of-image marker, TIFF strip
   extents, BMP pixel array size) catches a cut file cheaply (~1 ms per MB) and
   lets us say *what* is wrong, and the C libraries never see the bad file.
+* **Work first.** A progressive JPEG's decode time grows with its number of scans, so the
+  scans are counted (``_codestream.MAX_SCANS``) before libjpeg loops over them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import zlib
 from dataclasses import dataclass
 
 from ..errors import UnreadableImage, UnsupportedImage
+from ._codestream import MAX_SCAN_PIXELS, MAX_SCANS, count_scans, scan_budget_exceeded
 
 __all__ = ["RasterHeader", "parse_header"]
 
@@ -114,6 +117,13 @@ def _jpeg(path: object, data: bytes) -> RasterHeader:
             width, height, precision, components = frame
             if width == 0 or height == 0:
                 raise UnsupportedImage(path, "JPEG with height defined later (DNL) is not supported")
+            scans = count_scans(data, pos - 2)
+            if scan_budget_exceeded(scans, width * height):
+                raise UnsupportedImage(
+                    path, f"JPEG in {scans} scans over {width * height / 1e6:.1f} megapixels, over the limit of "
+                    f"{MAX_SCANS} scans and {MAX_SCAN_PIXELS / 1e9:.0f} billion scan-pixels: every scan walks "
+                    "the whole image again (a decode-time bomb)"
+                )
             layout = {1: "gray", 3: "rgb", 4: "cmyk"}.get(components, f"{components} channels")
             return RasterHeader(width, height, precision, layout)
         pos += length

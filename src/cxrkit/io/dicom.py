@@ -43,7 +43,8 @@ from ._dicom_header import (
     _text,
     parse_age,
 )
-from ._image import XrayImage, check_pixel_count, make_meta
+from ._dicom_deflate import read_deflated
+from ._image import XrayImage, check_file_size, check_pixel_count, make_meta
 from ._voi import to_display
 from .detect import detect_format
 
@@ -117,18 +118,30 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
     after the modality LUT, the VOI (LUT, window or min/max) and MONOCHROME1
     inversion (see ``cxrkit.io._voi`` for the rules).
     """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UnreadableImage(path, f"not a readable DICOM file: {exc.strerror or exc}") from None
+    # Memory budget: no file larger than a 32-bit image at the pixel limit is read, and a
+    # deflated dataset is inflated only up to that size (pydicom would inflate it whole).
+    check_file_size(path, size, 4)
+
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    path = Path(path)
     try:
         has_preamble = _has_preamble(path)
         with _quiet():
-            ds = pydicom.dcmread(path, force=not has_preamble)
+            ds = read_deflated(path, has_preamble)
+            if ds is None:
+                ds = pydicom.dcmread(path, force=not has_preamble)
             # pydicom converts elements lazily, so a corrupt VR or value would otherwise raise
             # (NotImplementedError, ValueError...) wherever the header is first read. Convert
             # every element now, inside this try: one clear error for a corrupt header.
             ds.walk(lambda _ds, _elem: None)
+    except UnreadableImage:
+        raise
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _short(exc)
         raise UnreadableImage(path, f"not a readable DICOM file: {reason}") from None

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependency, UnreadableImage, UnsupportedImage
-from ._image import XrayImage, check_pixel_count, make_meta
+from ._capture import captured_stderr, decoder_damage
+from ._image import XrayImage, check_file_size, check_pixel_count, make_meta
 from ._raster_headers import RasterHeader, parse_header
 from .detect import detect_format
 
@@ -123,9 +124,13 @@ def read_raster(path: str | os.PathLike[str], data: bytes | None = None) -> Xray
     path = Path(path)
     if data is None:
         try:
+            # Memory budget: nothing larger than 8 bytes per pixel (16-bit RGBA) at the pixel limit.
+            check_file_size(path, path.stat().st_size, 8)
             data = path.read_bytes()
         except OSError as exc:
             raise UnreadableImage(path, f"cannot read file: {exc.strerror or exc}") from None
+    else:
+        check_file_size(path, len(data), 8)
     if not data:
         raise UnreadableImage(path, "file is empty (0 bytes)")
     fmt = detect_format(data)
@@ -144,7 +149,12 @@ def read_raster(path: str | os.PathLike[str], data: bytes | None = None) -> Xray
             path, f"{header.bit_depth}-bit JPEG is not supported outside DICOM; convert it to 16-bit PNG"
         )
 
-    arr = _decode_cv2(data)
+    with captured_stderr() as said:
+        arr = _decode_cv2(data)
+    damage = decoder_damage(fmt, said)
+    if damage is not None:
+        # libjpeg fills what it could not decode with grey, libpng stops: the image is not the file's.
+        raise UnreadableImage(path, f"damaged {fmt.upper()} image data, the decoder reports: {damage}")
     order = "BGR"
     if arr is None:
         log.debug("%s: OpenCV could not decode, trying Pillow", path)
