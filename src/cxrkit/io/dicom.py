@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._logging import guard
 from ..errors import UnreadableImage, UnsupportedDicom
 from ._dicom_codec import _decode
 from ._dicom_header import (
@@ -120,6 +121,7 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    guard()  # after the import (pydicom's config sets up its logger there); cheap, so on every read
     path = Path(path)
     try:
         has_preamble = _has_preamble(path)
