@@ -33,6 +33,7 @@ reaches it, whoever configured the loggers.
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from pathlib import Path
 
@@ -48,6 +49,7 @@ DROPPED: tuple[str, ...] = ("uvicorn.access",)
 #: What is left of a reader's record at DEBUG.
 WITHHELD = "message withheld: this library's messages can quote file contents or requests (patient data)"
 _MESSAGE_WITHHELD = "(message withheld: it can quote file contents)"
+_GUARD_LOCK = threading.Lock()
 
 
 def _in(name: str, families: tuple[str, ...]) -> bool:
@@ -133,9 +135,11 @@ def guard(families: tuple[str, ...] = READERS) -> None:
     """
     for name in families:
         logger = logging.getLogger(name)
-        if not any(isinstance(h, _Relay) for h in logger.handlers):
-            logger.handlers.insert(0, _Relay())  # first, so a handler added later sees the reduced record
-        logger.propagate = False
+        if logger.propagate or not any(isinstance(h, _Relay) for h in logger.handlers):
+            with _GUARD_LOCK:  # readers run in threads: one relay per logger, never two
+                if not any(isinstance(h, _Relay) for h in logger.handlers):
+                    logger.handlers.insert(0, _Relay())  # first: a handler added later sees the reduced record
+                logger.propagate = False
 
 
 def attach(handler: logging.Handler) -> logging.Handler:
