@@ -13,11 +13,9 @@ would print them.
 
 The files are written byte by byte (explicit VR little endian unless said otherwise), so
 a broken length or VR is exactly what the name says and the output never depends on a
-pydicom version. ``write_all(folder)`` writes every file; ``needles()`` lists what must
-never appear in any output.
-
-Usable from any test: ``from tests.reliability.phi_files import ...`` does not work with
-pytest's importlib mode, so test modules next to this one use ``from .phi_files import``.
+pydicom version. ``write_all(folder)`` writes every file, ``FILES[name]()`` builds one,
+``element()`` encodes any other broken element, and ``found(text)`` lists the planted
+values a text or byte string contains (test modules here: ``from .phi_files import ...``).
 """
 
 from __future__ import annotations
