@@ -37,7 +37,7 @@ import threading
 import traceback
 from pathlib import Path
 
-__all__ = ["READERS", "SERVERS", "DROPPED", "WITHHELD", "PatientDataFilter", "guard", "attach"]
+__all__ = ["DROPPED", "READERS", "SERVERS", "WITHHELD", "PatientDataFilter", "attach", "guard"]
 
 #: Loggers of libraries that parse file or upload contents (each name covers its children).
 READERS: tuple[str, ...] = ("pydicom", "PIL", "pylibjpeg", "openjpeg", "libjpeg", "rle", "imagecodecs",
