@@ -19,7 +19,8 @@ from cxrkit.errors import UnreadableImage, UnsupportedDicom, UnsupportedImage
 from cxrkit.io import read_image
 
 BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad"
-PHI = ("FUZZ^SECRET", "PID-FUZZ-0001", "19700101")  # the fake identifiers every seed carries
+PHI = ("FUZZ^SECRET", "PID-FUZZ-0001", "19700101",  # the fake identifiers every seed carries
+       "PHI_TOKEN", "19230417", "73147301")  # and those planted in the phi_ files
 
 # file -> ("ok", window_source) or (error class, regex on the reason)
 EXPECTED: dict[str, tuple] = {
@@ -67,6 +68,20 @@ EXPECTED: dict[str, tuple] = {
     "jpg_truncated_eoi.jpg": (UnreadableImage, r"decoder reports: Corrupt JPEG data: premature end of data segment"),
     "png_half_stream.png": (UnreadableImage, r"decoder reports: Not enough image data"),
     "guard_deflated_private_1mib.dcm": ("ok", "minmax"),
+    # a token planted in every identifying field, intact and broken (tests/reliability/phi_files.py)
+    "phi_valid.dcm": ("ok", "window"),
+    "phi_sop_class_swallows_patient.dcm": ("ok", "window"),
+    "phi_sop_class_swallows_all.dcm": (UnsupportedDicom, r"no pixel data \(SOP class: \(an invalid value\)\)"),
+    "phi_bad_sop_class.dcm": (UnsupportedDicom, r"no pixel data \(SOP class: \(an invalid value\)\)"),
+    "phi_wrong_vrs.dcm": ("ok", "window"),
+    "phi_invalid_values.dcm": ("ok", "window"),
+    "phi_unknown_vr.dcm": (UnreadableImage, r"Unknown Value Representation '\.\.\.' in tag \(0010,0010\)"),
+    "phi_unknown_charset.dcm": ("ok", "window"),
+    "phi_value_past_end.dcm": (UnsupportedDicom, r"no pixel data \(SOP class: Digital X-Ray Image Storage"),
+    "phi_corrupt_sequence.dcm": ("ok", "window"),
+    "phi_implicit_no_preamble.dcm": ("ok", "window"),
+    "phi_not_a_radiograph.dcm": (UnsupportedDicom, r"modality 'CT' is not a projection radiograph"),
+    "phi_corrupt_jpeg.dcm": (UnreadableImage, r"JPEG Lossless"),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from .. import _logging
 from ..allocator import keep_heap
 from ._output import CxrGroup, debug
 
@@ -108,13 +109,14 @@ def _cxr() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug() else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    if not debug():
-        # pydicom logs every failed decoder attempt with a traceback; cxrkit already turns a
-        # file no decoder can read into one error row that names the codec and the reason.
-        logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    # One stderr handler, with the patient-data policy of cxrkit._logging on it, and the file
+    # parsers' loggers routed through that policy: their messages can quote header values
+    # (a corrupt length puts the patient's name into them) and every failed decoder attempt
+    # comes with a traceback, while cxrkit already reports each unreadable file in one row.
+    handler = _logging.attach(logging.StreamHandler())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug() else logging.WARNING, handlers=[handler])
+    _logging.guard(_logging.READERS + _logging.SERVERS)
     keep_heap()  # every command runs batches of large tensors; see cxrkit.allocator
     app()
 

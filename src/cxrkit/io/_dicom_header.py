@@ -33,12 +33,13 @@ _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Route pydicom's warnings (odd VRs, padding) to debug logging, for this call only."""
+    """Route pydicom's warnings (odd VRs, padding) to debug logging, for this call only, without
+    their text: it quotes element values, which a corrupt length fills with the patient's name."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
-    for w in caught:
-        log.debug("pydicom: %s", w.message)
+    for w in caught:  # the category only: the text quotes header values (patient data)
+        log.debug("pydicom warned: %s (text withheld)", w.category.__name__)
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

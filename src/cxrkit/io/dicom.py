@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._logging import guard
 from ..errors import UnreadableImage, UnsupportedDicom
 from ._dicom_codec import _decode
 from ._dicom_header import (
@@ -130,6 +131,7 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    guard()  # after the import (pydicom's config sets up its logger there); cheap, so on every read
     try:
         has_preamble = _has_preamble(path)
         with _quiet():

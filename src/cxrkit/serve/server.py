@@ -15,6 +15,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+from .._logging import READERS, SERVERS, guard
 from ..errors import CxrkitError
 from .api import create_app
 from .config import ServeConfig
@@ -62,6 +63,7 @@ def run(config: ServeConfig, on_ready: Callable[[str], None] | None = None) -> N
             app, log_config=None, access_log=False, server_header=False, lifespan="on",
             timeout_graceful_shutdown=int(config.graceful_seconds), limit_concurrency=config.queue_size * 2 + 8,
         ))
+        guard(READERS + SERVERS)  # after uvicorn's Config, which may (re)configure its loggers
         if on_ready is not None:
             on_ready(url_of(sock))
         try:
