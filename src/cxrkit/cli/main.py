@@ -27,7 +27,7 @@ from . import (
     survival,
     train,
 )
-from ._output import CxrGroup, debug
+from ._output import CxrGroup, debug, root
 
 app = typer.Typer(
     name="cxr",
@@ -37,6 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.callback()(root)  # `cxr --version`
 app.command("predict")(predict.predict)
 app.command("age")(age.age)
 app.command("convert")(convert.convert)
