@@ -110,7 +110,7 @@ def speaks_flags(aliases: Mapping[str, str] | None = None) -> Callable[[F], F]:
                     text = flag_names(exc.args[0], ctx.command.params, aliases)
                     exc.args = (text, *exc.args[1:])
                     if isinstance(getattr(exc, "msg", None), str):  # ImportError keeps its own copy
-                        exc.msg = text
+                        setattr(exc, "msg", text)  # noqa: B010 (not every CxrkitError has one)
                 raise
 
         run.speaks_flags = True  # type: ignore[attr-defined]
@@ -134,13 +134,14 @@ class CxrGroup(TyperGroup):
     Every command is decorated with :func:`speaks_flags`, so the line names flags where the
     library named Python parameters."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> typer.Context:
+    # Contexts are typed Any: click's Context class is not part of typer's public API.
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().make_context(*args, **kwargs)
         except UsageError as exc:  # a bad flag of `cxr` itself
             _usage_line(exc)
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except UsageError as exc:  # bad flags of a command: one line, exit 2, like every other error
