@@ -10,11 +10,15 @@ environment, so nothing is downloaded.
 
 from __future__ import annotations
 
+import ast
 import csv
+import importlib.metadata
 import importlib.util
 import os
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -23,12 +27,100 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "cxrkit"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.subprocess,
-    pytest.mark.skipif(importlib.util.find_spec("build") is None, reason="needs `build` (pip install build)"),
-    pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="needs setuptools to build"),
-]
+def needs_build(test):
+    """The build-and-install tests: slow (a minute or more on two cores), run subprocesses."""
+    for mark in (pytest.mark.slow, pytest.mark.subprocess,
+                 pytest.mark.skipif(importlib.util.find_spec("build") is None, reason="needs `build` (pip install build)"),
+                 pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="needs setuptools to build")):
+        test = mark(test)
+    return test
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _pins(name: str) -> dict[str, str]:
+    """``{package: version}`` of a constraints file (``name==version`` lines)."""
+    pins = {}
+    for line in (REPO / "constraints" / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            package, version = line.split("==")
+            pins[package.lower().replace("_", "-")] = version
+    return pins
+
+
+def _requirements() -> list[str]:
+    project = _pyproject()["project"]
+    extras = project["optional-dependencies"]
+    return [*project["dependencies"], *(r for group in extras.values() for r in group if not r.startswith("cxrkit["))]
+
+
+def test_ranges_not_pins_and_no_python_cap():
+    project = _pyproject()["project"]
+    assert project["requires-python"] == ">=3.11"
+    assert "version" in project and "dynamic" not in project  # the one place the version is written
+    for requirement in project["dependencies"]:
+        assert "==" not in requirement and "<" not in requirement, requirement  # no pin, no unjustified cap
+
+
+def test_floor_file_installs_exactly_the_declared_floors():
+    """constraints/floor.txt is what scripts/check_floor.sh installs: it must be pyproject's floors."""
+    floors = {}
+    for requirement in _requirements():
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^]]*\])?>=([0-9][^,;]*)", requirement)
+        if match:
+            floors[match.group(1).lower().replace("_", "-")] = match.group(2)
+    pinned = _pins("floor.txt")
+    for package in _pyproject()["project"]["dependencies"]:
+        name = re.match(r"[A-Za-z0-9_.\-]+", package).group(0).lower()
+        assert name in pinned, f"{name}: a core dependency whose floor is not installed by check_floor.sh"
+    for package, version in pinned.items():
+        assert package in floors, f"{package} is in floor.txt but has no floor in pyproject.toml"
+        declared = tuple(int(x) for x in floors[package].split("."))
+        tested = tuple(int(x) for x in version.split("."))
+        assert tested[: len(declared)] == declared and not any(tested[len(declared):]), (
+            f"{package}: pyproject.toml says >={floors[package]}, floor.txt installs {version}")
+
+
+def test_ci_pins_lie_inside_the_declared_ranges():
+    from packaging.requirements import Requirement
+
+    pinned = _pins("ci.txt")
+    for text in _requirements():
+        requirement = Requirement(text)
+        name = requirement.name.lower().replace("_", "-")
+        if name in pinned:
+            assert requirement.specifier.contains(pinned[name], prereleases=True), f"ci.txt {name}=={pinned[name]} vs {text}"
+    assert {"torch", "torchvision", "typer", "numpy"} <= set(pinned)
+
+
+def test_version_comes_from_the_installed_metadata():
+    import cxrkit
+
+    assert cxrkit.__version__ == importlib.metadata.version("cxrkit")
+
+
+def test_cxr_version_flag():
+    from typer.testing import CliRunner
+
+    from cxrkit import __version__
+    from cxrkit.cli.main import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"cxr (cxrkit) {__version__}"
+
+
+def test_no_private_typer_or_click_module_is_imported():
+    """typer's own copy of click (typer._click) exists only from typer 0.26; cxr must start on 0.16."""
+    private = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            private += [f"{path.relative_to(PACKAGE)}: {n}" for n in names if re.match(r"(typer|click)\.(.*\.)?_", n)]
+    assert not private
 
 
 def _shipped_data() -> set[str]:
@@ -54,6 +146,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
     return {"wheel": wheels[0], "sdist": sdists[0]}
 
 
+@needs_build
 def test_wheel_carries_weights_cards_page_and_py_typed(built):
     names = set(zipfile.ZipFile(built["wheel"]).namelist())
     wanted = _shipped_data()
@@ -66,6 +159,7 @@ def test_wheel_carries_weights_cards_page_and_py_typed(built):
     assert "Requires-Dist: torch>=" in text and "torch==" not in text  # a range, not a pin
 
 
+@needs_build
 def test_installed_wheel_predicts_the_examples(built, tmp_path):
     target = tmp_path / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
