@@ -6,8 +6,8 @@
 #
 #   scripts/check_floor.sh [VENV_DIR]        (default: /tmp/cxrkit-floor; reused if present)
 #
-# The first run downloads torch 2.9.1 (a CUDA build on Linux x86-64, about 4 GB in the venv);
-# later runs reuse the venv. Takes about 5 minutes on two cores once the venv exists.
+# The first run downloads torch 2.9.1 (a CUDA build on Linux x86-64: 6.8 GB in the venv) and
+# takes about 15 minutes on two busy cores; a rerun reuses the venv and takes about 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
