@@ -7,9 +7,13 @@ stays cheap for tools that only need, say, the label vocabulary.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__version__ = "0.1.0"
+try:  # pyproject.toml is the one place the version is written; the installed metadata carries it
+    __version__ = version("cxrkit")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 _LAZY = {
     "read_image": ("cxrkit.io", "read_image"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import re
@@ -14,17 +15,23 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer._click.exceptions import (  # typer's own click, not exported
-    NoArgsIsHelpError,
-    UsageError,
-)
-from typer._click.globals import get_current_context
 from typer.core import TyperGroup
 
 from ..errors import CxrkitError, OutputError
 
+# The click that typer runs on: typer before 0.26 depends on the `click` package, typer 0.26 and
+# later carry their own copy and no longer install `click`. Both are reached through typer's public
+# `BadParameter` (a click `UsageError`), so `cxr` starts with every typer the package admits and
+# never names a private module; `click.globals.get_current_context` and `UsageError` are click's
+# public API in either copy. `NoArgsIsHelpError` exists from click 8.2 on.
+_click_exceptions = sys.modules[typer.BadParameter.__module__]
+UsageError: type[Exception] = _click_exceptions.UsageError
+NoArgsIsHelpError: type[Exception] | tuple[()] = getattr(_click_exceptions, "NoArgsIsHelpError", ())
+get_current_context = importlib.import_module(
+    _click_exceptions.__name__.rpartition(".")[0] + ".globals").get_current_context
+
 __all__ = ["console", "err", "emit", "table", "debug", "CxrGroup", "speaks_flags", "flag_names", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL",
-           "EXIT_OUTPUT", "EXIT_INTERRUPTED"]
+           "EXIT_OUTPUT", "EXIT_INTERRUPTED", "root"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a CxrkitError stopped the command
@@ -103,7 +110,7 @@ def speaks_flags(aliases: Mapping[str, str] | None = None) -> Callable[[F], F]:
                     text = flag_names(exc.args[0], ctx.command.params, aliases)
                     exc.args = (text, *exc.args[1:])
                     if isinstance(getattr(exc, "msg", None), str):  # ImportError keeps its own copy
-                        exc.msg = text
+                        setattr(exc, "msg", text)  # noqa: B010 (not every CxrkitError has one)
                 raise
 
         run.speaks_flags = True  # type: ignore[attr-defined]
@@ -112,7 +119,7 @@ def speaks_flags(aliases: Mapping[str, str] | None = None) -> Callable[[F], F]:
     return wrap
 
 
-def _usage_line(exc: UsageError) -> NoReturn:
+def _usage_line(exc: Any) -> NoReturn:
     """Typer's framed usage box becomes one line; help asked for by giving no arguments still shows."""
     if isinstance(exc, NoArgsIsHelpError) or debug():
         raise exc
@@ -127,13 +134,14 @@ class CxrGroup(TyperGroup):
     Every command is decorated with :func:`speaks_flags`, so the line names flags where the
     library named Python parameters."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> typer.Context:
+    # Contexts are typed Any: click's Context class is not part of typer's public API.
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().make_context(*args, **kwargs)
         except UsageError as exc:  # a bad flag of `cxr` itself
             _usage_line(exc)
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except UsageError as exc:  # bad flags of a command: one line, exit 2, like every other error
@@ -151,3 +159,18 @@ class CxrGroup(TyperGroup):
                 raise
             err.print("interrupted", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"cxr (cxrkit) {__version__}", highlight=False)
+        raise typer.Exit(EXIT_OK)
+
+
+def root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the installed cxrkit version and exit."),
+) -> None:
+    """cxrkit: deep learning on chest X-rays."""

@@ -19,7 +19,7 @@ import typer
 
 from .. import _logging
 from ..allocator import keep_heap
-from ._output import CxrGroup, debug
+from ._output import CxrGroup, debug, root
 
 #: command -> (module in cxrkit.cli, its typer command function or app, the one-line help
 #: `cxr --help` lists without importing the module; a test keeps each equal to the command's own)
@@ -103,9 +103,7 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _cxr() -> None:
-    """cxrkit: deep learning on chest X-rays."""
+app.callback()(root)  # `cxr --version`
 
 
 def main() -> None:

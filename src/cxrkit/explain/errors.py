@@ -1,4 +1,4 @@
-"""Typed errors of the explanation stage (DESIGN.md: a CxrkitError *and* the nearest built-in)."""
+"""Typed errors of the explanation stage (docs/design.md, contract 5: a CxrkitError *and* the nearest built-in)."""
 
 from __future__ import annotations
 

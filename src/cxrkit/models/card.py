@@ -1,4 +1,4 @@
-"""Model cards: the typed metadata every weight file carries (DESIGN.md contract 4).
+"""Model cards: the typed metadata every weight file carries (docs/design.md, contract 4).
 
 A weight file is ``NAME.safetensors`` (tensors only, nothing executable) plus
 ``NAME.json`` beside it, this card. The card records what a user needs to trust and

@@ -1,6 +1,6 @@
 """Turn a decoded radiograph into the model's input: one convention for every path.
 
-The pixel contract (DESIGN.md): single channel, float32, in [-1024, 1024], computed
+The pixel contract (docs/design.md, contract 1): single channel, float32, in [-1024, 1024], computed
 exactly as TorchXRayVision does, ``(2 * x / maxval - 1) * 1024``, with ``maxval`` taken
 from the source file (never assumed 255). Published TorchXRayVision weights therefore
 work unchanged, and a 16-bit file is not silently pushed off the scale.
