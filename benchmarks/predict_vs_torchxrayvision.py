@@ -4,8 +4,11 @@ Same weights, same real images, one run. TorchXRayVision's path is its README re
 one image at a time: ``skimage.io.imread`` -> ``normalize(img, 255)`` ->
 ``XRayCenterCrop`` -> ``XRayResizer(224)`` -> model, batch 1. cxrkit's path is
 ``cxrkit.predict.predict_files`` (what ``cxr predict`` runs): cv2/pydicom decoding in a
-thread ahead of the model, area resize, batches, channels-last, inference mode, and
-bf16 autocast with ``--precision bf16``.
+thread ahead of the model, area resize, batches, channels-last, inference mode, the heap
+kept between batches (``keep_heap``, as ``cxr`` does at start), and the runtime the
+defaults pick (``--backend auto --precision auto``: PyTorch bf16 where bf16 is native,
+ONNX Runtime fp32 elsewhere); the explicit PyTorch fp32 / bf16 and ONNX Runtime rows
+show each lever on its own.
 
 Agreement is reported twice: against TorchXRayVision's default skimage resize (the two
 resize methods differ by design, so scores differ slightly), and against its
@@ -76,10 +79,16 @@ def run_xrv(files: list[Path], model, engine: str) -> tuple[np.ndarray, float]:
     return np.stack(outputs), time.perf_counter() - start
 
 
-def run_cxrkit(files: list[Path], model, precision: str, batch_size: int, workers: int) -> tuple[np.ndarray, float]:
+#: label -> (backend, precision) of each cxrkit row; "defaults" is what `cxr predict` runs with no flags
+CONFIGS = {"defaults": ("auto", "auto"), "torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"),
+           "onnx fp32": ("onnx", "fp32")}
+
+
+def run_cxrkit(files: list[Path], model, config: str, batch_size: int, workers: int) -> tuple[np.ndarray, float]:
     from cxrkit.predict import Predictor, predict_files
 
-    predictor = Predictor(model, precision=precision, calibrate=False)
+    backend, precision = CONFIGS[config]
+    predictor = Predictor(model, precision=precision, backend=backend, calibrate=False)
     head = [predictor.columns.index(label) for label in model.card.labels if label]
     start = time.perf_counter()
     rows = list(predict_files(files, predictor, batch_size=batch_size, workers=workers))
@@ -98,8 +107,9 @@ def cxrkit_parts(files: list[Path], model, batch_size: int) -> dict[str, float]:
 
     inputs, decode = decode_rate(files, model.card.input_size)
     parts = {"decode": decode}
-    for precision in ("fp32", "bf16"):
-        parts[precision] = model_rate(Predictor(model, precision=precision, calibrate=False), inputs, batch_size)
+    for config, (backend, precision) in CONFIGS.items():
+        predictor = Predictor(model, precision=precision, backend=backend, calibrate=False)
+        parts[config] = model_rate(predictor, inputs, batch_size)
     return parts
 
 
@@ -113,8 +123,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
+    from cxrkit.allocator import keep_heap
     from cxrkit.errors import ModelNotFound
     from cxrkit.models import DEFAULT_MODEL, create
+    from cxrkit.predict import choose_backend
+    from cxrkit.models.precision import resolve_precision
+
+    keep_heap()
 
     try:
         model = create(args.model or DEFAULT_MODEL)
@@ -129,12 +144,13 @@ def main() -> None:
         files = prepare_images(args.source, args.images, args.size, Path(tmp))
         print(f"{len(files)} real NIH radiographs at {args.size or 512} px; model {model.card.name}; "
               f"torch threads {torch.get_num_threads()}, cpu count {os.cpu_count()}")
-        run_cxrkit(files[:16], model, "bf16", args.batch_size, args.workers)  # warm-up (allocator, oneDNN kernels)
+        for config in CONFIGS:  # warm-up (allocator, oneDNN kernels, the ONNX graph cache)
+            run_cxrkit(files[:16], model, config, args.batch_size, args.workers)
         xrv_scores, xrv_s = run_xrv(files, twin, "skimage")
         xrv_cv2_scores, xrv_cv2_s = run_xrv(files, twin, "cv2")
         results = {}
-        for precision in ("fp32", "bf16"):
-            results[precision] = run_cxrkit(files, model, precision, args.batch_size, args.workers)
+        for config in CONFIGS:
+            results[config] = run_cxrkit(files, model, config, args.batch_size, args.workers)
         parts = cxrkit_parts(files, model, args.batch_size)
 
     n = len(files)
@@ -143,15 +159,17 @@ def main() -> None:
     print(f"{'torchxrayvision README path (skimage, bs1)':44s} {base:8.1f} {1.0:7.2f} {'-':>16s} {'-':>11s}")
     print(f"{'torchxrayvision engine=cv2 (bs1)':44s} {n / xrv_cv2_s:8.1f} {xrv_s / xrv_cv2_s:7.2f} "
           f"{np.abs(xrv_cv2_scores - xrv_scores).max():16.2e} {'-':>11s}")
-    for precision, (scores, seconds) in results.items():
-        print(f"{'cxrkit predict ' + precision + f' (bs{args.batch_size})':44s} {n / seconds:8.1f} {xrv_s / seconds:7.2f} "
+    chosen = f"{choose_backend('cpu', 'auto')[0]} {resolve_precision('auto', 'cpu')}"
+    for config, (scores, seconds) in results.items():
+        label = f"cxrkit predict {config}" + (f" = {chosen}" if config == "defaults" else "") + f" (bs{args.batch_size})"
+        print(f"{label:44s} {n / seconds:8.1f} {xrv_s / seconds:7.2f} "
               f"{np.abs(scores - xrv_scores).max():16.2e} {np.abs(scores - xrv_cv2_scores).max():11.2e}")
     print("\nratio = images/s relative to torchxrayvision's README path, measured in this run.")
     print(f"\ncxrkit's own bound (decode only {parts['decode']:.1f} img/s, one thread; bound = 1/(1/decode + 1/model)):")
-    for precision, (_, seconds) in results.items():
-        model_only = parts[precision]
+    for config, (_, seconds) in results.items():
+        model_only = parts[config]
         bound = 1.0 / (1.0 / parts["decode"] + 1.0 / model_only)
-        print(f"cxrkit {precision}: model only {model_only:.1f} img/s, bound {bound:.1f} img/s, "
+        print(f"cxrkit {config}: model only {model_only:.1f} img/s, bound {bound:.1f} img/s, "
               f"end to end {n / seconds:.1f} img/s = {n / seconds / bound:.0%} of bound")
 
 

@@ -54,16 +54,18 @@ def _number(pattern: str, text: str) -> float:
 def _predict(out: str) -> list[Row]:
     xrv = _number(r"^torchxrayvision README path.*?\s([\d.]+)\s+1\.00", out)
     rows = []
-    for precision in ("fp32", "bf16"):
-        found = re.search(rf"^cxrkit predict {precision} \(bs(\d+)\)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\S+)", out, re.MULTILINE)
-        bound = re.search(rf"^cxrkit {precision}: model only ([\d.]+) img/s, bound ([\d.]+) img/s, .*= (\d+)% of bound",
+    for config in ("defaults", "torch fp32", "torch bf16", "onnx fp32"):
+        found = re.search(rf"^cxrkit predict {config}(?: = (\S+ \S+))? \(bs(\d+)\)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\S+)",
+                          out, re.MULTILINE)
+        bound = re.search(rf"^cxrkit {config}: model only ([\d.]+) img/s, bound ([\d.]+) img/s, .*= (\d+)% of bound",
                           out, re.MULTILINE)
         parts = (f"; model only {bound.group(1)}, {bound.group(3)} % of the decode + model bound {bound.group(2)}"
                  if bound else "")
         if found:
-            path = f"`cxr predict` {precision}, batch {found.group(1)} (max abs. Δp vs xrv cv2 {found.group(5)})"
-            rows.append(("predict, 1024 px PNGs", path, f"{float(found.group(2)):.1f} img/s{parts}",
-                         f"TorchXRayVision README path: {xrv:.1f} img/s", f"{float(found.group(3)):.2f}x"))
+            what = f"defaults ({found.group(1)})" if found.group(1) else f"`--backend {config.replace(' ', ' --precision ')}`"
+            path = f"`cxr predict` {what}, batch {found.group(2)} (max abs. Δp vs xrv cv2 {found.group(6)})"
+            rows.append(("predict, 1024 px PNGs", path, f"{float(found.group(3)):.1f} img/s{parts}",
+                         f"TorchXRayVision README path: {xrv:.1f} img/s", f"{float(found.group(4)):.2f}x"))
     if not rows:
         raise ValueError("no cxrkit rows in the output")
     return rows
