@@ -11,7 +11,7 @@ from ..models import DEFAULT_MODEL
 from ..models.precision import precision_reason
 from ..predict import Predictor, output_columns, run_files
 from . import _options
-from ._batch import add_maps, input_files, output_spec, progress_bar, report
+from ._batch import add_maps, input_files, output_spec, progress_bar, report, with_reports
 from ._output import err, speaks_flags
 
 
@@ -33,6 +33,7 @@ def predict(
     heatmap_method: str = typer.Option("gradcam", "--heatmap-method", help="gradcam, gradcam++, cam, saliency, ig, occlusion or lime."),
     heatmap_labels: str = typer.Option("top3", "--heatmap-labels", help="top3 (the row's 3 highest scores), all, or names separated by commas."),
     heatmap_raw: bool = typer.Option(False, "--heatmap-raw", help="Also save each map itself as <image>.<label>.<method>.npy (float32, the film's pixels), e.g. for cxr evaluate --localisation."),
+    dicom_sr: Path | None = _options.DICOM_SR,
     clean_film: bool = _options.CLEAN_FILM,
     fix_orientation: bool = _options.FIX_ORIENTATION,
     fix_mirror: bool = _options.FIX_MIRROR,
@@ -60,16 +61,19 @@ def predict(
         # the same film steps, so maps lie on the film as scored; every input named up front, so --resume keeps names
         draw = HeatmapWriter(predictor.model, heatmaps, method=heatmap_method, labels=heatmap_labels,
                              calibrate=calibrate, device=device, film=predictor.film, files=files, raw=heatmap_raw)
+    card, calibrated = predictor.card, predictor.calibrated
     if ood:
         from .embed import with_ood
 
         predictor = with_ood(predictor, model)
     columns = output_columns(predictor) + (["heatmaps"] if draw is not None else [])
     complete = (lambda rows: add_maps(rows, draw, "heatmaps")) if draw is not None else None
+    complete, sr_column = with_reports(complete, dicom_sr, card, "findings", calibrated)
+    columns += sr_column
     if verbose:
         err.print(f"precision: {precision_reason(precision, device)}", highlight=False)
     with progress_bar("predict", output) as bar:
-        summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps"]), columns=columns,
+        summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps", *sr_column]), columns=columns,
                             batch_size=batch_size, workers=workers, complete=complete, progress=bar, engine=engine, scanned=True)
     where = f", Ray {ray}: {ray_actors} model actor(s) on {device}" if engine is not None else ""
     report(summary, output, f"model {predictor.card.name}, {predictor.precision if here == device else precision}{where}")
