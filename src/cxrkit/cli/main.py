@@ -20,6 +20,7 @@ from . import (
     evaluate,
     explain,
     export,
+    listen,
     models,
     predict,
     serve,
@@ -46,6 +47,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("explain")(explain.explain)
 app.command("survival")(survival.survival)
 app.command("serve")(serve.serve)
+app.command("listen")(listen.listen)
 app.command("embed")(embed.embed)
 app.command("ood-fit")(embed.ood_fit)
 app.command("similar")(similar.similar)

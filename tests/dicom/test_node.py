@@ -1,0 +1,144 @@
+"""`cxr listen` as a DICOM node: echo, refusals with their DIMSE status, and the round trip through a real Orthanc.
+
+Round trip: films stored in Orthanc are sent by Orthanc (REST ``/modalities/cxrkit/store``)
+to the node, which must send back exactly one report per film, filed under the film's
+patient and study, holding the probabilities `cxr predict` writes for the same files.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from cxrkit.cli.main import app
+
+pytest.importorskip("highdicom", reason="the dicom extra (highdicom) is not installed")
+pynetdicom = pytest.importorskip("pynetdicom", reason="the dicom extra (pynetdicom) is not installed")
+
+from cxrkit.serve.node import DicomNode, NodeConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "data" / "dicom"
+FILMS = [REPO / "examples" / "siim_chest_pa.dcm", *(SHARED / n for n in ("RG2_JPLL.dcm", "RG1_JLSN.dcm", "RG3_J2KR.dcm")
+                                                  if (SHARED / n).is_file())]
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def c_store(port: int, ds: pydicom.Dataset, calling: str = "MODALITY", called: str = "CXRKIT") -> int | None:
+    """The DIMSE status of one C-STORE to the node, or None when the association was rejected."""
+    ae = pynetdicom.AE(ae_title=calling)
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    if not assoc.is_established:
+        return None
+    try:
+        return assoc.send_c_store(ds).Status
+    finally:
+        assoc.release()
+
+
+def c_echo(port: int, calling: str = "MODALITY") -> int | None:
+    ae = pynetdicom.AE(ae_title=calling)
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title="CXRKIT")
+    if not assoc.is_established:
+        return None
+    try:
+        return assoc.send_c_echo().Status
+    finally:
+        assoc.release()
+
+
+@pytest.fixture()
+def node(tmp_path, tiny_model_file):
+    config = NodeConfig(spool=tmp_path / "spool", port=0, model=str(tiny_model_file), precision="fp32",
+                        allow_ae=("MODALITY", "ORTHANC"), poll_s=0.1)
+    running = DicomNode(config)
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_echo_store_and_refusals_with_their_dimse_status(node, caplog, until):
+    port = node.address[1]
+    film = pydicom.dcmread(FILMS[0])
+    assert c_echo(port) == 0x0000
+    assert c_echo(port, calling="STRANGER") is None  # not in --allow-ae: association rejected
+    ct = copy.deepcopy(film)
+    ct.SOPClassUID = ct.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    ct.Modality = "CT"
+    assert c_store(port, ct) == 0x0122  # SOP class not supported
+    frames = copy.deepcopy(film)
+    frames.NumberOfFrames = 2
+    assert c_store(port, frames) == 0xC000  # cannot understand: not one film
+    assert c_store(port, film) == 0x0000
+    report = until(lambda: list(node.spool.outbox.glob("*.dcm")), 60, "the report in the outbox")
+    assert len(report) == 1 and node.spool.counts() == {"incoming": 0, "outbox": 1, "failed": 0}
+    sr = pydicom.dcmread(report[0])
+    assert sr.StudyInstanceUID == film.StudyInstanceUID and sr.PatientID == film.PatientID
+    for record in caplog.records:  # refusals were logged without patient data
+        assert str(film.PatientID) not in record.getMessage() and str(film.StudyInstanceUID) not in record.getMessage()
+
+
+def _predicted(files: list[Path], model: Path, out: Path) -> dict[str, dict]:
+    """`cxr predict` rows of ``files`` by SOP Instance UID."""
+    result = CliRunner().invoke(app, ["predict", *map(str, files), "--model", str(model), "-o", str(out), "--format",
+                                      "jsonl", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return {pydicom.dcmread(row["file"], stop_before_pixels=True).SOPInstanceUID: row for row in rows}
+
+
+def _sr_values(data: bytes) -> tuple[pydicom.Dataset, dict[str, float], str]:
+    import io
+
+    import highdicom as hd
+
+    sr = pydicom.dcmread(io.BytesIO(data))
+    groups = hd.sr.Comprehensive3DSR.from_dataset(sr).content.get_image_measurement_groups()
+    values = {g.tracking_identifier: g.get_measurements()[0].value for g in groups}
+    return sr, values, groups[0].source_images[0].referenced_sop_instance_uid
+
+
+def _all_reports(orthanc, count: int) -> list[dict] | None:
+    reports = orthanc.reports()
+    return reports if len(reports) >= count else None
+
+
+def test_round_trip_through_orthanc(orthanc, listener, tiny_model_file, tmp_path, until):
+    listener.start()
+    try:
+        ids = [orthanc.upload(film) for film in FILMS]
+        started = time.perf_counter()
+        sent = orthanc.send_to_node(ids)
+        assert sent["status"] == 200, sent
+        reports = until(lambda: _all_reports(orthanc, len(FILMS)), 180, "one report per film in Orthanc")
+        seconds = time.perf_counter() - started
+        expected = _predicted(FILMS, tiny_model_file, tmp_path / "rows.jsonl")
+        sources = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: pydicom.dcmread(f, stop_before_pixels=True)
+                   for f in FILMS}
+        seen = set()
+        for report in reports:
+            sr, values, source_uid = _sr_values(orthanc.file(report["id"]))
+            source = sources[source_uid]
+            seen.add(source_uid)
+            assert sr.StudyInstanceUID == source.StudyInstanceUID and sr.PatientID == source.PatientID
+            assert report["tags"]["StudyInstanceUID"] == source.StudyInstanceUID
+            row = expected[source_uid]
+            assert values.keys() and all(v == pytest.approx(row[k], abs=1e-6) for k, v in values.items())
+        assert seen == set(sources)
+        # sending the same films again gives the same reports: still one per film
+        assert orthanc.send_to_node(ids)["status"] == 200
+        time.sleep(3)
+        until(lambda: not list((tmp_path / "spool" / "outbox").glob("*.dcm")), 60, "the outbox to empty")
+        assert len(orthanc.reports()) == len(FILMS)
+        print(f"round trip: {len(FILMS)} films in {seconds:.1f} s ({seconds / len(FILMS):.2f} s per film)")
+    finally:
+        listener.stop()
