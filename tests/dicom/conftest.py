@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pydicom
 import pytest
 
 requests = pytest.importorskip("requests")
@@ -178,3 +179,42 @@ def listener(orthanc, tiny_model_file, tmp_path) -> Iterator[Listener]:
 def until():
     """:func:`wait_for`, for the test modules (conftest is not importable under importlib mode)."""
     return wait_for
+
+
+class Scu:
+    """A modality's side of DIMSE, for the tests: C-ECHO and C-STORE to a node, returning the status."""
+
+    @staticmethod
+    def store(port: int, ds: pydicom.Dataset, calling: str = "MODALITY", called: str = "CXRKIT") -> int | None:
+        """The DIMSE status of one C-STORE to the node, or None when the association was rejected."""
+        from pynetdicom import AE
+
+        ae = AE(ae_title=calling)
+        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+        assoc = ae.associate("127.0.0.1", port, ae_title=called)
+        if not assoc.is_established:
+            return None
+        try:
+            return assoc.send_c_store(ds).Status
+        finally:
+            assoc.release()
+
+    @staticmethod
+    def echo(port: int, calling: str = "MODALITY") -> int | None:
+        from pynetdicom import AE
+
+        ae = AE(ae_title=calling)
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", port, ae_title="CXRKIT")
+        if not assoc.is_established:
+            return None
+        try:
+            return assoc.send_c_echo().Status
+        finally:
+            assoc.release()
+
+
+@pytest.fixture(scope="session")
+def scu() -> Scu:
+    pytest.importorskip("pynetdicom", reason="the dicom extra (pynetdicom) is not installed")
+    return Scu()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
+import random
 import time
 from pathlib import Path
 
@@ -31,31 +31,6 @@ FILMS = [REPO / "examples" / "siim_chest_pa.dcm", *(SHARED / n for n in ("RG2_JP
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
-def c_store(port: int, ds: pydicom.Dataset, calling: str = "MODALITY", called: str = "CXRKIT") -> int | None:
-    """The DIMSE status of one C-STORE to the node, or None when the association was rejected."""
-    ae = pynetdicom.AE(ae_title=calling)
-    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", port, ae_title=called)
-    if not assoc.is_established:
-        return None
-    try:
-        return assoc.send_c_store(ds).Status
-    finally:
-        assoc.release()
-
-
-def c_echo(port: int, calling: str = "MODALITY") -> int | None:
-    ae = pynetdicom.AE(ae_title=calling)
-    ae.add_requested_context("1.2.840.10008.1.1")
-    assoc = ae.associate("127.0.0.1", port, ae_title="CXRKIT")
-    if not assoc.is_established:
-        return None
-    try:
-        return assoc.send_c_echo().Status
-    finally:
-        assoc.release()
-
-
 @pytest.fixture()
 def node(tmp_path, tiny_model_file):
     config = NodeConfig(spool=tmp_path / "spool", port=0, model=str(tiny_model_file), precision="fp32",
@@ -66,19 +41,19 @@ def node(tmp_path, tiny_model_file):
     running.stop()
 
 
-def test_echo_store_and_refusals_with_their_dimse_status(node, caplog, until):
+def test_echo_store_and_refusals_with_their_dimse_status(node, caplog, until, scu):
     port = node.address[1]
     film = pydicom.dcmread(FILMS[0])
-    assert c_echo(port) == 0x0000
-    assert c_echo(port, calling="STRANGER") is None  # not in --allow-ae: association rejected
+    assert scu.echo(port) == 0x0000
+    assert scu.echo(port, calling="STRANGER") is None  # not in --allow-ae: association rejected
     ct = copy.deepcopy(film)
     ct.SOPClassUID = ct.file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
     ct.Modality = "CT"
-    assert c_store(port, ct) == 0x0122  # SOP class not supported
+    assert scu.store(port, ct) == 0x0122  # SOP class not supported
     frames = copy.deepcopy(film)
     frames.NumberOfFrames = 2
-    assert c_store(port, frames) == 0xC000  # cannot understand: not one film
-    assert c_store(port, film) == 0x0000
+    assert scu.store(port, frames) == 0xC000  # cannot understand: not one film
+    assert scu.store(port, film) == 0x0000
     report = until(lambda: list(node.spool.outbox.glob("*.dcm")), 60, "the report in the outbox")
     assert len(report) == 1 and node.spool.counts() == {"incoming": 0, "outbox": 1, "failed": 0}
     sr = pydicom.dcmread(report[0])
@@ -142,3 +117,51 @@ def test_round_trip_through_orthanc(orthanc, listener, tiny_model_file, tmp_path
         print(f"round trip: {len(FILMS)} films in {seconds:.1f} s ({seconds / len(FILMS):.2f} s per film)")
     finally:
         listener.stop()
+
+
+def _sources() -> dict[str, pydicom.Dataset]:
+    return {ds.SOPInstanceUID: ds for ds in (pydicom.dcmread(f) for f in FILMS)}
+
+
+def _report_sources(orthanc) -> list[str]:
+    """The source instance of every report in Orthanc (a duplicate would appear twice)."""
+    return [_sr_values(orthanc.file(report["id"]))[2] for report in orthanc.reports()]
+
+
+def test_destination_down_then_kill_then_restart_loses_nothing(orthanc, listener, scu, tmp_path, until):
+    """Orthanc stops; films keep arriving and are acknowledged; their reports wait in the spool through
+    a kill -9 and a restart of the node, and reach Orthanc, once each, when it is back."""
+    listener.start()
+    orthanc.stop()
+    films = _sources()
+    for ds in films.values():
+        assert scu.store(orthanc.node_port, ds) == 0x0000
+    outbox = tmp_path / "spool" / "outbox"
+    until(lambda: len(list(outbox.glob("*.dcm"))) == len(films), 120, "every report waiting in the outbox")
+    until(lambda: "unreachable" in listener.log.read_text(), 30, "a failed attempt to reach the destination")
+    listener.kill()
+    listener.start()  # the same spool: the reports are still there
+    assert len(list(outbox.glob("*.dcm"))) == len(films)
+    orthanc.start()
+    until(lambda: not list(outbox.glob("*.dcm")), 120, "the outbox to empty once Orthanc is back")
+    assert sorted(_report_sources(orthanc)) == sorted(films)
+
+
+def test_kill_9_at_random_points_gives_each_acknowledged_film_one_report(orthanc, listener, scu, tmp_path, until):
+    """The node is killed at a random moment after each acknowledged film (while it spools, scores or
+    sends) and restarted; in the end every film that got a success status has exactly one report."""
+    films = _sources()
+    pick = random.Random(20)
+    listener.start()
+    acknowledged = []
+    for uid, ds in films.items():
+        if scu.store(orthanc.node_port, ds) == 0x0000:
+            acknowledged.append(uid)
+        time.sleep(pick.uniform(0.0, 3.0))
+        listener.kill()
+        listener.start()
+    assert acknowledged == list(films)
+    until(lambda: len(orthanc.reports()) >= len(acknowledged), 180, "one report per acknowledged film")
+    until(lambda: not list((tmp_path / "spool" / "outbox").glob("*.dcm")), 60, "the outbox to empty")
+    assert sorted(_report_sources(orthanc)) == sorted(acknowledged)
+    assert listener.interrupt() == 0  # Ctrl-C: a clean stop
