@@ -218,3 +218,16 @@ class Scu:
 def scu() -> Scu:
     pytest.importorskip("pynetdicom", reason="the dicom extra (pynetdicom) is not installed")
     return Scu()
+
+
+@pytest.fixture()
+def web_listener(orthanc, tiny_model_file, tmp_path) -> Iterator[Listener]:
+    """`cxr listen` (not started) on Orthanc's ``cxrkit`` port, storing its reports by STOW-RS."""
+    if not DICOMWEB_PLUGIN.exists():
+        pytest.skip("Orthanc's DICOMweb plugin is not installed (apt install orthanc-dicomweb)")
+    node = Listener(tmp_path / "spool", orthanc.node_port, f"dicomweb+{orthanc.url}/dicom-web", tiny_model_file,
+                    tmp_path / "listen.log")
+    try:
+        yield node
+    finally:
+        node.stop()

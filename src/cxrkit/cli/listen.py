@@ -15,7 +15,7 @@ from ._output import err, speaks_flags
 @speaks_flags()
 def listen(
     spool: Path = typer.Option(..., "--spool", help="Folder holding received films and unsent reports; survives restarts."),
-    forward_to: str | None = typer.Option(None, "--forward-to", help="Where reports go by C-STORE: AE@host:port (e.g. ORTHANC@127.0.0.1:4242). Without it they stay in SPOOL/outbox."),
+    forward_to: str | None = typer.Option(None, "--forward-to", help="Where reports go: AE@host:port by C-STORE (e.g. ORTHANC@127.0.0.1:4242), or dicomweb+http://host/dicom-web by STOW-RS. Without it they stay in SPOOL/outbox."),
     ae_title: str = typer.Option("CXRKIT", "--ae-title", help="This node's AE title; associations calling another are rejected."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default lets only this machine in."),
     port: int = typer.Option(11112, "--port", min=0, max=65535, help="TCP port (0: any free port; the line printed says which)."),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
 from ..models.precision import precision_reason
 from ..predict import Predictor, output_columns, run_files
@@ -17,7 +18,7 @@ from ._output import err, speaks_flags
 
 @speaks_flags()
 def predict(
-    paths: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
+    paths: list[str] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content), or one DICOMweb server dicomweb+http://HOST/dicom-web with --study."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model id, TorchXRayVision name or .safetensors file."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output file; stdout when omitted."),
     fmt: str = typer.Option("csv", "--format", help="csv, jsonl or parquet (a folder of Parquet part files)."),
@@ -34,6 +35,8 @@ def predict(
     heatmap_labels: str = typer.Option("top3", "--heatmap-labels", help="top3 (the row's 3 highest scores), all, or names separated by commas."),
     heatmap_raw: bool = typer.Option(False, "--heatmap-raw", help="Also save each map itself as <image>.<label>.<method>.npy (float32, the film's pixels), e.g. for cxr evaluate --localisation."),
     dicom_sr: Path | None = _options.DICOM_SR,
+    study: str | None = typer.Option(None, "--study", help="With a dicomweb+http:// server: the Study Instance UID to score (QIDO-RS, WADO-RS); --dicom-sr stow stores the reports back (STOW-RS)."),
+    series: str | None = typer.Option(None, "--series", help="With --study: only this Series Instance UID."),
     clean_film: bool = _options.CLEAN_FILM,
     fix_orientation: bool = _options.FIX_ORIENTATION,
     fix_mirror: bool = _options.FIX_MIRROR,
@@ -47,11 +50,21 @@ def predict(
 
     Exit code 0 when every file was scored, 3 when some files failed (their rows say why).
     """
+    from ..dicom import dicomweb_url
+
+    server = dicomweb_url(paths[0]) if len(paths) == 1 else None
+    if (study or series) and server is None:
+        raise CxrkitError("--study and --series go with one DICOMweb server given as dicomweb+http://HOST/PATH")
+    if server is not None and (study is None or heatmaps is not None or ood or ray is not None):
+        raise CxrkitError("a DICOMweb server needs --study, and runs without --heatmaps, --ood and --ray")
     if model.lower().endswith(".onnx") and backend == "torch":
         backend = "onnx"  # an exported file runs on ONNX Runtime; naming it is enough
     engine, here = _ray_engine(ray, ray_actors, model, device, precision, calibrate, backend, ood or heatmaps is not None)
     predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
                           backend=backend)
+    if server is not None:
+        return _predict_study(server, study, series, predictor, output, fmt, resume, overwrite, dicom_sr, batch_size,
+                              workers)
     files = input_files(paths)
     predictor.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
     draw = None
@@ -79,6 +92,25 @@ def predict(
     report(summary, output, f"model {predictor.card.name}, {predictor.precision if here == device else precision}{where}")
 
 
+def _predict_study(server: str, study: str, series: str | None, predictor: Predictor, output: Path | None, fmt: str,
+                   resume: bool, overwrite: bool, dicom_sr: Path | None, batch_size: int, workers: int) -> None:
+    """``cxr predict dicomweb+http://... --study UID``: the films are fetched into --dicom-sr (or a
+    temporary folder with ``--dicom-sr stow``, the reports then stored back by STOW-RS)."""
+    import tempfile
+
+    from ..dicom import predict_study
+
+    stow = dicom_sr is not None and str(dicom_sr) == "stow"
+    with tempfile.TemporaryDirectory(prefix="cxr-dicomweb-") as temp:
+        workdir = Path(temp) if stow or dicom_sr is None else dicom_sr
+        with progress_bar("predict", output) as bar:
+            summary, stored = predict_study(server, study, predictor, output_spec(output, fmt, resume, overwrite, text=["dicom_sr"]),
+                                            workdir, series=series, calibrated=predictor.calibrated, stow=stow,
+                                            batch_size=batch_size, workers=workers, progress=bar)
+    where = f", {stored} report(s) stored back by STOW-RS" if stow else ""
+    report(summary, output, f"model {predictor.card.name}, {predictor.precision}{where}")
+
+
 def _ray_engine(address: str | None, actors: int, model: str, device: str, precision: str, calibrate: bool,
                 backend: str, extras: bool) -> tuple[object | None, str]:
     """The Ray engine --ray asks for (None without it), and the device of this process's predictor.
@@ -88,7 +120,6 @@ def _ray_engine(address: str | None, actors: int, model: str, device: str, preci
     """
     if address is None:
         return None, device
-    from ..errors import CxrkitError
     from ..predict.ray_run import RayEngine, ray_available
 
     if not ray_available():

@@ -15,14 +15,16 @@ _AE_TITLE = re.compile(r"^[ -~]{1,16}$")  # DICOM AE: 16 printable ASCII charact
 
 @dataclass(frozen=True)
 class Destination:
-    """A DICOM node results are stored to by C-STORE (a PACS, a viewer, Orthanc)."""
+    """Where results are stored: a DICOM node by C-STORE (a PACS, a viewer, Orthanc), or with ``url``
+    a DICOMweb server by STOW-RS."""
 
     ae_title: str
     host: str
     port: int
+    url: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
+        return self.url or f"{self.ae_title}@{self.host}:{self.port}"
 
 
 def _check_ae(title: str, what: str) -> str:
@@ -32,7 +34,12 @@ def _check_ae(title: str, what: str) -> str:
 
 
 def parse_destination(text: str) -> Destination:
-    """``AE@host:port`` -> :class:`Destination`."""
+    """``AE@host:port`` or ``dicomweb+http(s)://host/path`` -> :class:`Destination`."""
+    from ...dicom import dicomweb_url
+
+    url = dicomweb_url(text.strip())
+    if url is not None:
+        return Destination("", "", 0, url=url)
     match = re.fullmatch(r"(?P<ae>[^@]+)@(?P<host>\[[^\]]+\]|[^:@]+):(?P<port>\d{1,5})", text.strip())
     if not match or not 0 < int(match["port"]) < 65536:
         raise CxrkitError(f"the destination {text!r} is not of the form AE@host:port (e.g. ORTHANC@127.0.0.1:4242)")

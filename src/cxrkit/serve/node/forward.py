@@ -42,6 +42,8 @@ class Forwarder:
         reports = self.spool.unsent()
         if not reports:
             return True
+        if self.destination.url is not None:
+            return self._stow(reports)
         datasets: list[tuple[Path, object]] = []
         for path in reports:
             try:
@@ -77,6 +79,23 @@ class Forwarder:
         if sent:
             log.info("sent %d report(s) to %s", sent, self.destination)
         return sent == len(datasets)
+
+    def _stow(self, reports: list[Path]) -> bool:
+        """Store the reports by STOW-RS, a few per request; each removed once its request succeeded."""
+        from ...dicom import store_instances
+        from ...errors import CxrkitError
+
+        for start in range(0, len(reports), 16):
+            batch = [path for path in reports[start:start + 16] if path.exists()]
+            try:
+                store_instances(self.destination.url, batch)
+            except CxrkitError as exc:
+                log.warning("%s; %d report(s) wait in the spool", exc, len(reports) - start)
+                return False
+            for path in batch:
+                self.spool.done(path)
+            log.info("stored %d report(s) at %s", len(batch), self.destination)
+        return True
 
     def run(self, stop: threading.Event, wake: threading.Event, poll_s: float = 0.5) -> None:
         """Send until ``stop`` is set; ``wake`` says a new report is waiting."""
