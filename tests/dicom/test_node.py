@@ -165,3 +165,55 @@ def test_kill_9_at_random_points_gives_each_acknowledged_film_one_report(orthanc
     until(lambda: not list((tmp_path / "spool" / "outbox").glob("*.dcm")), 60, "the outbox to empty")
     assert sorted(_report_sources(orthanc)) == sorted(acknowledged)
     assert listener.interrupt() == 0  # Ctrl-C: a clean stop
+
+
+def test_association_limit_rejects_the_one_too_many(tmp_path, tiny_model_file):
+    node = DicomNode(NodeConfig(spool=tmp_path / "spool", port=0, model=str(tiny_model_file), max_associations=1))
+    port = node.start()[1]
+    try:
+        first = pynetdicom.AE(ae_title="MODALITY")
+        first.add_requested_context("1.2.840.10008.1.1")
+        held = first.associate("127.0.0.1", port, ae_title="CXRKIT")
+        assert held.is_established
+        second = pynetdicom.AE(ae_title="MODALITY")
+        second.add_requested_context("1.2.840.10008.1.1")
+        assoc = second.associate("127.0.0.1", port, ae_title="CXRKIT")
+        assert assoc.is_rejected  # the limit, not a hang
+        held.release()
+        assoc = second.associate("127.0.0.1", port, ae_title="WRONGTITLE")
+        assert assoc.is_rejected  # calling another AE title than the node's
+    finally:
+        node.stop()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("ORTHANC@127.0.0.1:4242", ("ORTHANC", "127.0.0.1", 4242, None)),
+    ("PACS@[::1]:104", ("PACS", "::1", 104, None)),
+    ("dicomweb+http://pacs:8042/dicom-web/", ("", "", 0, "http://pacs:8042/dicom-web")),
+])
+def test_destinations_parse(text, expected):
+    from cxrkit.serve.node import parse_destination
+
+    d = parse_destination(text)
+    assert (d.ae_title, d.host, d.port, d.url) == expected
+
+
+@pytest.mark.parametrize("text", ["ORTHANC@127.0.0.1", "127.0.0.1:4242", "A_TITLE_LONGER_THAN_16@h:1", "X@h:70000",
+                                  "dicomweb+ftp://pacs/dicom-web"])
+def test_bad_destinations_are_refused_with_the_form_to_use(text):
+    from cxrkit.errors import CxrkitError
+    from cxrkit.serve.node import parse_destination
+
+    with pytest.raises(CxrkitError):
+        parse_destination(text)
+
+
+@pytest.mark.parametrize("uid", ["../../etc/passwd", "1.2.3/4", "", "1.2..3", "x" * 10])
+def test_spool_refuses_a_uid_that_is_not_one(tmp_path, uid):
+    from cxrkit.errors import CxrkitError
+    from cxrkit.serve.node import Spool
+
+    spool = Spool(tmp_path / "spool")
+    with pytest.raises(CxrkitError):
+        spool.receive(uid, b"data")
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
