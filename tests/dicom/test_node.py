@@ -150,7 +150,7 @@ def test_destination_down_then_kill_then_restart_loses_nothing(orthanc, listener
 def test_kill_9_at_random_points_gives_each_acknowledged_film_one_report(orthanc, listener, scu, tmp_path, until):
     """The node is killed at a random moment after each acknowledged film (while it spools, scores or
     sends) and restarted; in the end every film that got a success status has exactly one report."""
-    films = _sources()
+    films = dict(list(_sources().items())[:3])  # three kills: enough random points, a minute less of CI
     pick = random.Random(20)
     listener.start()
     acknowledged = []
