@@ -191,3 +191,29 @@ def test_a_source_without_uids_gets_a_reason_not_a_report(tmp_path, tiny_model_f
     ReportWriter(tmp_path / "sr", card)([row])
     assert row["dicom_sr"] == "not written: the source has no StudyInstanceUID: a result could not be filed beside it"
     assert not (tmp_path / "sr").exists() or not list((tmp_path / "sr").iterdir())
+
+
+def test_overlay_secondary_capture_in_the_film_study(films, tiny_model_file, tmp_path):
+    import cv2
+
+    _run("predict", str(films), "--model", str(tiny_model_file), "-o", str(tmp_path / "rows.jsonl"), "--format",
+         "jsonl", "--heatmaps", str(tmp_path / "maps"), "--heatmap-labels", "top1", "--dicom-overlay",
+         str(tmp_path / "sc"))
+    checked = 0
+    for row in _rows(tmp_path / "rows.jsonl"):
+        if row["file"].endswith(".png"):
+            assert row["dicom_overlay"].startswith("not written: not a DICOM file")
+            continue
+        source = pydicom.dcmread(row["file"], stop_before_pixels=True)
+        sc = pydicom.dcmread(row["dicom_overlay"])
+        assert sc.StudyInstanceUID == source.StudyInstanceUID and sc.SeriesDescription == "cxrkit overlays"
+        assert sc.SOPInstanceUID == result_uid(source.SOPInstanceUID, ModelCard.load(tiny_model_file.with_suffix(".json")).sha256, "overlay")
+        for keyword in PATIENT_MODULE:
+            if keyword in source:
+                assert sc[keyword].value == source[keyword].value, keyword
+        png = cv2.imread(row["heatmaps"], cv2.IMREAD_COLOR)[:, :, ::-1]
+        assert (sc.pixel_array == png).all()  # the overlay as drawn, pixel for pixel
+        if shutil.which("dciodvfy"):
+            assert dciodvfy_errors(row["dicom_overlay"]) == []
+        checked += 1
+    assert checked >= 1

@@ -35,6 +35,7 @@ def predict(
     heatmap_labels: str = typer.Option("top3", "--heatmap-labels", help="top3 (the row's 3 highest scores), all, or names separated by commas."),
     heatmap_raw: bool = typer.Option(False, "--heatmap-raw", help="Also save each map itself as <image>.<label>.<method>.npy (float32, the film's pixels), e.g. for cxr evaluate --localisation."),
     dicom_sr: Path | None = _options.DICOM_SR,
+    dicom_overlay: Path | None = typer.Option(None, "--dicom-overlay", help="With --heatmaps: also store the top finding's overlay as a DICOM Secondary Capture per DICOM input, in the film's study (pip install cxrkit[dicom]); the dicom_overlay column gives its path or why none."),
     study: str | None = typer.Option(None, "--study", help="With a dicomweb+http:// server: the Study Instance UID to score (QIDO-RS, WADO-RS); --dicom-sr stow stores the reports back (STOW-RS)."),
     series: str | None = typer.Option(None, "--series", help="With --study: only this Series Instance UID."),
     clean_film: bool = _options.CLEAN_FILM,
@@ -55,6 +56,8 @@ def predict(
     server = dicomweb_url(paths[0]) if len(paths) == 1 else None
     if (study or series) and server is None:
         raise CxrkitError("--study and --series go with one DICOMweb server given as dicomweb+http://HOST/PATH")
+    if dicom_overlay is not None and heatmaps is None:
+        raise CxrkitError("--dicom-overlay needs --heatmaps: the overlay it stores is the top finding's map")
     if server is not None and (study is None or heatmaps is not None or ood or ray is not None):
         raise CxrkitError("a DICOMweb server needs --study, and runs without --heatmaps, --ood and --ray")
     if model.lower().endswith(".onnx") and backend == "torch":
@@ -81,15 +84,31 @@ def predict(
         predictor = with_ood(predictor, model)
     columns = output_columns(predictor) + (["heatmaps"] if draw is not None else [])
     complete = (lambda rows: add_maps(rows, draw, "heatmaps")) if draw is not None else None
+    if dicom_overlay is not None:
+        complete, overlay_column = _with_overlays(complete, dicom_overlay, card)
+        columns += overlay_column
     complete, sr_column = with_reports(complete, dicom_sr, card, "findings", calibrated)
     columns += sr_column
     if verbose:
         err.print(f"precision: {precision_reason(precision, device)}", highlight=False)
     with progress_bar("predict", output) as bar:
-        summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps", *sr_column]), columns=columns,
+        summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps", "dicom_overlay", *sr_column]), columns=columns,
                             batch_size=batch_size, workers=workers, complete=complete, progress=bar, engine=engine, scanned=True)
     where = f", Ray {ray}: {ray_actors} model actor(s) on {device}" if engine is not None else ""
     report(summary, output, f"model {predictor.card.name}, {predictor.precision if here == device else precision}{where}")
+
+
+def _with_overlays(maps, folder: Path, card):
+    """The heat-map callback followed by the Secondary Capture writer, and the column it adds."""
+    from ..dicom.overlay import OVERLAY_COLUMN, OverlayWriter
+
+    overlays = OverlayWriter(folder, card)
+
+    def both(rows: list[dict]) -> None:
+        maps(rows)
+        overlays(rows)
+
+    return both, [OVERLAY_COLUMN]
 
 
 def _predict_study(server: str, study: str, series: str | None, predictor: Predictor, output: Path | None, fmt: str,
