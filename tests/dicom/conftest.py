@@ -65,9 +65,9 @@ class Orthanc:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        log = open(self.root / "orthanc.log", "ab")
-        self.process = subprocess.Popen(["Orthanc", str(self.root / "orthanc.json")], stdout=log, stderr=log,
-                                        cwd=self.root)
+        with open(self.root / "orthanc.log", "ab") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(["Orthanc", str(self.root / "orthanc.json")], stdout=log, stderr=log,
+                                            cwd=self.root)
         wait_for(self._up, 30, "Orthanc to answer")
 
     def _up(self) -> bool:
@@ -137,8 +137,8 @@ class Listener:
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-        handle = open(self.log, "ab")
-        self.process = subprocess.Popen(self.args, stdout=handle, stderr=handle, env=env, cwd=REPO)
+        with open(self.log, "ab") as handle:
+            self.process = subprocess.Popen(self.args, stdout=handle, stderr=handle, env=env, cwd=REPO)
         wait_for(self._listening, 120, "cxr listen to accept associations")
 
     def _listening(self) -> bool:

@@ -22,7 +22,7 @@ from cxrkit.cli.main import app
 pytest.importorskip("highdicom", reason="the dicom extra (highdicom) is not installed")
 pynetdicom = pytest.importorskip("pynetdicom", reason="the dicom extra (pynetdicom) is not installed")
 
-from cxrkit.serve.node import DicomNode, NodeConfig  # noqa: E402
+from cxrkit.serve.node import DicomNode, NodeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data" / "dicom"

@@ -14,6 +14,7 @@ from .results import COLUMN, KINDS, ReportWriter, read_source, save_dataset
 from .sr import MANUFACTURER, SERIES_DESCRIPTION, age_report, findings_report, result_uid
 from .web import dicomweb_url, fetch_instances, predict_study, store_instances
 
-__all__ = ["COLUMN", "CXR_AGE", "OVERLAY_COLUMN", "OverlayWriter", "overlay_image", "FINDING_CODES", "KINDS", "MANUFACTURER", "PRIVATE_SCHEME", "ReportWriter",
-           "SERIES_DESCRIPTION", "age_report", "dicomweb_url", "fetch_instances", "findings_report", "finding_code",
-           "predict_study", "read_source", "result_uid", "save_dataset", "store_instances"]
+__all__ = ["COLUMN", "CXR_AGE", "FINDING_CODES", "KINDS", "MANUFACTURER", "OVERLAY_COLUMN", "OverlayWriter",
+           "PRIVATE_SCHEME", "ReportWriter", "SERIES_DESCRIPTION", "age_report", "dicomweb_url", "fetch_instances",
+           "findings_report", "finding_code", "overlay_image", "predict_study", "read_source", "result_uid",
+           "save_dataset", "store_instances"]
