@@ -25,7 +25,7 @@ LAYERS = {
     "preprocess": 2,
     "datasets": 3, "models": 3,
     "predict": 4, "survival": 4,
-    "age": 5, "convert": 5, "explain": 5, "evaluate": 5, "embed": 5,
+    "age": 5, "convert": 5, "dicom": 5, "explain": 5, "evaluate": 5, "embed": 5,
     "train": 6,
     "serve": 7,
     "cli": 8,

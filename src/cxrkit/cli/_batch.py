@@ -23,7 +23,7 @@ from ..models import ModelCard
 from ..predict import OutputExists, OutputSpec, PredictionSummary, scan_inputs
 from ._output import EXIT_INTERRUPTED, EXIT_PARTIAL, err
 
-__all__ = ["input_files", "output_spec", "progress_bar", "report", "add_maps"]
+__all__ = ["input_files", "output_spec", "progress_bar", "report", "add_maps", "with_reports"]
 
 
 #: the image files under the given paths (a missing path is an error, not an empty run)
@@ -123,3 +123,20 @@ def add_maps(rows: list[dict], draw: Callable[[str, dict], list[Path]], column: 
         except Exception as exc:
             reason = str(exc) if isinstance(exc, CxrkitError) else f"unexpected {type(exc).__name__}: {exc}"
             row["error"] = f"{column} failed: {reason}"
+
+
+def with_reports(complete: Callable[[list[dict]], None] | None, folder: Path | None, card: object, kind: str,
+                 calibrated: bool = True) -> tuple[Callable[[list[dict]], None] | None, list[str]]:
+    """``complete`` followed by the --dicom-sr report writer, and the column it adds (none without a folder)."""
+    if folder is None:
+        return complete, []
+    from ..dicom import COLUMN, ReportWriter
+
+    reports = ReportWriter(folder, card, kind=kind, calibrated=calibrated)
+
+    def both(rows: list[dict]) -> None:
+        if complete is not None:
+            complete(rows)
+        reports(rows)
+
+    return both, [COLUMN]

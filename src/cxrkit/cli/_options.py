@@ -13,6 +13,7 @@ OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing --outpu
 FIX_ORIENTATION = typer.Option(False, "--fix-orientation", help="Turn films rotated by 90/180/270 degrees upright first (orientation model); adds orientation columns.")
 FIX_MIRROR = typer.Option(False, "--fix-mirror", help="With --fix-orientation, also undo left-right mirroring (less reliable: see docs/age.md).")
 ORIENTATION_MODEL = typer.Option("resnet18.nih-orientation", "--orientation-model", help="Orientation model id or .safetensors file.")
+DICOM_SR = typer.Option(None, "--dicom-sr", help="Also write one DICOM structured report (TID 1500, as IHE AI Results asks) per DICOM input into this folder, filed in the film's study (pip install cxrkit[dicom]); the dicom_sr column gives its path or why none was written.")
 CLEAN_FILM = typer.Option(False, "--clean-film", help="CXR-Age film clean-up first: trim uniform borders, auto-level, 8-bit, shortest side 512.")
 
 

@@ -10,7 +10,7 @@ from ..age import DEFAULT_AGE_MODEL, AgeEstimator, AgeTable
 from ..errors import CxrkitError
 from ..predict import output_columns, run_files
 from . import _options
-from ._batch import add_maps, output_spec, progress_bar, report, warn_if_unproven
+from ._batch import add_maps, output_spec, progress_bar, report, warn_if_unproven, with_reports
 from ._output import speaks_flags
 
 SALIENCY_METHODS = ("saliency", "gradcam", "gradcam++", "ig")
@@ -34,6 +34,7 @@ def age(
     workers: int = _options.WORKERS,
     resume: bool = _options.RESUME,
     overwrite: bool = _options.OVERWRITE,
+    dicom_sr: Path | None = _options.DICOM_SR,
     clean_film: bool = _options.CLEAN_FILM,
     fix_orientation: bool = _options.FIX_ORIENTATION,
     fix_mirror: bool = _options.FIX_MIRROR,
@@ -70,7 +71,8 @@ def age(
         if draw is not None:
             add_maps(rows, draw, "saliency")
 
+    write_all, sr_column = with_reports(complete, dicom_sr, estimator.card, "age")
     with progress_bar("age", output) as bar:
-        summary = run_files(paths, estimator, output_spec(output, fmt, resume, overwrite, text=[*estimator.film.columns, "saliency"]), columns=columns,
-                            batch_size=batch_size, workers=workers, complete=complete, progress=bar)
+        summary = run_files(paths, estimator, output_spec(output, fmt, resume, overwrite, text=[*estimator.film.columns, "saliency", *sr_column]), columns=columns + sr_column,
+                            batch_size=batch_size, workers=workers, complete=write_all, progress=bar)
     report(summary, output, f"model {estimator.card.name}{', TTA' if tta else ''}, {estimator.precision}")

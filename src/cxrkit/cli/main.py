@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "explain": ("explain", "explain", "Explain a prediction: a colour map over the radiograph, captioned with label and probability."),
     "survival": ("survival", "survival", "Cox PH hazard ratios per 5 years of CXR-Age and age, LR test of CXR-Age's added value, PH check, KM by quartile."),
     "serve": ("serve", "serve", "Serve the page at / and the API at /v1 (OpenAPI at /docs) until Ctrl-C; in-flight requests finish first."),
+    "listen": ("listen", "listen", "Answer C-ECHO and C-STORE; report on each radiograph received and send the report (DICOM SR) on."),
     "embed": ("embed", "embed", "Embed each film: one row per file (file, status, error, vector), errors included."),
     "ood-fit": ("embed", "ood_fit", "Fit the out-of-distribution detector `cxr predict --ood` uses: k-NN feature distance to the training films."),
     "similar": ("similar", "similar", "Nearest films by cosine similarity of their embeddings (1 = same direction), best first."),
