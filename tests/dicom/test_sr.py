@@ -58,6 +58,14 @@ def _groups(path: str) -> list:
     return hd.sr.srread(path).content.get_image_measurement_groups()
 
 
+def _texts(ds) -> list[str]:
+    """Every TextValue anywhere in an SR's content tree."""
+    found = [str(ds.TextValue)] if "TextValue" in ds else []
+    for item in ds.get("ContentSequence", []):
+        found += _texts(item)
+    return found
+
+
 def dciodvfy_errors(path: str | Path) -> list[str]:
     """``Error`` lines of dciodvfy on one file (the test calling this skips without dicom3tools)."""
     out = subprocess.run(["dciodvfy", str(path)], check=False, capture_output=True, text=True, timeout=60)
@@ -169,6 +177,9 @@ def test_age_report_holds_the_estimate_in_years_and_its_tta_spread(films, tmp_pa
         assert spread.derivation.meaning == "Standard Deviation"
         assert age.value == pytest.approx(row["cxr_age"], abs=1e-6)
         assert spread.value == pytest.approx(row["cxr_age_sd"], abs=1e-6)
+        # the card's verdict travels with the scores: the bundled age model is not shown to beat chance
+        texts = _texts(pydicom.dcmread(row["dicom_sr"]))
+        assert any(t.startswith("evidence: not shown to be better than chance") for t in texts), texts
         checked += 1
     assert checked >= 1
 

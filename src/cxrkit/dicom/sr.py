@@ -90,6 +90,11 @@ def _observation_context(card: ModelCard) -> Any:
 
 
 def _algorithm(card: ModelCard, parameters: list[str]) -> Any:
+    """TID 4019 algorithm identification; its parameters also carry the card's verdict on held-out
+    patients (``ModelCard.evidence``), so a viewer showing the scores shows whether they read films."""
+    evidence = card.evidence
+    if evidence is not None:
+        parameters = [*parameters, f"evidence: {evidence.sentence()}"]
     return _hd().sr.AlgorithmIdentification(name=card.name[:64], version=_sha(card), parameters=parameters,
                                             manufacturer=MANUFACTURER)
 
