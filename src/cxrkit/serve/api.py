@@ -114,6 +114,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        service.decoder.start()
         yield
         jobs.close()  # in-flight requests have finished by now; queued jobs run to the end
         if owned:

@@ -9,8 +9,11 @@ takes longer than ``seconds`` has its worker killed and replaced, and becomes an
 row. A request whose client went away stops waiting and kills its running decode.
 
 Workers come from the ``forkserver`` context (never ``fork``: the server has torch's
-threads running) with ``cxrkit.io`` preloaded, so a replacement starts in milliseconds.
-One thread per worker talks to it; the pool starts on first use and stops with the server.
+threads running) with this module preloaded, so a replacement starts in milliseconds
+(importing it imports torch, through the ``cxrkit.serve`` package, once in the fork
+server instead of seconds in each worker). A worker's clock starts when it reports
+ready, so its start-up never counts against a film. One thread per worker talks to it;
+the pool starts with the server (:meth:`DecodePool.start`) or on first use.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ log = logging.getLogger("cxrkit.serve")
 #: what a film decodes to: the image, or the sentence of its error row
 Decoded = XrayImage | str
 _POLL = 0.05
+_START_SECONDS = 120.0  # a fresh fork server imports torch once; a busy machine may take a minute
 
 
 def decode_upload(folder: str, upload: Upload) -> XrayImage:
@@ -51,7 +55,7 @@ def decode_upload(folder: str, upload: Upload) -> XrayImage:
 
 def _reason(exc: BaseException) -> str:
     """The error row's sentence, as ``cxrkit.predict.error_reason`` writes it (not imported here:
-    ``cxrkit.predict`` loads torch, which a decoder process has no use for)."""
+    ``cxrkit.predict`` loads the model code, which a decoder process has no use for)."""
     if isinstance(exc, UnreadableImage):
         return exc.reason
     if isinstance(exc, CxrkitError):
@@ -60,7 +64,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _worker(conn: Any, folder: str, target: Any) -> None:
-    """Decode one upload per message until the pipe closes; answer ``(ok, image-or-reason)``."""
+    """Say ready, then decode one upload per message until the pipe closes; answer ``(ok, image-or-reason)``."""
+    conn.send("ready")
     while True:
         try:
             upload = conn.recv()
@@ -87,6 +92,12 @@ class _Worker:
                                        name="cxr-serve-decode")
         self.process.start()
         child.close()
+        try:
+            if not self.conn.poll(_START_SECONDS) or self.conn.recv() != "ready":
+                raise OSError("no ready message")
+        except (EOFError, OSError):
+            self.stop(kill=True)
+            raise CxrkitError("a decoder process did not start; see the server's log") from None
 
     def stop(self, kill: bool = False) -> None:
         with contextlib.suppress(OSError):
@@ -118,9 +129,20 @@ class DecodePool:
         with self._lock:
             if self._threads is None:
                 self._context = multiprocessing.get_context("forkserver")
-                self._context.set_forkserver_preload(["cxrkit.io"])
+                self._context.set_forkserver_preload([__name__])
                 self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="cxr-serve-decode")
             return self._threads
+
+    def start(self) -> None:
+        """Start the fork server and the workers in the background, so the first films wait for neither."""
+        pool = self._pool()
+        for _ in range(self.workers):
+            pool.submit(self._ready)
+
+    def _ready(self) -> None:
+        with contextlib.suppress(CxrkitError):
+            self._worker()
+        time.sleep(0.2)  # hold this thread briefly so the next start lands on another one
 
     def _worker(self) -> _Worker:
         worker = getattr(self._local, "worker", None)
@@ -143,7 +165,10 @@ class DecodePool:
         """Decode one upload in this thread's worker (blocking); the error sentence if it fails."""
         if cancelled is not None and cancelled.is_set():
             return "the request was cancelled"
-        worker = self._worker()
+        try:
+            worker = self._worker()
+        except CxrkitError as exc:
+            return str(exc)
         try:
             worker.conn.send(upload)
             deadline = time.monotonic() + self.seconds

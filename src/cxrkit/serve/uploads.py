@@ -9,7 +9,7 @@ a 5 GB upload is refused after at most one limit's worth of reading, not buffere
 Bodies are read against the clock too: a pause longer than ``body_idle_seconds`` or a
 body slower than ``body_seconds`` in all ends the request with 408 (a chunked body that
 never ends is no longer kept forever). A request refused before its body was read is
-*drained* (:func:`drain`, up to one request's worth) before the answer goes out: a client
+*drained* (:func:`drain`, up to two requests' worth) before the answer goes out: a client
 still sending would otherwise see its connection reset instead of the 413 or 503.
 """
 
@@ -134,7 +134,7 @@ async def _chunks(request: Request, limits: Limits) -> AsyncIterator[bytes]:
 async def drain(request: Request, limits: Limits) -> bool:
     """Read and drop what is left of a refused request's body, so its client reads the answer.
 
-    At most ``max_request_bytes`` more, within the body time limits. True when the body
+    At most twice ``max_request_bytes``, within the body time limits. True when the body
     was read to its end (the connection may be kept); False when it was too large, too
     slow or cut off (answer with ``Connection: close``).
     """
@@ -144,13 +144,14 @@ async def drain(request: Request, limits: Limits) -> bool:
     if getattr(state, "body_timed_out", False) or getattr(state, "client_gone", False):
         return False
     declared = declared_length(request)
-    if declared is not None and declared > limits.max_request_bytes + MB:
+    bound = 2 * limits.max_request_bytes
+    if declared is not None and declared > bound:
         return False
     dropped = 0
     try:
         async for chunk in _chunks(request, limits):
             dropped += len(chunk)
-            if dropped > limits.max_request_bytes + MB:
+            if dropped > bound:
                 return False
     except (RequestTimeout, ClientGone):
         return False
