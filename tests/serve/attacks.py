@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+
 def jpegls_bomb(side: int = 16000, rows: int = 16, scan_bytes: int = 1000) -> bytes:
     """A small JPEG-LS DICOM whose header says ``rows`` x ``rows`` and codestream ``side`` x ``side``.
 
@@ -259,6 +260,23 @@ def nested_json(url: str, depth: int = 100_000) -> dict[str, Any]:
     return {"status": response.status_code, "detail": response.text[:200]}
 
 
+def big_explain(url: str, side: int = 4000) -> dict[str, Any]:
+    """``/v1/explain?format=json`` of a ``side`` x ``side`` PNG (a diagonal ramp: a few KB)."""
+    import cv2
+    import numpy as np
+
+    ramp = (np.add.outer(np.arange(side), np.arange(side)) % 256).astype(np.uint8)
+    ok, png = cv2.imencode(".png", ramp)
+    started = time.perf_counter()
+    try:
+        response = httpx.post(url + "/v1/explain?format=json", files=[("files", ("big.png", png.tobytes()))],
+                              timeout=300, trust_env=False)
+    except httpx.HTTPError as exc:
+        return {"status": type(exc).__name__}
+    return {"status": response.status_code, "png_kb": round(len(png) / 1024, 1),
+            "answer_mb": round(len(response.content) / 2**20, 2), "seconds": round(time.perf_counter() - started, 1)}
+
+
 def main(url: str) -> None:
     """Run every attack once against ``url`` and print one table row each."""
     url = url.rstrip("/")
@@ -270,6 +288,8 @@ def main(url: str) -> None:
         ("JPEG-LS decoder bomb (1.7 KB)", lambda: decoder_bomb(url, bomb, 120.0)),
         ("queue full (bomb + 4 x 8 MB)", lambda: queue_full(url, bomb)),
         ("60 MB upload from httpx", lambda: oversize(url)),
+        ("250 MB upload from httpx", lambda: oversize(url, 250)),
+        ("explain JSON, 4000 x 4000 PNG", lambda: big_explain(url)),
         ("10 kB multipart boundary", lambda: long_boundary(url)),
         ("JSON nested 100000 deep", lambda: nested_json(url)),
     ]:

@@ -25,7 +25,16 @@ from cxrkit.serve.errors import ServerBusy
 from cxrkit.serve.service import Service
 from cxrkit.serve.uploads import Upload
 
-from .attacks import decoder_bomb, endless_body, idle_sockets, jpegls_bomb, long_boundary, nested_json, oversize, slow_headers
+from .attacks import (
+    decoder_bomb,
+    endless_body,
+    idle_sockets,
+    jpegls_bomb,
+    long_boundary,
+    nested_json,
+    oversize,
+    slow_headers,
+)
 from .conftest import running_server
 
 LIMITS = dict(header_seconds=1.5, keep_alive_seconds=1.0, body_idle_seconds=2.0, body_seconds=8.0,

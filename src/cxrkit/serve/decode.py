@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -64,7 +65,14 @@ def _reason(exc: BaseException) -> str:
 
 
 def _worker(conn: Any, folder: str, target: Any) -> None:
-    """Say ready, then decode one upload per message until the pipe closes; answer ``(ok, image-or-reason)``."""
+    """Say ready, then decode one upload per message until the pipe closes; answer ``(ok, image-or-reason)``.
+
+    Nothing a decoder library logs or warns leaves this process: third-party loggers and
+    warnings can quote header values (patient names), and the one sentence a film needs
+    travels back over the pipe instead.
+    """
+    logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
     conn.send("ready")
     while True:
         try:
