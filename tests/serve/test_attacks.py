@@ -196,6 +196,12 @@ def test_admission_counts_slots_and_chunked_bytes():
     first.release()  # releasing twice frees once
     second.release()
     assert admission.requests == 0 and admission.held_bytes == 0
+    export = admission.enter(9, queued=5, slot=False)  # bytes only: no slot needed, none taken
+    assert admission.requests == 0 and admission.held_bytes == 9
+    with pytest.raises(ServerBusy, match="MB of uploads"):
+        admission.enter(2, slot=False)
+    export.release()
+    assert admission.held_bytes == 0
 
 
 def test_long_multipart_boundary_and_nested_json_are_422(guarded):

@@ -41,22 +41,23 @@ class Admission:
         """Bytes reserved by those requests."""
         return self._bytes
 
-    def enter(self, declared: int | None, queued: int = 0) -> Ticket:
+    def enter(self, declared: int | None, queued: int = 0, slot: bool = True) -> Ticket:
         """A ticket for one request declaring ``declared`` bytes (None: chunked), or :class:`ServerBusy`.
 
-        ``queued`` is the job queue's own count, so work submitted outside HTTP counts too.
+        ``queued`` is the job queue's own count, so work submitted outside HTTP counts too;
+        ``slot=False`` admits bytes only (a request with no model job, e.g. a CSV export).
         """
         with self._lock:
             busy = max(self._requests, queued)
-            if busy >= self.slots:
+            if slot and busy >= self.slots:
                 raise ServerBusy(f"the server is busy ({busy} requests in flight); retry in a few seconds",
                                  retry_after=self.retry_after())
             need = declared or 0
             if self._bytes + need > self.budget:
                 raise self._full()
-            self._requests += 1
+            self._requests += int(slot)
             self._bytes += need
-        return Ticket(self, need)
+        return Ticket(self, need, int(slot))
 
     def _full(self) -> ServerBusy:
         return ServerBusy(f"the server holds its limit of {self.budget / MB:g} MB of uploads in memory; "
@@ -68,18 +69,19 @@ class Admission:
                 raise self._full()
             self._bytes += n
 
-    def _release(self, held: int) -> None:
+    def _release(self, held: int, slots: int) -> None:
         with self._lock:
-            self._requests -= 1
+            self._requests -= slots
             self._bytes -= held
 
 
 class Ticket:
     """One admitted request's share: bytes it reserved, released once (``with`` or :meth:`release`)."""
 
-    def __init__(self, admission: Admission, held: int):
+    def __init__(self, admission: Admission, held: int, slots: int = 1):
         self._admission = admission
         self.held = held
+        self._slots = slots
         self._open = True
 
     def cover(self, total: int) -> None:
@@ -91,7 +93,7 @@ class Ticket:
     def release(self) -> None:
         if self._open:
             self._open = False
-            self._admission._release(self.held)
+            self._admission._release(self.held, self._slots)
 
     def __enter__(self) -> Ticket:
         return self

@@ -9,7 +9,7 @@ the status instead of a reset. Work for a client that disconnected is cancelled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
@@ -44,8 +44,9 @@ def error_response(exc: CxrkitError) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=_status(exc), headers=headers)
 
 
-async def unless_gone(request: Request, work: Awaitable[Any]) -> Any:
-    """Await ``work``, cancelling it (decodes killed, queued job dropped) if the client disconnects first.
+async def unless_gone(request: Request, work: Awaitable[Any], on_gone: Callable[[], None] | None = None) -> Any:
+    """Await ``work``; if the client disconnects first, call ``on_gone`` (running decodes are
+    killed) and cancel it (a queued job is dropped, never run).
 
     Called once the body has been read, when the next message can only be the disconnect.
     """
@@ -60,8 +61,10 @@ async def unless_gone(request: Request, work: Awaitable[Any]) -> Any:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not task.done():
-            task.cancel()
             request.state.client_gone = True
+            if on_gone is not None:
+                on_gone()
+            task.cancel()
         watcher.cancel()
     if task.cancelled():
         raise ClientGone("the client closed the connection before its answer was ready")

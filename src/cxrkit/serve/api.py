@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,7 +34,6 @@ from ..explain import METHODS
 from .admission import Admission
 from .answers import closing_if_undrained, error_response, unless_gone
 from .config import MB, ServeConfig
-from .decode import Decoded
 from .errors import BadRequest, Unauthorized
 from .jobs import JobQueue
 from .rows import FORMATS, MEDIA_TYPES, columns_of, render_rows
@@ -195,20 +195,21 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(_token_check(config.token))] if config.token else [])
 
     @asynccontextmanager
-    async def upload(request: Request, single: bool = False) -> AsyncIterator[tuple[Form, list[Decoded]]]:
-        """Admit the request (503 before a byte is read when full), read it, decode its films;
-        its bytes stay counted against the in-flight budget until the answer is built."""
+    async def upload(request: Request, single: bool = False) -> AsyncIterator[Form]:
+        """Admit the request (503 before a byte is read when full) and read it; its bytes stay
+        counted against the in-flight budget until the answer is built."""
         with admission.enter(declared_length(request), jobs.pending) as ticket:
             form = await read_form(request, limits, ticket)
             if not form.files:
                 raise BadRequest("no file in the request: send one or more radiographs as multipart field 'files'")
             if single and len(form.files) != 1:
                 raise BadRequest(f"this endpoint takes exactly one file, got {len(form.files)}")
-            images = await unless_gone(request, service.decoder.decode_all(form.files))
-            yield form, images
+            yield form
 
-    async def run_job(request: Request, fn: Callable[[], Any]) -> Any:
-        return await unless_gone(request, jobs.run(fn))
+    async def run_job(request: Request, fn: Callable[[threading.Event], Any]) -> Any:
+        """``fn(cancelled)`` in the model queue; ``cancelled`` is set if the client disconnects."""
+        cancelled = threading.Event()
+        return await unless_gone(request, jobs.run(fn, cancelled), on_gone=cancelled.set)
 
     def fmt_query(default: str = "json") -> Any:
         return Query(default, alias="format", pattern="^(" + "|".join(FORMATS) + ")$",
@@ -231,9 +232,9 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         fix_orientation: bool = Query(False, description="Turn films rotated by 90/180/270 degrees upright first."),
     ) -> Response:
         """`cxr predict` on the uploaded films: a bad file costs its own error row, never the request."""
-        async with upload(request) as (form, images):
-            result = await run_job(request, lambda: service.predict(
-                form.files, model=model, calibrate=calibrate, fix_orientation=fix_orientation, images=images))
+        async with upload(request) as form:
+            result = await run_job(request, lambda cancelled: service.predict(
+                form.files, model=model, calibrate=calibrate, fix_orientation=fix_orientation, cancelled=cancelled))
         return _rows_response(result, fmt)
 
     @v1.post("/age", tags=["age"], openapi_extra=_upload_body(extra={"age": {
@@ -245,10 +246,10 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         fix_orientation: bool = Query(False, description="Turn films rotated by 90/180/270 degrees upright first."),
     ) -> Response:
         """`cxr age` on the uploaded films: CXR-Age, its TTA spread, and the gap to the known age."""
-        async with upload(request) as (form, images):
+        async with upload(request) as form:
             known = _age_field(form)
-            result = await run_job(request, lambda: service.age(
-                form.files, chronological_age=known, tta=tta, fix_orientation=fix_orientation, images=images))
+            result = await run_job(request, lambda cancelled: service.age(
+                form.files, chronological_age=known, tta=tta, fix_orientation=fix_orientation, cancelled=cancelled))
         return _rows_response(result, fmt)
 
     @v1.post("/explain", tags=["explain"], openapi_extra=_upload_body(single=True),
@@ -268,11 +269,11 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         fix_orientation: bool = Query(False, description="Explain the film after the orientation fix."),
     ) -> Response:
         """`cxr explain` on one film; headers X-Cxrkit-Label / -Score / -Has-Evidence describe the map."""
-        async with upload(request, single=True) as (form, images):
-            picture = await run_job(request, lambda: service.explain(
+        async with upload(request, single=True) as form:
+            picture = await run_job(request, lambda cancelled: service.explain(
                 form.files[0], model=model, label=label, method=method, calibrate=calibrate,
                 fix_orientation=fix_orientation, fmt=fmt, alpha=alpha, height=height, caption=caption,
-                image=images[0]))
+                cancelled=cancelled))
         return _picture_response(picture)
 
     @v1.post("/film", tags=["explain"], openapi_extra=_upload_body(single=True),
@@ -283,9 +284,9 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         fix_orientation: bool = Query(False, description="Show the film after the orientation fix."),
     ) -> Response:
         """The film as cxrkit reads it (DICOM window, MONOCHROME1 inverted), for viewers that cannot show DICOM."""
-        async with upload(request, single=True) as (form, images):
-            picture = await run_job(request, lambda: service.film(
-                form.files[0], height=height, fix_orientation=fix_orientation, image=images[0]))
+        async with upload(request, single=True) as form:
+            picture = await run_job(request, lambda cancelled: service.film(
+                form.files[0], height=height, fix_orientation=fix_orientation, cancelled=cancelled))
         return _picture_response(picture)
 
     @v1.post("/export/csv", tags=["predict"],
@@ -294,9 +295,10 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
              responses={200: {"content": {"text/csv": {}}}})
     async def export_csv(request: Request) -> Response:
         """Rows returned by /v1/predict or /v1/age as the CSV `cxr predict` writes (no model runs)."""
-        body = await read_json(request, limits)
-        rows = body.get("rows") if isinstance(body, dict) else None
-        text = await asyncio.to_thread(lambda: render_rows(rows, columns_of(rows), "csv"))
+        with admission.enter(declared_length(request), slot=False) as ticket:  # its bytes count too
+            body = await read_json(request, limits, ticket)
+            rows = body.get("rows") if isinstance(body, dict) else None
+            text = await asyncio.to_thread(lambda: render_rows(rows, columns_of(rows), "csv"))
         return Response(text, media_type=MEDIA_TYPES["csv"])
 
     app.include_router(v1)

@@ -18,14 +18,14 @@ the pool starts with the server (:meth:`DecodePool.start`) or on first use.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import multiprocessing
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,7 @@ class _Worker:
 
 
 class DecodePool:
-    """``workers`` decoder processes; :meth:`decode_all` turns uploads into :data:`Decoded` values."""
+    """``workers`` decoder processes; :meth:`decode_ahead` turns uploads into :data:`Decoded` values."""
 
     def __init__(self, workers: int = 2, seconds: float = 30.0, target: Any = decode_upload):
         self.workers = int(workers)
@@ -194,27 +194,30 @@ class DecodePool:
             return "the decoder stopped on this film (out of memory or a decoder crash)"
         return value if ok else str(value)
 
-    async def decode_all(self, uploads: Sequence[Upload]) -> list[Decoded]:
-        """Every upload decoded, in order, ``workers`` at a time, without blocking the event loop.
+    def submit(self, upload: Upload, cancelled: threading.Event | None = None) -> Future:
+        """Queue one decode; the future's result is the image or its error sentence."""
+        return self._pool().submit(self.decode, upload, cancelled)
 
-        Cancelled (the client went away), the films not started are dropped and the ones
-        being decoded are killed.
-        """
-        pool = self._pool()
-        cancelled = threading.Event()
-        futures: list[Future] = [pool.submit(self.decode, upload, cancelled) for upload in uploads]
+    def decode_ahead(self, uploads: Sequence[Upload], window: int,
+                     cancelled: threading.Event | None = None) -> Iterator[Decoded]:
+        """Each upload decoded, in order, with at most ``window`` decodes queued or running ahead
+        of the consumer: films decode while the model scores the previous ones, and only a
+        window's worth of decoded pixels is in memory at once."""
+        pending: deque[Future] = deque()
         try:
-            return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
-        except asyncio.CancelledError:
-            cancelled.set()
-            for future in futures:
+            for upload in uploads:
+                pending.append(self.submit(upload, cancelled))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
                 future.cancel()
-            raise
 
-    def decode_now(self, uploads: Sequence[Upload]) -> list[Decoded]:
-        """:meth:`decode_all` for callers without an event loop (Python use of the service)."""
-        pool = self._pool()
-        return [f.result() for f in [pool.submit(self.decode, upload) for upload in uploads]]
+    def decode_now(self, uploads: Sequence[Upload], cancelled: threading.Event | None = None) -> list[Decoded]:
+        """Every upload decoded, in order, ``workers`` at a time (blocking; never on the event loop)."""
+        return list(self.decode_ahead(uploads, max(1, len(uploads)), cancelled))
 
     def close(self) -> None:
         """Stop every worker and remove the private folder (server shutdown)."""

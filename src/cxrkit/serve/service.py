@@ -6,8 +6,9 @@ numbers and error messages are the commands' own. Operations take the service's 
 they share networks, and an explanation briefly changes its model's gradient flags.
 
 Films are decoded by :class:`~.decode.DecodePool` in worker processes under a time
-limit (the HTTP layer decodes before queueing the model job and passes the images in;
-a Python caller may leave that to the operation). Explanations and films are drawn at
+limit, a window of films ahead of the model (so a request of 64 large DICOMs never holds
+64 decoded films at once). ``cancelled`` (set when the client disconnects) kills the
+running decodes and ends the operation with :class:`~.errors.ClientGone`. Explanations and films are drawn at
 most ``max_render_side`` pixels on their longest side: a map at a huge film's full
 resolution cost gigabytes and told nobody more.
 """
@@ -18,6 +19,7 @@ import io
 import json
 import threading
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +34,8 @@ from ..predict import PredictionSummary, Runner, error_reason, output_columns
 from ..predict.engine import Prepared, score_group
 from ..preprocess import resize, to_uint8
 from .config import ServeConfig
-from .decode import Decoded, DecodePool
-from .errors import BadRequest
+from .decode import DecodePool
+from .errors import BadRequest, ClientGone
 from .loaded import LoadedModels
 from .rows import rows_to_json
 from .uploads import Upload
@@ -106,30 +108,28 @@ class Service:
     def close(self) -> None:
         self.decoder.close()
 
-    def _decoded(self, uploads: Sequence[Upload], images: Sequence[Decoded] | None) -> Sequence[Decoded]:
-        if images is None:
-            images = self.decoder.decode_now(uploads)
-        if len(images) != len(uploads):
-            raise ValueError("one decoded image per upload is needed")
-        return images
+    @staticmethod
+    def _check(cancelled: threading.Event | None) -> None:
+        if cancelled is not None and cancelled.is_set():
+            raise ClientGone("the client closed the connection before its answer was ready")
 
     # --- rows -----------------------------------------------------------------------------
 
     def predict(self, uploads: Sequence[Upload], *, model: str | None = None, calibrate: bool = True,
-                fix_orientation: bool = False, images: Sequence[Decoded] | None = None) -> Rows:
+                fix_orientation: bool = False, cancelled: threading.Event | None = None) -> Rows:
         """``cxr predict`` on the uploads: one row per file, bad files as error rows."""
         predictor = self.models.predictor(model, calibrate=calibrate, fix_orientation=fix_orientation)
-        rows = self._rows(uploads, self._decoded(uploads, images), predictor)
+        rows = self._rows(uploads, predictor, cancelled)
         return Rows(rows, output_columns(predictor), _identity(predictor.card), predictor.columns)
 
     def age(self, uploads: Sequence[Upload], *, chronological_age: float | None = None, tta: bool = True,
-            fix_orientation: bool = False, images: Sequence[Decoded] | None = None) -> Rows:
+            fix_orientation: bool = False, cancelled: threading.Event | None = None) -> Rows:
         """``cxr age`` on the uploads; a typed ``chronological_age`` overrides the DICOM header's, as
         ``--metadata`` does, and gives ``age_gap`` (CXR-Age minus the real age)."""
         if chronological_age is not None and not 0.0 <= chronological_age < 150.0:
             raise BadRequest(f"age must be a number of years between 0 and 150, got {chronological_age:g}")
         estimator = self.models.estimator(tta=tta, fix_orientation=fix_orientation)
-        rows = self._rows(uploads, self._decoded(uploads, images), estimator)
+        rows = self._rows(uploads, estimator, cancelled)
         for row in rows:
             if chronological_age is not None:
                 row["chronological_age"] = chronological_age
@@ -139,7 +139,8 @@ class Service:
         columns = output_columns(estimator) + ["chronological_age", "age_gap"]
         return Rows(rows, columns, _identity(estimator.card), estimator.columns)
 
-    def _rows(self, uploads: Sequence[Upload], images: Sequence[Decoded], runner: Runner) -> list[dict[str, Any]]:
+    def _rows(self, uploads: Sequence[Upload], runner: Runner, cancelled: threading.Event | None
+              ) -> list[dict[str, Any]]:
         """One row per upload, batched as ``predict_files`` batches (so the numbers are ``cxr predict``'s)."""
         summary = PredictionSummary()
         empty = {column: float("nan") for column in runner.columns}
@@ -150,8 +151,10 @@ class Service:
             rows.extend(summary.add(name, fields, error, empty) for name, fields, error in score_group(runner, group))
             group.clear()
 
-        with self._lock:
+        window = 2 * self.config.batch_size + self.decoder.workers  # as predict_files reads ahead
+        with self._lock, closing(self.decoder.decode_ahead(uploads, window, cancelled)) as images:
             for upload, image in zip(uploads, images, strict=True):
+                self._check(cancelled)
                 if isinstance(image, str):
                     group.append((upload.name, None, image))
                     continue
@@ -167,12 +170,12 @@ class Service:
 
     # --- pictures -------------------------------------------------------------------------
 
-    def _film(self, upload: Upload, image: Decoded | None, fix_orientation: bool
+    def _film(self, upload: Upload, fix_orientation: bool, cancelled: threading.Event | None
               ) -> tuple[np.ndarray, float, dict[str, Any]]:
         """The decoded film as the model sees it (after the orientation fix when asked)."""
         steps = self.models.film_steps(fix_orientation)
-        if image is None:
-            (image,) = self.decoder.decode_now([upload])
+        (image,) = self.decoder.decode_now([upload], cancelled)
+        self._check(cancelled)
         if isinstance(image, str):
             raise UnreadableUpload(image)
         try:
@@ -181,7 +184,7 @@ class Service:
             raise UnreadableUpload(error_reason(exc)) from None
 
     def film(self, upload: Upload, *, height: int | None = 1024, fix_orientation: bool = False,
-             image: Decoded | None = None) -> Picture:
+             cancelled: threading.Event | None = None) -> Picture:
         """The radiograph as read (DICOM window applied, MONOCHROME1 inverted) as an 8-bit PNG.
 
         Browsers cannot show DICOM; this is what the page draws. At most ``height`` pixels
@@ -189,7 +192,7 @@ class Service:
         the two stack pixel for pixel.
         """
         with self._lock:
-            pixels, maxval, info = self._film(upload, image, fix_orientation)
+            pixels, maxval, info = self._film(upload, fix_orientation, cancelled)
             size = _fit_height(pixels.shape, height)
             side = self.config.max_render_side
             if max(size) > side:  # a very wide film: its longest side is bounded too
@@ -203,7 +206,8 @@ class Service:
 
     def explain(self, upload: Upload, *, model: str | None = None, label: str = "top", method: str = "gradcam",
                 calibrate: bool = True, fix_orientation: bool = False, fmt: str = "png", alpha: float = 0.5,
-                height: int | None = None, caption: bool = True, image: Decoded | None = None) -> Picture:
+                height: int | None = None, caption: bool = True, cancelled: threading.Event | None = None
+                ) -> Picture:
         """``cxr explain`` on one upload: a PNG overlay, or the raw map as NPY or JSON.
 
         A film over ``max_render_side`` pixels is shrunk to it first, so the map, the overlay
@@ -215,7 +219,7 @@ class Service:
             raise BadRequest(f"format must be png, npy or json, got {fmt!r}")
         network = self.models.classifier(model)
         with self._lock:
-            full, maxval, _ = self._film(upload, image, fix_orientation)
+            full, maxval, _ = self._film(upload, fix_orientation, cancelled)
             pixels = _bounded(full, self.config.max_render_side)
             film = XrayImage(pixels=pixels, maxval=maxval, meta={})
             heat = explain(network, film, label, method, calibrate=calibrate, device=self.config.device)

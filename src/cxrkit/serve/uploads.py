@@ -265,7 +265,7 @@ def _json_too_large(limits: Limits) -> PayloadTooLarge:
                            "(the server's `max_json_bytes`); send fewer rows at a time")
 
 
-async def read_json(request: Request, limits: Limits) -> Any:
+async def read_json(request: Request, limits: Limits, ticket: Ticket | None = None) -> Any:
     """The request's JSON body within ``max_json_bytes`` and the body time limits, parsed in a
     thread (a large body must not stall the event loop); 422 when it is not JSON or nested too deep."""
     _check_declared(request, limits.max_json_bytes, _json_too_large(limits))
@@ -274,6 +274,8 @@ async def read_json(request: Request, limits: Limits) -> Any:
         body += chunk
         if len(body) > limits.max_json_bytes:
             raise _json_too_large(limits)
+        if ticket is not None:
+            ticket.cover(len(body))
     return await asyncio.to_thread(_parse_json, bytes(body))
 
 
