@@ -76,7 +76,7 @@ def _worker(conn: Any, folder: str, target: Any) -> None:
     conn.send("ready")
     while True:
         try:
-            upload = conn.recv()
+            upload = Upload(conn.recv(), conn.recv_bytes())
         except (EOFError, OSError):
             return
         try:
@@ -178,7 +178,8 @@ class DecodePool:
         except CxrkitError as exc:
             return str(exc)
         try:
-            worker.conn.send(upload)
+            worker.conn.send(upload.name)
+            worker.conn.send_bytes(upload.data)  # the buffer as is: pickling would copy a large upload
             deadline = time.monotonic() + self.seconds
             while not worker.conn.poll(_POLL):
                 if cancelled is not None and cancelled.is_set():
