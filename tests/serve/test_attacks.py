@@ -116,6 +116,23 @@ def test_decode_over_the_time_limit_kills_the_worker(guarded):
         assert LIMITS["decode_seconds"] - 0.1 < took < LIMITS["decode_seconds"] + 5
 
 
+def test_time_limit_holds_for_a_legitimate_slow_film(guarded):
+    """A film whose header and codestream agree (16 MP, within any pixel limit) still takes far
+    longer than 20 ms to read: its worker is killed at the limit and replaced."""
+    from cxrkit.serve.decode import DecodePool
+
+    pool = DecodePool(workers=1, seconds=0.02)
+    try:
+        pool.start()
+        time.sleep(0.5)  # the fork server already runs (the module's server started it): a worker is quick
+        started = time.monotonic()
+        (value,) = pool.decode_now([Upload("slow.dcm", jpegls_bomb(side=4000, rows=4000))])
+        assert value == "decoding took longer than the server's limit of 0.02 s per film (a damaged or hostile file?)"
+        assert time.monotonic() - started < 5 and pool.replaced == 1
+    finally:
+        pool.close()
+
+
 def test_client_that_leaves_has_its_decode_killed(guarded):
     pool = guarded.service.decoder
     before = pool.replaced
