@@ -154,7 +154,10 @@ class DecodePool:
 
     def _worker(self) -> _Worker:
         worker = getattr(self._local, "worker", None)
-        if worker is None or not worker.process.is_alive():
+        if worker is not None and not worker.process.is_alive():  # died between films
+            self._replace(worker)
+            worker = None
+        if worker is None:
             folder = str(self._files.folder())
             worker = _Worker(self._context, folder, self._target)
             self._local.worker = worker
@@ -166,7 +169,8 @@ class DecodePool:
         worker.stop(kill=True)
         self._local.worker = None
         with self._lock:
-            self._all.remove(worker)
+            if worker in self._all:  # (close() may have taken the list already)
+                self._all.remove(worker)
             self.replaced += 1
 
     def decode(self, upload: Upload, cancelled: threading.Event | None = None) -> Decoded:
