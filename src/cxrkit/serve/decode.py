@@ -136,8 +136,11 @@ class DecodePool:
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._threads is None:
-                self._context = multiprocessing.get_context("forkserver")
-                self._context.set_forkserver_preload([__name__])
+                if "forkserver" in multiprocessing.get_all_start_methods():
+                    self._context = multiprocessing.get_context("forkserver")
+                    self._context.set_forkserver_preload([__name__])
+                else:  # Windows: each worker starts from scratch (seconds, outside a film's clock)
+                    self._context = multiprocessing.get_context("spawn")
                 self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="cxr-serve-decode")
             return self._threads
 
