@@ -25,7 +25,7 @@ pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 import uvicorn  # noqa: E402
 
 from cxrkit.serve import ServeConfig, create_app  # noqa: E402
-from cxrkit.serve.server import bind  # noqa: E402
+from cxrkit.serve.server import bind, uvicorn_config  # noqa: E402
 from cxrkit.serve.service import Service  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,8 +58,7 @@ def running_server(config: ServeConfig, service: Service) -> Iterator[Live]:
     """A real uvicorn server on 127.0.0.1 (a free port) in a thread."""
     sock = bind("127.0.0.1", 0)
     app = create_app(config, service)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=30))
+    server = uvicorn.Server(uvicorn_config(app, replace(config, graceful_seconds=30)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -21,8 +21,24 @@ from cxrkit.cli.main import app as cli
 def test_help_lists_the_flags():
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0
-    for flag in ("--model", "--host", "--port", "--token-file", "--cors-origin", "--max-file-mb", "--queue-size"):
+    for flag in ("--model", "--host", "--port", "--token-file", "--cors-origin", "--max-file-mb", "--queue-size",
+                 "--max-inflight-mb", "--decode-seconds", "--decode-workers", "--header-seconds", "--body-seconds"):
         assert flag in result.output
+
+
+def test_availability_flags_reach_the_server(monkeypatch):
+    import cxrkit.serve.server
+
+    seen = {}
+    monkeypatch.setattr(cxrkit.serve.server, "run", lambda config, on_ready=None: seen.setdefault("config", config))
+    result = CliRunner().invoke(cli, ["serve", "--max-inflight-mb", "300", "--decode-seconds", "5", "--decode-workers",
+                                      "3", "--header-seconds", "4", "--body-seconds", "60", "--max-request-mb", "100"])
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.max_inflight_bytes, config.decode_seconds, config.decode_workers, config.header_seconds,
+            config.body_seconds) == (300 * 2**20, 5.0, 3, 4.0, 60.0)
+    result = CliRunner().invoke(cli, ["serve", "--max-request-mb", "600"])  # over the 512 MB default budget
+    assert result.exit_code == 1 and "in-flight upload budget" in result.output
 
 
 def test_bad_flags_fail_before_loading_anything(tmp_path):

@@ -1,7 +1,10 @@
 """The HTTP layer: routes, token check, limits, error answers, headers. No model code here.
 
-Every ``/v1`` route reads its upload into memory (:mod:`.uploads`), hands one job to the
-bounded worker queue (:mod:`.jobs`) and encodes what :class:`~.service.Service` returns.
+Every ``/v1`` upload route is admitted against the request slots and the in-flight byte
+budget (:mod:`.admission`) before its body is read, reads the upload into memory
+(:mod:`.uploads`), has the films decoded in worker processes (:mod:`.decode`), hands one
+job to the bounded model queue (:mod:`.jobs`) and encodes what :class:`~.service.Service`
+returns. A client that disconnects meanwhile has its decodes killed and its queued job dropped.
 Errors are cxrkit's typed errors, answered as ``{"detail": "<one sentence>"}`` with the
 status they carry, so a person reading the page and a script reading the status code
 both learn what to change.
@@ -9,10 +12,12 @@ both learn what to change.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -24,15 +29,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..errors import CxrkitError, ModelNotFound, UnreadableImage
-from ..explain import METHODS, ExplainError
-from ..predict import error_reason
+from ..errors import CxrkitError
+from ..explain import METHODS
+from .admission import Admission
+from .answers import closing_if_undrained, error_response, unless_gone
 from .config import MB, ServeConfig
-from .errors import BadRequest, ServeError, ServerBusy, Unauthorized
+from .errors import BadRequest, Unauthorized
 from .jobs import JobQueue
 from .rows import FORMATS, MEDIA_TYPES, columns_of, render_rows
 from .service import Picture, Rows, Service
-from .uploads import Form, Limits, read_form, read_json
+from .uploads import Form, Limits, declared_length, read_form, read_json
 
 __all__ = ["create_app"]
 
@@ -58,26 +64,6 @@ def _upload_body(single: bool = False, extra: dict[str, Any] | None = None) -> d
         schema["properties"]["files"] = {"type": "string", "format": "binary", "description": "One radiograph."}
     schema["properties"].update(extra or {})
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
-
-
-def _status(exc: CxrkitError) -> int:
-    if isinstance(exc, ServeError):
-        return exc.status
-    if isinstance(exc, ModelNotFound):
-        return 404
-    if isinstance(exc, (UnreadableImage, ExplainError)):
-        return 422
-    return 400
-
-
-def _error_response(exc: CxrkitError) -> JSONResponse:
-    headers = {}
-    if isinstance(exc, ServerBusy):
-        headers["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = "Bearer"
-    message = exc.message if isinstance(exc, ServeError) else error_reason(exc)
-    return JSONResponse({"detail": message}, status_code=_status(exc), headers=headers)
 
 
 def _token_check(token: str) -> Callable[..., Awaitable[None]]:
@@ -121,10 +107,14 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     owned = service is None
     service = service or Service(config)
     jobs = JobQueue(config.queue_size)
-    limits = Limits(config.max_file_bytes, config.max_request_bytes, config.max_files)
+    admission = Admission(config.queue_size, config.max_inflight_bytes, jobs.retry_after)
+    limits = Limits(config.max_file_bytes, config.max_request_bytes, config.max_files,
+                    body_idle_seconds=config.body_idle_seconds, body_seconds=config.body_seconds,
+                    max_json_bytes=config.max_json_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        service.decoder.start()
         yield
         jobs.close()  # in-flight requests have finished by now; queued jobs run to the end
         if owned:
@@ -138,15 +128,17 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service, app.state.jobs, app.state.config = service, jobs, config
+    app.state.admission = admission
 
     @app.exception_handler(CxrkitError)
-    async def cxrkit_error(_: Request, exc: CxrkitError) -> JSONResponse:
-        return _error_response(exc)
+    async def cxrkit_error(request: Request, exc: CxrkitError) -> Response:
+        return await closing_if_undrained(request, error_response(exc), limits)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_option(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def bad_option(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
+        response = JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
+        return await closing_if_undrained(request, response, limits)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -194,22 +186,30 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
             "busy": jobs.running_since is not None,
             "queue": {"pending": jobs.pending, "capacity": jobs.capacity},
             "token_required": config.token is not None,
+            "uploads": {"requests": admission.requests, "held_mb": round(admission.held_bytes / MB, 3)},
             "limits": {"max_file_mb": config.max_file_bytes / MB, "max_request_mb": config.max_request_bytes / MB,
-                       "max_files": config.max_files},
+                       "max_files": config.max_files, "max_inflight_mb": config.max_inflight_bytes / MB,
+                       "decode_seconds": config.decode_seconds, "max_render_side": config.max_render_side},
         }
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(_token_check(config.token))] if config.token else [])
 
-    async def upload(request: Request, single: bool = False) -> Form:
-        if jobs.pending >= jobs.capacity:  # refuse before reading megabytes we cannot process
-            raise ServerBusy(f"the server is busy ({jobs.pending} jobs queued); retry in a few seconds",
-                             retry_after=jobs.retry_after())
-        form = await read_form(request, limits)
-        if not form.files:
-            raise BadRequest("no file in the request: send one or more radiographs as multipart field 'files'")
-        if single and len(form.files) != 1:
-            raise BadRequest(f"this endpoint takes exactly one file, got {len(form.files)}")
-        return form
+    @asynccontextmanager
+    async def upload(request: Request, single: bool = False) -> AsyncIterator[Form]:
+        """Admit the request (503 before a byte is read when full) and read it; its bytes stay
+        counted against the in-flight budget until the answer is built."""
+        with admission.enter(declared_length(request), jobs.pending) as ticket:
+            form = await read_form(request, limits, ticket)
+            if not form.files:
+                raise BadRequest("no file in the request: send one or more radiographs as multipart field 'files'")
+            if single and len(form.files) != 1:
+                raise BadRequest(f"this endpoint takes exactly one file, got {len(form.files)}")
+            yield form
+
+    async def run_job(request: Request, fn: Callable[[threading.Event], Any]) -> Any:
+        """``fn(cancelled)`` in the model queue; ``cancelled`` is set if the client disconnects."""
+        cancelled = threading.Event()
+        return await unless_gone(request, jobs.run(fn, cancelled), on_gone=cancelled.set)
 
     def fmt_query(default: str = "json") -> Any:
         return Query(default, alias="format", pattern="^(" + "|".join(FORMATS) + ")$",
@@ -232,9 +232,9 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         fix_orientation: bool = Query(False, description="Turn films rotated by 90/180/270 degrees upright first."),
     ) -> Response:
         """`cxr predict` on the uploaded films: a bad file costs its own error row, never the request."""
-        form = await upload(request)
-        result = await jobs.run(lambda: service.predict(form.files, model=model, calibrate=calibrate,
-                                                        fix_orientation=fix_orientation))
+        async with upload(request) as form:
+            result = await run_job(request, lambda cancelled: service.predict(
+                form.files, model=model, calibrate=calibrate, fix_orientation=fix_orientation, cancelled=cancelled))
         return _rows_response(result, fmt)
 
     @v1.post("/age", tags=["age"], openapi_extra=_upload_body(extra={"age": {
@@ -246,10 +246,10 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         fix_orientation: bool = Query(False, description="Turn films rotated by 90/180/270 degrees upright first."),
     ) -> Response:
         """`cxr age` on the uploaded films: CXR-Age, its TTA spread, and the gap to the known age."""
-        form = await upload(request)
-        known = _age_field(form)
-        result = await jobs.run(lambda: service.age(form.files, chronological_age=known, tta=tta,
-                                                    fix_orientation=fix_orientation))
+        async with upload(request) as form:
+            known = _age_field(form)
+            result = await run_job(request, lambda cancelled: service.age(
+                form.files, chronological_age=known, tta=tta, fix_orientation=fix_orientation, cancelled=cancelled))
         return _rows_response(result, fmt)
 
     @v1.post("/explain", tags=["explain"], openapi_extra=_upload_body(single=True),
@@ -269,10 +269,11 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         fix_orientation: bool = Query(False, description="Explain the film after the orientation fix."),
     ) -> Response:
         """`cxr explain` on one film; headers X-Cxrkit-Label / -Score / -Has-Evidence describe the map."""
-        form = await upload(request, single=True)
-        picture = await jobs.run(lambda: service.explain(
-            form.files[0], model=model, label=label, method=method, calibrate=calibrate,
-            fix_orientation=fix_orientation, fmt=fmt, alpha=alpha, height=height, caption=caption))
+        async with upload(request, single=True) as form:
+            picture = await run_job(request, lambda cancelled: service.explain(
+                form.files[0], model=model, label=label, method=method, calibrate=calibrate,
+                fix_orientation=fix_orientation, fmt=fmt, alpha=alpha, height=height, caption=caption,
+                cancelled=cancelled))
         return _picture_response(picture)
 
     @v1.post("/film", tags=["explain"], openapi_extra=_upload_body(single=True),
@@ -283,8 +284,9 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         fix_orientation: bool = Query(False, description="Show the film after the orientation fix."),
     ) -> Response:
         """The film as cxrkit reads it (DICOM window, MONOCHROME1 inverted), for viewers that cannot show DICOM."""
-        form = await upload(request, single=True)
-        picture = await jobs.run(lambda: service.film(form.files[0], height=height, fix_orientation=fix_orientation))
+        async with upload(request, single=True) as form:
+            picture = await run_job(request, lambda cancelled: service.film(
+                form.files[0], height=height, fix_orientation=fix_orientation, cancelled=cancelled))
         return _picture_response(picture)
 
     @v1.post("/export/csv", tags=["predict"],
@@ -293,9 +295,10 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
              responses={200: {"content": {"text/csv": {}}}})
     async def export_csv(request: Request) -> Response:
         """Rows returned by /v1/predict or /v1/age as the CSV `cxr predict` writes (no model runs)."""
-        body = await read_json(request, limits)
-        rows = body.get("rows") if isinstance(body, dict) else None
-        text = render_rows(rows, columns_of(rows), "csv")
+        with admission.enter(declared_length(request), slot=False) as ticket:  # its bytes count too
+            body = await read_json(request, limits, ticket)
+            rows = body.get("rows") if isinstance(body, dict) else None
+            text = await asyncio.to_thread(lambda: render_rows(rows, columns_of(rows), "csv"))
         return Response(text, media_type=MEDIA_TYPES["csv"])
 
     app.include_router(v1)

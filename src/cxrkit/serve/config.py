@@ -29,6 +29,16 @@ class ServeConfig:
     ``age_model`` / ``orientation_model`` may be ``None`` to skip loading them (their
     endpoints then answer 404). ``queue_size`` bounds the model jobs waiting or running;
     one more gets 503 with ``Retry-After`` instead of an ever-growing wait.
+
+    The availability limits (see ``docs/serve.md``, "Limits and guarantees") keep one
+    client from starving the others: ``header_seconds`` to send a request's headers
+    and ``body_idle_seconds`` / ``body_seconds`` for its body (then 408 and the
+    connection closes), ``keep_alive_seconds`` for an idle kept-alive connection,
+    ``max_connections`` open sockets (far above the queue, so idle sockets cannot
+    crowd out ``/healthz``), ``max_inflight_bytes`` of uploads held in memory by all
+    requests together, ``decode_seconds`` per film in one of ``decode_workers``
+    decoder processes, ``max_render_side`` pixels for explanation maps and overlays,
+    and ``max_json_bytes`` for a JSON body.
     """
 
     models: tuple[str, ...] = (DEFAULT_MODEL,)
@@ -47,6 +57,16 @@ class ServeConfig:
     precision: str = "auto"
     threads: int | None = None
     graceful_seconds: float = 60.0
+    header_seconds: float = 10.0
+    keep_alive_seconds: float = 5.0
+    body_idle_seconds: float = 15.0
+    body_seconds: float = 300.0
+    max_connections: int = 1000
+    max_inflight_bytes: int = 512 * MB
+    decode_workers: int = 2
+    decode_seconds: float = 30.0
+    max_render_side: int = 1024
+    max_json_bytes: int = 16 * MB
 
     def __post_init__(self) -> None:
         problems = []
@@ -60,6 +80,19 @@ class ServeConfig:
             problems.append("the per-file limit is larger than the per-request limit")
         if self.queue_size < 1 or self.batch_size < 1 or self.max_files < 1:
             problems.append("`queue_size`, `batch_size` and the file count limit must be at least 1")
+        if self.max_request_bytes > self.max_inflight_bytes:
+            problems.append("the per-request limit is larger than the in-flight upload budget")
+        if self.max_json_bytes < 1:
+            problems.append("`max_json_bytes` must be positive")
+        if min(self.header_seconds, self.keep_alive_seconds, self.body_idle_seconds, self.body_seconds,
+               self.decode_seconds) <= 0:
+            problems.append("time limits must be positive")
+        if self.max_connections <= self.queue_size:
+            problems.append("`max_connections` must be larger than `queue_size` (idle sockets would crowd out requests)")
+        if self.decode_workers < 1:
+            problems.append("`decode_workers` must be at least 1")
+        if self.max_render_side < 32:
+            problems.append("`max_render_side` must be at least 32 pixels")
         if self.precision not in PRECISIONS:
             problems.append(f"`precision` must be one of {PRECISIONS}, got {self.precision!r}")
         if self.threads is not None and self.threads < 1:

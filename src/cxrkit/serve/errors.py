@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..errors import CxrkitError
 
-__all__ = ["ServeError", "BadRequest", "Unauthorized", "PayloadTooLarge", "ServerBusy", "NotLoaded"]
+__all__ = ["ServeError", "BadRequest", "Unauthorized", "PayloadTooLarge", "RequestTimeout", "ClientGone", "ServerBusy",
+           "NotLoaded"]
 
 
 class ServeError(CxrkitError):
@@ -39,6 +40,18 @@ class PayloadTooLarge(ServeError, ValueError):
     """A file or the whole request is over the configured size limit."""
 
     status = 413
+
+
+class RequestTimeout(ServeError, TimeoutError):
+    """The client sent its body too slowly (a pause or the whole body over the server's time limit)."""
+
+    status = 408
+
+
+class ClientGone(ServeError, ConnectionError):
+    """The client closed the connection before its request was read; nobody reads the answer."""
+
+    status = 400
 
 
 class ServerBusy(ServeError, RuntimeError):

@@ -1,6 +1,7 @@
 """Run model work off the event loop, one job at a time, behind a bounded queue.
 
-The event loop only moves bytes; decoding and inference run in one worker thread. One,
+The event loop only moves bytes; inference runs in one worker thread, which has the films
+decoded by worker processes a window ahead of the model (:mod:`.decode`). One thread,
 because explanations switch a shared model's gradients on and off while they run, and
 because torch already spreads one job over the CPU's cores. The queue is bounded: when
 ``capacity`` jobs are waiting or running, the next request is refused at once with 503

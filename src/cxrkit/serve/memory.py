@@ -35,11 +35,15 @@ _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}$")
 class MemoryFiles:
     """Turns uploads into readable paths for the duration of a ``with`` block."""
 
-    def __init__(self) -> None:
-        self._folder: Path | None = None
+    def __init__(self, folder: Path | None = None) -> None:
+        self._folder: Path | None = folder
         self._counter = itertools.count()
         self._lock = threading.Lock()
         self.in_memory = hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir()
+
+    def folder(self) -> Path:
+        """The private folder (created on first use); decoder processes make their links in it too."""
+        return self._private_folder()
 
     def _private_folder(self) -> Path:
         with self._lock:
@@ -56,7 +60,7 @@ class MemoryFiles:
         try:
             for upload in uploads:
                 match = _SUFFIX.search(upload.name)
-                path = folder / f"{next(self._counter)}{match.group(0) if match else ''}"
+                path = folder / f"{os.getpid()}-{next(self._counter)}{match.group(0) if match else ''}"
                 if self.in_memory:
                     fd = os.memfd_create("cxrkit-upload", os.MFD_CLOEXEC)
                     fds.append(fd)

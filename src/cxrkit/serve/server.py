@@ -7,6 +7,12 @@ models have loaded. uvicorn's access log is off (its lines carry the request lin
 or SIGTERM uvicorn stops accepting, lets in-flight requests finish (``graceful_seconds``),
 then the worker queue drains; Ctrl-C then exits 0, SIGTERM with the signal's own status
 (uvicorn re-raises it, as service managers expect).
+
+Admission control is the application's own (a bounded job queue and an in-flight byte
+budget, :mod:`.admission`), never uvicorn's ``limit_concurrency``: that one counts idle
+sockets too, so a few dozen connections that send nothing used to turn every answer,
+``/healthz`` included, into 503. The connection cap here is far above the queue and
+each connection has deadlines (:mod:`.protocol`), so idle sockets go away by themselves.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from .._logging import READERS, SERVERS, guard
 from ..errors import CxrkitError
 from .api import create_app
 from .config import ServeConfig
+from .protocol import protocol_for
 
-__all__ = ["run", "bind"]
+__all__ = ["run", "bind", "uvicorn_config"]
 
 log = logging.getLogger("cxrkit.serve")
 
@@ -46,6 +54,33 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def uvicorn_config(app: Any, config: ServeConfig) -> Any:
+    """The uvicorn settings of ``cxr serve`` for ``app`` (shared with the tests, so they run the same server)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app, log_config=None, access_log=False, server_header=False, lifespan="on",
+        http=protocol_for(config.header_seconds), timeout_keep_alive=max(1, round(config.keep_alive_seconds)),
+        timeout_graceful_shutdown=int(config.graceful_seconds), limit_concurrency=config.max_connections,
+    )
+
+
+def _enough_descriptors(connections: int) -> None:
+    """Raise the soft open-file limit towards the hard one so ``connections`` sockets fit (best effort)."""
+    try:
+        import resource
+    except ImportError:  # not Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256  # sockets, plus the decoder pipes, models and logs
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            log.warning("cannot raise the open-file limit to %d; fewer connections fit", wanted)
+
+
 def run(config: ServeConfig, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted; ``on_ready(url)`` is called once the models are loaded and the port is open."""
     import torch
@@ -58,11 +93,9 @@ def run(config: ServeConfig, on_ready: Callable[[str], None] | None = None) -> N
                     config.host)
     sock = bind(config.host, config.port)
     try:
+        _enough_descriptors(config.max_connections)
         app = create_app(config)
-        server = uvicorn.Server(uvicorn.Config(
-            app, log_config=None, access_log=False, server_header=False, lifespan="on",
-            timeout_graceful_shutdown=int(config.graceful_seconds), limit_concurrency=config.queue_size * 2 + 8,
-        ))
+        server = uvicorn.Server(uvicorn_config(app, config))
         guard(READERS + SERVERS)  # after uvicorn's Config, which may (re)configure its loggers
         if on_ready is not None:
             on_ready(url_of(sock))

@@ -4,6 +4,13 @@ Each operation is the library call a command makes (``predict_files`` for ``cxr 
 and ``cxr age``, ``explain`` for ``cxr explain``) on the uploads' in-memory paths, so the
 numbers and error messages are the commands' own. Operations take the service's lock:
 they share networks, and an explanation briefly changes its model's gradient flags.
+
+Films are decoded by :class:`~.decode.DecodePool` in worker processes under a time
+limit, a window of films ahead of the model (so a request of 64 large DICOMs never holds
+64 decoded films at once). ``cancelled`` (set when the client disconnects) kills the
+running decodes and ends the operation with :class:`~.errors.ClientGone`. Explanations and films are drawn at
+most ``max_render_side`` pixels on their longest side: a map at a huge film's full
+resolution cost gigabytes and told nobody more.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import io
 import json
 import threading
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +29,14 @@ import numpy as np
 from ..age import AgeEstimate
 from ..errors import CxrkitError
 from ..explain import explain, render_overlay
-from ..io import XrayImage, read_image
-from ..predict import Runner, error_reason, output_columns, predict_files
+from ..io import XrayImage
+from ..predict import PredictionSummary, Runner, error_reason, output_columns
+from ..predict.engine import Prepared, score_group
 from ..preprocess import resize, to_uint8
 from .config import ServeConfig
-from .errors import BadRequest
+from .decode import DecodePool
+from .errors import BadRequest, ClientGone
 from .loaded import LoadedModels
-from .memory import MemoryFiles
 from .rows import rows_to_json
 from .uploads import Upload
 
@@ -71,6 +80,15 @@ def _png(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
+def _bounded(pixels: np.ndarray, side: int) -> np.ndarray:
+    """The film shrunk (area interpolation) so its longest side is at most ``side`` pixels."""
+    h, w = int(pixels.shape[0]), int(pixels.shape[1])
+    if max(h, w) <= side:
+        return pixels
+    scale = side / max(h, w)
+    return resize(np.asarray(pixels, np.float32), (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
 def _fit_height(shape: tuple[int, int], height: int | None) -> tuple[int, int]:
     """``(height, width)`` for showing an image at most ``height`` tall (never enlarged), as overlays size it."""
     h, w = int(shape[0]), int(shape[1])
@@ -84,29 +102,34 @@ class Service:
     def __init__(self, config: ServeConfig, models: LoadedModels | None = None):
         self.config = config
         self.models = models or LoadedModels(config)
-        self.files = MemoryFiles()
+        self.decoder = DecodePool(config.decode_workers, config.decode_seconds)
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        self.files.close()
+        self.decoder.close()
+
+    @staticmethod
+    def _check(cancelled: threading.Event | None) -> None:
+        if cancelled is not None and cancelled.is_set():
+            raise ClientGone("the client closed the connection before its answer was ready")
 
     # --- rows -----------------------------------------------------------------------------
 
     def predict(self, uploads: Sequence[Upload], *, model: str | None = None, calibrate: bool = True,
-                fix_orientation: bool = False) -> Rows:
+                fix_orientation: bool = False, cancelled: threading.Event | None = None) -> Rows:
         """``cxr predict`` on the uploads: one row per file, bad files as error rows."""
         predictor = self.models.predictor(model, calibrate=calibrate, fix_orientation=fix_orientation)
-        rows = self._rows(uploads, predictor)
+        rows = self._rows(uploads, predictor, cancelled)
         return Rows(rows, output_columns(predictor), _identity(predictor.card), predictor.columns)
 
     def age(self, uploads: Sequence[Upload], *, chronological_age: float | None = None, tta: bool = True,
-            fix_orientation: bool = False) -> Rows:
+            fix_orientation: bool = False, cancelled: threading.Event | None = None) -> Rows:
         """``cxr age`` on the uploads; a typed ``chronological_age`` overrides the DICOM header's, as
         ``--metadata`` does, and gives ``age_gap`` (CXR-Age minus the real age)."""
         if chronological_age is not None and not 0.0 <= chronological_age < 150.0:
             raise BadRequest(f"age must be a number of years between 0 and 150, got {chronological_age:g}")
         estimator = self.models.estimator(tta=tta, fix_orientation=fix_orientation)
-        rows = self._rows(uploads, estimator)
+        rows = self._rows(uploads, estimator, cancelled)
         for row in rows:
             if chronological_age is not None:
                 row["chronological_age"] = chronological_age
@@ -116,27 +139,52 @@ class Service:
         columns = output_columns(estimator) + ["chronological_age", "age_gap"]
         return Rows(rows, columns, _identity(estimator.card), estimator.columns)
 
-    def _rows(self, uploads: Sequence[Upload], predictor: Runner) -> list[dict[str, Any]]:
-        with self.files.paths(uploads) as paths, self._lock:
-            rows = list(predict_files(paths, predictor, batch_size=self.config.batch_size))
-        for row, upload in zip(rows, uploads, strict=True):
-            row["file"] = upload.name  # the client's name, not the in-memory path
+    def _rows(self, uploads: Sequence[Upload], runner: Runner, cancelled: threading.Event | None
+              ) -> list[dict[str, Any]]:
+        """One row per upload, batched as ``predict_files`` batches (so the numbers are ``cxr predict``'s)."""
+        summary = PredictionSummary()
+        empty = {column: float("nan") for column in runner.columns}
+        rows: list[dict[str, Any]] = []
+        group: list[tuple[str, Prepared | None, str | None]] = []
+
+        def flush() -> None:
+            rows.extend(summary.add(name, fields, error, empty) for name, fields, error in score_group(runner, group))
+            group.clear()
+
+        window = 2 * self.config.batch_size + self.decoder.workers  # as predict_files reads ahead
+        with self._lock, closing(self.decoder.decode_ahead(uploads, window, cancelled)) as images:
+            for upload, image in zip(uploads, images, strict=True):
+                self._check(cancelled)
+                if isinstance(image, str):
+                    group.append((upload.name, None, image))
+                    continue
+                try:
+                    group.append((upload.name, runner.prepare(image), None))
+                except Exception as exc:
+                    group.append((upload.name, None, error_reason(exc)))
+                if sum(prepared is not None for _, prepared, _ in group) >= self.config.batch_size:
+                    flush()
+            if group:
+                flush()
         return rows
 
     # --- pictures -------------------------------------------------------------------------
 
-    def _film(self, upload: Upload, fix_orientation: bool) -> tuple[np.ndarray, float, dict[str, Any]]:
+    def _film(self, upload: Upload, fix_orientation: bool, cancelled: threading.Event | None
+              ) -> tuple[np.ndarray, float, dict[str, Any]]:
         """The decoded film as the model sees it (after the orientation fix when asked)."""
         steps = self.models.film_steps(fix_orientation)
-        with self.files.paths([upload]) as (path,):
-            try:
-                image = read_image(path)
-                pixels, maxval, info = steps.prepare(image)
-            except CxrkitError as exc:
-                raise UnreadableUpload(error_reason(exc)) from None
-        return pixels, maxval, info
+        (image,) = self.decoder.decode_now([upload], cancelled)
+        self._check(cancelled)
+        if isinstance(image, str):
+            raise UnreadableUpload(image)
+        try:
+            return steps.prepare(image)
+        except CxrkitError as exc:
+            raise UnreadableUpload(error_reason(exc)) from None
 
-    def film(self, upload: Upload, *, height: int | None = 1024, fix_orientation: bool = False) -> Picture:
+    def film(self, upload: Upload, *, height: int | None = 1024, fix_orientation: bool = False,
+             cancelled: threading.Event | None = None) -> Picture:
         """The radiograph as read (DICOM window applied, MONOCHROME1 inverted) as an 8-bit PNG.
 
         Browsers cannot show DICOM; this is what the page draws. At most ``height`` pixels
@@ -144,8 +192,12 @@ class Service:
         the two stack pixel for pixel.
         """
         with self._lock:
-            pixels, maxval, info = self._film(upload, fix_orientation)
+            pixels, maxval, info = self._film(upload, fix_orientation, cancelled)
             size = _fit_height(pixels.shape, height)
+            side = self.config.max_render_side
+            if max(size) > side:  # a very wide film: its longest side is bounded too
+                scale = side / max(size)
+                size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
             grey = to_uint8(np.clip(resize(np.asarray(pixels, np.float32) / np.float32(maxval), size), 0.0, 1.0))
             body = _png(grey)
         facts = {"height": size[0], "width": size[1], "original_height": int(pixels.shape[0]),
@@ -154,20 +206,30 @@ class Service:
 
     def explain(self, upload: Upload, *, model: str | None = None, label: str = "top", method: str = "gradcam",
                 calibrate: bool = True, fix_orientation: bool = False, fmt: str = "png", alpha: float = 0.5,
-                height: int | None = None, caption: bool = True) -> Picture:
-        """``cxr explain`` on one upload: a PNG overlay, or the raw map as NPY or JSON."""
+                height: int | None = None, caption: bool = True, cancelled: threading.Event | None = None
+                ) -> Picture:
+        """``cxr explain`` on one upload: a PNG overlay, or the raw map as NPY or JSON.
+
+        A film over ``max_render_side`` pixels is shrunk to it first, so the map, the overlay
+        and the JSON stay bounded (the response's ``shape`` and ``original_*`` facts say so);
+        the score then comes from the shrunk film and may differ from ``/v1/predict``'s by
+        the resampling (of the order of 1e-3).
+        """
         if fmt not in ("png", "npy", "json"):
             raise BadRequest(f"format must be png, npy or json, got {fmt!r}")
         network = self.models.classifier(model)
         with self._lock:
-            pixels, maxval, _ = self._film(upload, fix_orientation)
+            full, maxval, _ = self._film(upload, fix_orientation, cancelled)
+            pixels = _bounded(full, self.config.max_render_side)
             film = XrayImage(pixels=pixels, maxval=maxval, meta={})
             heat = explain(network, film, label, method, calibrate=calibrate, device=self.config.device)
             facts = {
                 "model": network.card.name, "label": heat.label, "method": heat.method, "score": heat.score,
                 "has_evidence": heat.has_evidence, "peak": list(heat.peak()) if heat.has_evidence else None,
-                "shape": list(heat.array.shape),
+                "shape": list(heat.array.shape), "original_height": int(full.shape[0]),
+                "original_width": int(full.shape[1]),
             }
+            del full
             if fmt == "png":
                 size = _fit_height(pixels.shape, height)
                 image = render_overlay(pixels, maxval, heat, alpha=alpha, height=size[0], with_caption=caption)
@@ -177,7 +239,8 @@ class Service:
                 np.save(buffer, heat.array.astype(np.float32), allow_pickle=False)
                 return Picture(buffer.getvalue(), "application/x-npy", facts)
         meta = {k: v for k, v in heat.meta.items() if k not in ("source", "seconds")}
-        body = json.dumps({**facts, "meta": meta, "map": heat.array.tolist()}, default=_plain).encode()
+        values = np.round(heat.array.astype(np.float64), 6).tolist()  # float32's precision, half the text
+        body = json.dumps({**facts, "meta": meta, "map": values}, default=_plain).encode()
         return Picture(body, "application/json", facts)
 
 

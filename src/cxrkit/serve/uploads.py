@@ -5,12 +5,21 @@ and radiographs are patient data: so the server parses the body itself, with
 python-multipart's streaming parser, into ``bytes`` that never leave memory. Limits are
 checked as the bytes arrive (and against ``Content-Length`` before the first one), so
 a 5 GB upload is refused after at most one limit's worth of reading, not buffered first.
+
+Bodies are read against the clock too: a pause longer than ``body_idle_seconds`` or a
+body slower than ``body_seconds`` in all ends the request with 408 (a chunked body that
+never ends is no longer kept forever). A request refused before its body was read is
+*drained* (:func:`drain`, up to two requests' worth) before the answer goes out: a client
+still sending would otherwise see its connection reset instead of the 413 or 503.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import unicodedata
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +27,15 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from .admission import Ticket
 from .config import MB
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, ClientGone, PayloadTooLarge, RequestTimeout, ServeError
 
-__all__ = ["Upload", "Form", "Limits", "read_form", "read_json"]
+__all__ = ["Upload", "Form", "Limits", "read_form", "read_json", "drain", "declared_length"]
 
 _MAX_FIELDS = 32
 _MAX_FIELD_BYTES = 4096
+_MAX_BOUNDARY = 70  # RFC 2046, section 5.1.1
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class Upload:
     """
 
     name: str
-    data: bytes = field(repr=False)
+    data: bytes | bytearray = field(repr=False)
 
     def __repr__(self) -> str:  # keep names and bytes out of tracebacks and debug logs
         return f"Upload({len(self.data)} bytes)"
@@ -57,6 +68,9 @@ class Limits:
     max_file_bytes: int
     max_request_bytes: int
     max_files: int
+    body_idle_seconds: float = 15.0
+    body_seconds: float = 300.0
+    max_json_bytes: int = 16 * MB
 
     def file_too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"an uploaded file is larger than the limit of {_mb(self.max_file_bytes)} per file "
@@ -78,10 +92,70 @@ def display_name(raw: str, index: int) -> str:
     return name[:255] or f"file-{index}"
 
 
-def _declared_length(request: Request, limits: Limits) -> None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limits.max_request_bytes:
-        raise limits.request_too_large()
+def declared_length(request: Request) -> int | None:
+    """The body's ``Content-Length``, or None (chunked, or not a number)."""
+    declared = request.headers.get("content-length", "").strip()
+    return int(declared) if declared.isdigit() else None
+
+
+def _check_declared(request: Request, limit: int, too_large: PayloadTooLarge) -> None:
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
+        raise too_large
+
+
+async def _chunks(request: Request, limits: Limits) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive, within the pause and total time limits (else 408)."""
+    receive = request.receive
+    deadline = time.monotonic() + limits.body_seconds
+    while True:
+        wait = min(limits.body_idle_seconds, deadline - time.monotonic())
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            message = await asyncio.wait_for(receive(), wait)
+        except TimeoutError:
+            request.state.body_timed_out = True
+            raise RequestTimeout(f"the request body arrived too slowly (the server waits at most "
+                                 f"{limits.body_idle_seconds:g} s between bytes and {limits.body_seconds:g} s "
+                                 "in all); send it again") from None
+        if message["type"] == "http.disconnect":
+            request.state.client_gone = True
+            raise ClientGone("the client closed the connection while sending its request")
+        body = message.get("body", b"")
+        if not message.get("more_body", False):
+            request.state.body_read = True
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+async def drain(request: Request, limits: Limits) -> bool:
+    """Read and drop what is left of a refused request's body, so its client reads the answer.
+
+    At most twice ``max_request_bytes``, within the body time limits. True when the body
+    was read to its end (the connection may be kept); False when it was too large, too
+    slow or cut off (answer with ``Connection: close``).
+    """
+    state = request.state
+    if getattr(state, "body_read", False):
+        return True
+    if getattr(state, "body_timed_out", False) or getattr(state, "client_gone", False):
+        return False
+    declared = declared_length(request)
+    bound = 2 * limits.max_request_bytes
+    if declared is not None and declared > bound:
+        return False
+    dropped = 0
+    try:
+        async for chunk in _chunks(request, limits):
+            dropped += len(chunk)
+            if dropped > bound:
+                return False
+    except (RequestTimeout, ClientGone):
+        return False
+    return True
 
 
 class _Collector:
@@ -145,7 +219,8 @@ class _Collector:
 
     def _part_end(self) -> None:
         if self._filename is not None:
-            self.files.append(Upload(display_name(self._filename, len(self.files) + 1), bytes(self._data)))
+            # the buffer itself, not a copy: a 188 MB file would otherwise briefly cost twice that
+            self.files.append(Upload(display_name(self._filename, len(self.files) + 1), self._data))
         elif self._field is not None:
             self.fields[self._field] = self._data.decode("utf-8", "replace")
         self._data = bytearray()
@@ -154,38 +229,61 @@ class _Collector:
         self.finished = True
 
 
-async def read_form(request: Request, limits: Limits) -> Form:
-    """The request's multipart body as in-memory :class:`Form`; 413 past a limit, 422 if malformed."""
+async def read_form(request: Request, limits: Limits, ticket: Ticket | None = None) -> Form:
+    """The request's multipart body as in-memory :class:`Form`; 413 past a limit, 422 if malformed,
+    408 when too slow; ``ticket`` reserves the bytes in the server's in-flight budget as they arrive."""
     kind, options = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or b"boundary" not in options:
         raise BadRequest("send the files as multipart/form-data (e.g. curl -F files=@film.dcm ...)")
-    _declared_length(request, limits)
+    boundary = options[b"boundary"]
+    if not 1 <= len(boundary) <= _MAX_BOUNDARY:
+        raise BadRequest(f"the multipart boundary must be 1 to {_MAX_BOUNDARY} characters long (RFC 2046), "
+                         f"got {len(boundary)}")
+    _check_declared(request, limits.max_request_bytes, limits.request_too_large())
     collector = _Collector(limits)
-    parser = MultipartParser(options[b"boundary"], collector.callbacks())
     total = 0
     try:
-        async for chunk in request.stream():
+        parser = MultipartParser(boundary, collector.callbacks())
+        async for chunk in _chunks(request, limits):
             total += len(chunk)
             if total > limits.max_request_bytes:
                 raise limits.request_too_large()
+            if ticket is not None:
+                ticket.cover(total)
             parser.write(chunk)
         parser.finalize()
-    except FormParserError as exc:
+    except ServeError:
+        raise
+    except (FormParserError, ValueError) as exc:
         raise BadRequest(f"the multipart body is malformed: {exc}") from None
     if not collector.finished:
         raise BadRequest("the multipart body ended before its closing boundary (upload cut off?)")
     return Form(collector.files, collector.fields)
 
 
-async def read_json(request: Request, limits: Limits) -> Any:
-    """The request's JSON body, read with the per-request size limit; 422 when it is not JSON."""
-    _declared_length(request, limits)
+def _json_too_large(limits: Limits) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the JSON body is larger than the limit of {_mb(limits.max_json_bytes)} "
+                           "(the server's `max_json_bytes`); send fewer rows at a time")
+
+
+async def read_json(request: Request, limits: Limits, ticket: Ticket | None = None) -> Any:
+    """The request's JSON body within ``max_json_bytes`` and the body time limits, parsed in a
+    thread (a large body must not stall the event loop); 422 when it is not JSON or nested too deep."""
+    _check_declared(request, limits.max_json_bytes, _json_too_large(limits))
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in _chunks(request, limits):
         body += chunk
-        if len(body) > limits.max_request_bytes:
-            raise limits.request_too_large()
+        if len(body) > limits.max_json_bytes:
+            raise _json_too_large(limits)
+        if ticket is not None:
+            ticket.cover(len(body))
+    return await asyncio.to_thread(_parse_json, bytes(body))
+
+
+def _parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
+    except RecursionError:
+        raise BadRequest("the JSON body is nested too deeply; send flat rows as /v1/predict returns them") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
