@@ -229,6 +229,8 @@ def test_models_and_healthz(client):
     demo = by_role["classifier"]
     assert demo["version"] == demo["sha256"][:12] and demo["calibrated"] is True
     assert demo["labels"][:2] == ["Atelectasis", "Consolidation"]
+    assert demo["evidence"]["beats_chance"] is False and "0.546" in demo["evidence"]["sentence"]
+    assert by_role["orientation"]["evidence"]["beats_chance"] is True
     card = json.loads((Path(__file__).resolve().parents[2] / "src/cxrkit/models/weights/densenet121.nih-demo.json").read_text())
     assert math.isclose(demo["metrics"]["validation"]["auc_mean"], card["metrics"]["validation"]["auc_mean"], abs_tol=1e-9)
     assert set(demo["uncalibrated_labels"]) <= set(demo["labels"])

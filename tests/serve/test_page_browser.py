@@ -103,6 +103,10 @@ def test_table_shows_the_api_numbers_and_the_bad_file_its_error(page, analysed):
         texts = card.locator("tr.finding td.num").all_inner_texts()
         assert texts[PATHOLOGIES.index("Lung Lesion")] == "not predicted"  # never 0.5
         assert texts[PATHOLOGIES.index("Effusion")] == f"{row['Effusion']:.2f}"
+        # the bundled demo model is not shown to beat chance: said beside its scores, no finding emphasised
+        banner = card.locator(".findings .unproven").inner_text()
+        assert "not shown to be better than chance" in banner and "0.546" in banner
+        assert card.locator("tr.finding.high").count() == 0
     body = page.inner_text("body")
     assert "{" not in body and '"status"' not in body  # no raw JSON on screen
     shot(page, "02-results.png")
@@ -147,6 +151,7 @@ def test_model_panel_shows_the_card(page, analysed):
     text = dialog.inner_text()
     assert "densenet121.nih-demo" in text and "Mean validation AUC" in text and "Intended use" in text
     assert "densenet121.nih-age" in text and "mean absolute error" in text
+    assert "Evidence on held-out patients" in text and "not shown to be better than chance" in text
     shot(page, "04-model-panel.png")
     page.click("#close-model")
 

@@ -7,6 +7,8 @@ per option set (calibrated or raw, orientation fix on or off) wraps the same net
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import logging
 from typing import Any
 
@@ -51,6 +53,8 @@ def model_summary(card: ModelCard, role: str) -> dict[str, Any]:
         if calibrated else [],
         "description": card.description,
         "intended_use": card.intended_use,
+        # the card's verdict on held-out patients (ModelCard.evidence); the page shows it beside the scores
+        "evidence": None if card.evidence is None else {**asdict(card.evidence), "sentence": card.evidence.sentence()},
         "license": card.license,
         "training_data": {
             "dataset": training.get("dataset"),
@@ -103,8 +107,9 @@ class LoadedModels:
         model = self.classifier(name)
         key = (model.card.name, calibrate, fix_orientation)
         if key not in self._predictors:
+            # the backend `cxr predict` picks by default, so the API's rows stay byte for byte the command's
             predictor = Predictor(model, device=self.config.device, precision=self.config.precision,
-                                  calibrate=calibrate)
+                                  calibrate=calibrate, backend="auto")
             predictor.film = self.film_steps(fix_orientation)
             self._predictors[key] = predictor
         return self._predictors[key]

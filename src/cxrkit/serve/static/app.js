@@ -133,6 +133,7 @@ function renderModelDetails() {
     definition(list, "Architecture", `${model.architecture}, ${model.input_size} px input, ${model.task}`);
     definition(list, "What it is", model.description);
     definition(list, "Intended use", model.intended_use);
+    definition(list, "Evidence on held-out patients", model.evidence ? model.evidence.sentence : "none on the model card");
     const data = model.training_data || {};
     if (data.dataset) {
       const parts = [data.dataset];
@@ -267,11 +268,18 @@ function okCard(item) {
   const model = state.models ? state.models.models.find((m) => m.name === item.model.name) : null;
   const calibrated = model ? model.calibrated : false;
   const raw = new Set(model ? model.uncalibrated_labels : []);
+  // A model its own card does not show to beat chance gets a banner beside its scores, and no
+  // finding is emphasised: an orange "above the operating point" would read as a finding.
+  const unproven = Boolean(model && model.evidence && !model.evidence.beats_chance);
+  if (unproven) {
+    $(".findings", card).prepend(el("p", { class: "unproven", role: "note", text:
+      `This model is ${model.evidence.sentence}. Its scores demonstrate the software; they are not readings of this film.` }));
+  }
   for (const label of item.labels) {
     const value = item.row[label];
     const known = value !== null && value !== undefined;
     const operating = known && calibrated && !raw.has(label);  // 0.5 is this label's validated operating point
-    const high = operating && value >= 0.5;
+    const high = operating && value >= 0.5 && !unproven;
     const bar = known ? el("div", { class: "bar" }) : null;
     if (known) {
       const fill = el("div", { class: "fill" });
@@ -461,13 +469,14 @@ function printReport(item) {
   const summary = el("div", { class: "card-summary" });
   if (model) {
     const validation = (model.metrics || {}).validation || {};
-    summary.append(
+    summary.append(...[
       el("p", {}, [el("strong", { text: "Model: " }), `${model.name}, version ${model.version} (${model.architecture}, ${model.input_size} px)`]),
       el("p", { text: model.description }),
       validation.auc_mean !== undefined ? el("p", { text: `Mean validation AUC ${validation.auc_mean.toFixed(3)}; ${validation.measured_on || ""}` }) : null,
       el("p", { text: `Intended use: ${model.intended_use}` }),
+      model.evidence && !model.evidence.beats_chance ? el("p", { class: "unproven", text: `This model is ${model.evidence.sentence}.` }) : null,
       el("p", { text: "Scores are calibrated so that 0.5 is each finding's validated operating point, except findings marked uncalibrated." }),
-    );
+    ].filter(Boolean));
   }
   $("#report").replaceChildren(el("div", { class: "report" }, [
     el("h1", { text: "cxrkit report" }),
