@@ -13,10 +13,7 @@ express cxrkit's documented choice, and differs from DCMTK's default by far more
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,17 +29,7 @@ TOLERANCE = 1.0 + 1e-3
 TOLERANCE_16 = 1.0 + 1e-2
 
 
-def _load_cases():
-    name = "cxrkit_dcmtk_cases"
-    if name not in sys.modules:  # tests import by path (--import-mode=importlib): load it the same way
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("dcmtk_cases.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-dc = _load_cases()
+from . import dcmtk_cases as dc  # noqa: E402  (the case generator; also a script)
 AGREE = [case for case in dc.CASES if case.expect == "agree"]
 AGREE_16 = [case for case in AGREE if case.source != "voi_lut" and not case.slack]
 DIFFER = {case.expect: case for case in dc.CASES if case.expect != "agree"}

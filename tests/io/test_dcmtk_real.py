@@ -9,10 +9,8 @@ stored value (3 % of ``Fake_MONOHR1.dcm``'s pixels), which is not a rendering di
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +38,7 @@ READABLE = [
 ]
 
 
-def _load_cases():
-    name = "cxrkit_dcmtk_cases"
-    if name not in sys.modules:  # tests import by path (--import-mode=importlib): load it the same way
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("dcmtk_cases.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-dc = _load_cases()
+from . import dcmtk_cases as dc  # noqa: E402  (the case generator; also a script)
 VOI_OPTION = {"window": ("+Wi", "1"), "voi_lut": ("+Wl", "1"), "minmax": ("+Wm",)}
 
 

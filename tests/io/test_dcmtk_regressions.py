@@ -6,9 +6,6 @@ computed here from PS3.3 C.11 directly, so these tests run wherever cxrkit does.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,17 +13,7 @@ import pytest
 from cxrkit.io import read_image
 
 
-def _load_cases():
-    name = "cxrkit_dcmtk_cases"
-    if name not in sys.modules:  # tests import by path (--import-mode=importlib): load it the same way
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("dcmtk_cases.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-dc = _load_cases()
+from . import dcmtk_cases as dc  # noqa: E402  (the case generator; also a script)
 RAW = dc.film(0, 4095)  # 12-bit stored values
 MAXVAL = 4095.0
 
