@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_search_is_exact_cosine_and_can_leave_the_query_out():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(500, 32)).astype(np.float32) * rng.uniform(0.1, 10, size=(500, 1)).astype(np.float32)
-    index = EmbeddingIndex([f"f{i}" for i in range(500)], vectors.copy())
+    index = EmbeddingIndex([f"f{i}" for i in range(500)], vectors.copy(), transform="none")
     queries = rng.normal(size=(3, 32)).astype(np.float32)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     expected = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ unit.T
