@@ -39,6 +39,19 @@ def test_whitening_finds_copies_that_plain_cosine_misses():
     assert whitened >= 0.95
 
 
+def test_learned_whitening_shrinks_the_directions_alterations_move():
+    films, copies = _weak_features(n=120)
+    fit, test = slice(0, 60), slice(60, 120)  # learned on some films' copies, used on others
+    learned = VectorTransform.fit(films[test], "learned", pairs=(films[fit], copies[fit]))
+    index = EmbeddingIndex([str(i) for i in range(60)], films[test], transform=learned)
+    assert (index.similarity(copies[test]).argmax(axis=1) == np.arange(60)).mean() >= 0.95
+    assert learned.info["pairs"] == 60 and learned.matches([str(i) for i in range(60)]) is False
+    with pytest.raises(CxrkitError, match="altered copies"):
+        VectorTransform.fit(films, "learned")
+    with pytest.raises(CxrkitError, match="altered copies"):
+        EmbeddingIndex(["a", "b"], films[:2], transform="learned")
+
+
 def test_transform_keeps_a_film_its_own_best_match_and_unit_length():
     films, _ = _weak_features(n=30)
     for method in ("none", "centre", "whiten"):
@@ -104,5 +117,5 @@ def test_single_file_index_has_its_transform_beside_it(tmp_path):
     path = tmp_path / "small.parquet"
     vector = pa.FixedSizeListArray.from_arrays(pa.array(films.ravel(), pa.float32()), 8)
     pq.write_table(pa.table({"file": [f"f{i}" for i in range(10)], "status": ["ok"] * 10, "vector": vector}), path)
-    assert write_transform(path, "centre") == tmp_path / "small.parquet.transform.safetensors"
+    assert write_transform(path, method="centre") == tmp_path / "small.parquet.transform.safetensors"
     assert EmbeddingIndex.load(path).transform.method == "centre"

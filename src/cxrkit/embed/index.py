@@ -2,9 +2,10 @@
 
 The index is the table ``cxr embed`` writes (a Parquet dataset folder or a single Parquet
 file): ``file`` and a fixed-size float32 ``vector`` per row, plus the schema metadata saying
-which model and layer produced the vectors. Loading keeps the ok rows, L2-normalises the
-vectors once, and a search is one matrix product: exact, and fast enough for archives that
-fit in memory (100,000 films x 1,024 floats is 400 MB and a query takes milliseconds).
+which model and layer produced the vectors. Loading keeps the ok rows, centres and whitens
+the vectors once with the transform stored beside the table (:mod:`.transform`), and a search
+is one matrix product: exact, and fast enough for archives that fit in memory (100,000 films
+x 1,024 floats is 400 MB and a query reads them all: tens of milliseconds).
 Beyond memory, the same vectors feed FAISS unchanged (``IndexFlatIP`` on the normalised
 vectors is this search; ``IndexIVFFlat``/``IndexHNSWFlat`` are the approximate ones).
 """
@@ -26,6 +27,10 @@ from .transform import VectorTransform, transform_path
 __all__ = ["EmbeddingIndex", "Neighbour", "read_embeddings", "stored_transform", "unit_vectors", "write_transform"]
 
 log = logging.getLogger(__name__)
+
+#: above this many films an exact search costs more than ~0.1 s per query and 800 MB of memory
+#: (measured in benchmarks/similar_altered_copies.py); the log then points to FAISS
+EXACT_SEARCH_UP_TO = 200_000
 
 
 def unit_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -74,7 +79,7 @@ class EmbeddingIndex:
 
     ``transform`` is ``"whiten"`` (default: centred and shrunk-PCA-whitened, fitted on these
     vectors), ``"centre"``, ``"none"`` (plain cosine of the raw vectors) or a fitted
-    :class:`VectorTransform` (the one stored with the index). Queries go through the same
+    :class:`VectorTransform` (e.g. the ``learned`` one ``cxr embed`` stores with the index). Queries go through the same
     transform, so the similarity of a film to itself stays 1 and rankings are comparable.
     """
 
@@ -84,9 +89,15 @@ class EmbeddingIndex:
     transform: VectorTransform | str = "whiten"
 
     def __post_init__(self) -> None:
+        if self.transform == "learned":
+            raise CxrkitError("a learned transform is fitted on altered copies of films: pass the fitted VectorTransform "
+                              "(cxrkit.embed.alter.learned_transform) or load an index cxr embed wrote")
         if isinstance(self.transform, str):
             self.transform = VectorTransform.fit(self.vectors, self.transform, files=self.files)
         self.vectors = self.transform(self.vectors)
+        if len(self.files) > EXACT_SEARCH_UP_TO:
+            log.info("%d films: exact search reads every vector per query; for archives this size an approximate "
+                     "FAISS index on these transformed vectors is faster (docs/representations.md)", len(self.files))
 
     @classmethod
     def load(cls, path: str | Path, transform: str = "auto") -> "EmbeddingIndex":
@@ -163,6 +174,19 @@ def stored_transform(path: str | Path, files: list[str]) -> VectorTransform | st
     return transform
 
 
-def write_transform(path: str | Path, method: str = "whiten") -> Path:
-    """Fit the search transform on the index at ``path`` and store it beside the table (``cxr embed`` does this last)."""
-    return EmbeddingIndex.load(path, transform=method).save_transform(path)
+def write_transform(path: str | Path, embedder: Any = None, method: str = "whiten") -> Path:
+    """Fit the search transform of the index at ``path`` and store it beside the table (``cxr embed`` does this last).
+
+    With the index's ``embedder`` the transform is ``learned`` from altered copies of some of
+    its films (:func:`cxrkit.embed.alter.learned_transform`); without, it is ``method``.
+    """
+    files, vectors, _ = read_embeddings(path)
+    if not files:
+        raise CxrkitError(f"{path}: the table holds no embedded films (every row is an error row?)")
+    if embedder is not None:
+        from .alter import learned_transform
+
+        transform = learned_transform(files, vectors, embedder)
+    else:
+        transform = VectorTransform.fit(vectors, method, files=files)
+    return transform.save(transform_path(path))

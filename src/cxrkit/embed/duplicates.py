@@ -1,0 +1,149 @@
+"""Exact and near-duplicate films within and across datasets and splits: the leakage finder.
+
+Public chest X-ray collections re-host each other's films (COVID-19 collections copy the same
+few hundred films, resized, cropped and re-compressed), and one patient's follow-up films look
+alike. When such pairs straddle a train/test split, a published score measures memory rather
+than reading. Two films are
+
+* **exact** duplicates when their decoded pixels are identical (a hash of the pixel array, its
+  shape and type, so a PNG re-saved as another PNG or TIFF still matches), and
+* **near** duplicates when their embeddings, centred and whitened on the films searched
+  (:class:`~cxrkit.embed.transform.VectorTransform`), have a cosine similarity at or above a
+  threshold calibrated on altered copies of held-out films (:data:`DEFAULT_THRESHOLD`;
+  docs/representations.md says how).
+
+All pairs are found with blocked matrix products (exact, memory bounded by the block size).
+Each pair is then labelled with what the caller knows of its films: the dataset (input) it
+came from, its split and its group (e.g. patient), so the report can say which pairs leak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CxrkitError
+from ..io import read_image
+from .index import EmbeddingIndex
+
+__all__ = ["DEFAULT_THRESHOLD", "DuplicateReport", "find_duplicates", "near_pairs", "pixel_hash", "pixel_hashes"]
+
+log = logging.getLogger(__name__)
+
+#: cosine similarity (after the learned whitening) at or above which two films are near
+#: duplicates; calibrated with ``benchmarks/similar_altered_copies.py`` on held-out NIH films
+#: and their altered copies: re-encoded and noisy copies score >= 0.98, films of different
+#: patients rarely reach it (3 of ~30,000 pairs); turned or cropped copies need a lower one
+DEFAULT_THRESHOLD = 0.95
+#: columns of :attr:`DuplicateReport.pairs`
+PAIR_COLUMNS = ["file_a", "file_b", "kind", "similarity", "dataset_a", "dataset_b", "split_a", "split_b",
+                "group_a", "group_b", "across_datasets", "across_splits", "same_group"]
+
+
+def pixel_hash(path: str) -> str:
+    """SHA-256 of a film's decoded pixels (with their shape and type): equal for the same pixels in any file format."""
+    image = read_image(path)
+    pixels = np.ascontiguousarray(image.pixels)
+    digest = hashlib.sha256(f"{pixels.shape}{pixels.dtype.str}".encode())
+    digest.update(pixels.data)
+    return digest.hexdigest()
+
+
+def pixel_hashes(files: Sequence[str], workers: int = 2) -> dict[str, str]:
+    """:func:`pixel_hash` of each readable file (decoders release the GIL, so threads overlap); unreadable ones are left out."""
+    def one(name: str) -> tuple[str, str | None]:
+        try:
+            return name, pixel_hash(name)
+        except (OSError, ValueError) as exc:
+            log.info("%s: not hashed (%s)", name, exc)
+            return name, None
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return {name: value for name, value in pool.map(one, files) if value is not None}
+
+
+def near_pairs(index: EmbeddingIndex, threshold: float, block: int = 2048) -> list[tuple[int, int, float]]:
+    """``(i, j, similarity)`` with ``i < j`` for every pair of index films at or above ``threshold``.
+
+    Exact: the (N, N) similarity matrix is computed ``block`` rows at a time and never held whole.
+    """
+    vectors = index.vectors
+    out: list[tuple[int, int, float]] = []
+    for start in range(0, len(vectors), block):
+        scores = vectors[start:start + block] @ vectors.T
+        rows, cols = np.nonzero(scores >= threshold)
+        keep = cols > rows + start  # each pair once, never a film with itself
+        out += [(int(r + start), int(c), float(scores[r, c])) for r, c in zip(rows[keep], cols[keep])]
+    return out
+
+
+@dataclass
+class DuplicateReport:
+    """The duplicate pairs found and what they mean for the datasets and splits searched."""
+
+    pairs: pd.DataFrame
+    films: int
+    threshold: float
+    hashed: int = 0
+    summary: dict[str, int] = field(default_factory=dict)
+
+
+def _exact_pairs(files: list[str], hashes: Mapping[str, str]) -> set[tuple[int, int]]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, name in enumerate(files):
+        if name in hashes:
+            groups[hashes[name]].append(i)
+    return {(a, b) for members in groups.values() for n, a in enumerate(members) for b in members[n + 1:]}
+
+
+def find_duplicates(index: EmbeddingIndex, *, threshold: float = DEFAULT_THRESHOLD, hashes: Mapping[str, str] | None = None,
+                    dataset_of: Callable[[str], str] | None = None, split_of: Callable[[str], str | None] | None = None,
+                    group_of: Callable[[str], str | None] | None = None) -> DuplicateReport:
+    """Exact (same pixel hash, when ``hashes`` are given) and near (similarity >= ``threshold``) pairs of the index's films.
+
+    ``dataset_of``, ``split_of`` and ``group_of`` label a film (by its name in the index) with
+    its dataset, split and group (e.g. patient id); unknown is ``None``. A pair is listed once,
+    as exact when the pixels are identical, best similarity first.
+    """
+    if not -1.0 <= threshold <= 1.0:
+        raise CxrkitError(f"the similarity threshold must lie in [-1, 1], got {threshold}")
+    files = index.files
+    exact = _exact_pairs(files, hashes or {})
+    found = {(i, j): s for i, j, s in near_pairs(index, threshold)}
+    for i, j in exact:
+        found.setdefault((i, j), float(index.vectors[i] @ index.vectors[j]))
+    rows = []
+    for (i, j), similarity in found.items():
+        a, b = files[i], files[j]
+        rows.append([a, b, "exact" if (i, j) in exact else "near", round(similarity, 6),
+                     *(_labels(dataset_of, a, b)), *(_labels(split_of, a, b)), *(_labels(group_of, a, b))])
+    frame = pd.DataFrame([r[:4] + [r[4], r[5], r[6], r[7], r[8], r[9]] for r in rows], columns=PAIR_COLUMNS[:10])
+    frame["across_datasets"] = _differ(frame, "dataset")
+    frame["across_splits"] = _differ(frame, "split")
+    same = (frame["group_a"] == frame["group_b"]) & frame["group_a"].notna()
+    frame["same_group"] = np.where(frame["group_a"].isna() | frame["group_b"].isna(), None, same)
+    frame = frame.sort_values(["kind", "similarity"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    summary = {"pairs": len(frame), "exact": int((frame["kind"] == "exact").sum()), "near": int((frame["kind"] == "near").sum()),
+               "across_datasets": int((frame["across_datasets"] == True).sum()),  # noqa: E712 (None is unknown)
+               "across_splits": int((frame["across_splits"] == True).sum()),  # noqa: E712
+               "same_group": int((frame["same_group"] == True).sum()),  # noqa: E712
+               "different_group": int((frame["same_group"] == False).sum())}  # noqa: E712
+    return DuplicateReport(frame, len(files), threshold, len(hashes or {}), summary)
+
+
+def _labels(label_of: Callable[[str], str | None] | None, a: str, b: str) -> tuple[str | None, str | None]:
+    return (label_of(a), label_of(b)) if label_of is not None else (None, None)
+
+
+def _differ(frame: pd.DataFrame, what: str) -> pd.Series:
+    """True/False where both films' labels are known, None where either is unknown."""
+    a, b = frame[f"{what}_a"], frame[f"{what}_b"]
+    known = a.notna() & b.notna()
+    return pd.Series(np.where(known, a != b, None), index=frame.index, dtype=object)
