@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..embed import METHODS, Embedder, EmbeddingIndex
+from ..embed import Embedder, EmbeddingIndex
 from ..errors import CxrkitError
 from . import _options
 from ._output import emit, speaks_flags, table
@@ -19,7 +19,7 @@ def similar(
     k: int = typer.Option(10, "-k", "--top", min=1, help="How many neighbours per query."),
     model: str | None = typer.Option(None, "--model", "-m", help="Model to embed the queries with (default: the one the index names; its weights must match)."),
     include_self: bool = typer.Option(False, "--include-self", help="Keep a query that is itself in the index in its own answer."),
-    transform: str = typer.Option("auto", "--transform", help="auto (the one stored with the index: centred and whitened), whiten, centre, or none (plain cosine of the raw vectors)."),
+    transform: str = typer.Option("auto", "--transform", help="auto (the one stored with the index: centred, whitened against altered copies), whiten (on the index alone), centre, or none (plain cosine of the raw vectors)."),
     device: str = _options.DEVICE,
     precision: str | None = typer.Option(None, "--precision", help="Precision of the query's forward pass (default: the index's)."),
     fmt: str = _options.FORMAT,
@@ -30,8 +30,8 @@ def similar(
     centred and whitened on the index first, so a weak model's features still tell films apart.
     For archives beyond memory, feed the same vectors to FAISS (see docs/representations.md).
     """
-    if transform not in ("auto", *METHODS):
-        raise CxrkitError(f"--transform must be auto, {', '.join(METHODS)}; got {transform!r}")
+    if transform not in ("auto", "whiten", "centre", "none"):
+        raise CxrkitError(f"--transform must be auto, whiten, centre or none; got {transform!r}")
     found = EmbeddingIndex.load(index, transform=transform)
     meta = found.metadata
     if not meta.get("model") or meta.get("layer") is None:

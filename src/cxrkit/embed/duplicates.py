@@ -113,7 +113,7 @@ def find_duplicates(index: EmbeddingIndex, *, threshold: float = DEFAULT_THRESHO
     as exact when the pixels are identical, best similarity first.
     """
     if not -1.0 <= threshold <= 1.0:
-        raise CxrkitError(f"the similarity threshold must lie in [-1, 1], got {threshold}")
+        raise CxrkitError(f"`threshold` (a cosine similarity) must lie in [-1, 1], got {threshold}")
     files = index.files
     exact = _exact_pairs(files, hashes or {})
     found = {(i, j): s for i, j, s in near_pairs(index, threshold)}

@@ -70,7 +70,7 @@ def _column(frame: pd.DataFrame, wanted: str, what: str) -> str:
     for column in frame.columns:
         if _squash(str(column)) in names:
             return str(column)
-    raise CxrkitError(f"the metadata has no {what} column {wanted!r}; columns: {', '.join(map(str, frame.columns))}")
+    raise CxrkitError(f"the `metadata` table has no {what} column {wanted!r}; columns: {', '.join(map(str, frame.columns))}")
 
 
 def film_labels(files: Sequence[str], metadata: str | Path | None = None, *, split_column: str | None = None,
@@ -79,7 +79,7 @@ def film_labels(files: Sequence[str], metadata: str | Path | None = None, *, spl
     from the folder names otherwise; ``group_of`` is None when no ``group_by`` column is asked for."""
     if metadata is None:
         if group_by:
-            raise CxrkitError(f"grouping by {group_by} needs a metadata table with a {group_by} column per film")
+            raise CxrkitError(f"`group_by` {group_by} needs a `metadata` table with a {group_by} column per film")
         return split_from_path, None
     frame = pd.read_csv(metadata, dtype=str)
     key, bare = _key_column(frame, files)
