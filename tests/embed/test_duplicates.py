@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
 from cxrkit.embed import DEFAULT_THRESHOLD, EmbeddingIndex, find_duplicates, near_pairs, pixel_hash
+from cxrkit.embed.duplicates import neighbourhood
 from cxrkit.embed.duplicates_report import film_labels, split_from_path
 from cxrkit.errors import CxrkitError
 
@@ -19,15 +20,32 @@ from .conftest import HELD_OUT
 pytest.importorskip("pyarrow")
 runner = CliRunner()
 
-def test_near_pairs_are_every_pair_above_the_threshold_once():
+def test_near_pairs_are_every_pair_whose_score_reaches_the_threshold_once():
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(300, 16)).astype(np.float32)
     index = EmbeddingIndex([str(i) for i in range(300)], vectors, transform="none")
     similarity = index.vectors @ index.vectors.T
-    expected = {(i, j) for i, j in zip(*np.nonzero(similarity >= 0.6)) if i < j}
-    found = near_pairs(index, 0.6, block=7)  # blocks that do not divide the films
-    assert {(i, j) for i, j, _ in found} == expected and len(found) == len(expected) > 0
-    assert all(abs(s - similarity[i, j]) < 1e-5 for i, j, s in found)
+    np.fill_diagonal(similarity, -np.inf)
+    crowd = np.sort(similarity, axis=1)[:, -5:].mean(axis=1)
+    assert np.allclose(neighbourhood(index, 5, block=7), crowd, atol=1e-6)
+    score = similarity - (crowd[:, None] + crowd[None, :]) / 2
+    expected = {(i, j) for i, j in zip(*np.nonzero(score >= 0.1)) if i < j}
+    found = near_pairs(index, 0.1, block=7, min_similarity=-1.0)  # blocks that do not divide the films
+    assert {(i, j) for i, j, _, _ in found} == expected and len(found) == len(expected) > 0
+    assert all(abs(s - similarity[i, j]) < 1e-5 and abs(z - score[i, j]) < 1e-5 for i, j, s, z in found)
+
+
+def test_a_hub_is_not_paired_with_everything_near_it():
+    """One film close to 20 others (a 'hub'), and one true copy elsewhere: only the copy is flagged."""
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(200, 32)).astype(np.float32)
+    hub = vectors[0]
+    vectors[1:21] = hub + rng.normal(size=(20, 32)).astype(np.float32) * 0.6
+    vectors[150] = vectors[100] + rng.normal(size=32).astype(np.float32) * 0.05
+    index = EmbeddingIndex([str(i) for i in range(200)], vectors, transform="none")
+    assert (index.vectors[1:21] @ index.vectors[0] > 0.8).all()  # raw similarity would pair the hub 20 times
+    assert [(i, j) for i, j, _, _ in near_pairs(index, 0.3)] == [(100, 150)]
+    assert len(near_pairs(index, 0.3, min_similarity=1.0)) == 0
 
 
 def test_pairs_are_labelled_by_dataset_split_and_group():
@@ -38,7 +56,7 @@ def test_pairs_are_labelled_by_dataset_split_and_group():
     index = EmbeddingIndex(files, vectors, transform="none")
     hashes = {"one/train/b.png": "h1", "one/test/c.png": "h1", "two/e.png": "h2"}  # b and c: same pixels
     patient = {"one/train/a.png": "7", "two/d.png": "9", "one/train/b.png": "3", "one/test/c.png": "3"}
-    report = find_duplicates(index, threshold=0.9, hashes=hashes, dataset_of=lambda f: f.split("/")[0],
+    report = find_duplicates(index, threshold=0.3, hashes=hashes, dataset_of=lambda f: f.split("/")[0],
                              split_of=split_from_path, group_of=patient.get)
     pairs = report.pairs.set_index(["file_a", "file_b"])
     assert len(pairs) == 2
@@ -50,7 +68,7 @@ def test_pairs_are_labelled_by_dataset_split_and_group():
     assert report.summary == {"pairs": 2, "exact": 1, "near": 1, "across_datasets": 1, "across_splits": 1,
                               "same_group": 1, "different_group": 1}
     with pytest.raises(CxrkitError, match="threshold"):
-        find_duplicates(index, threshold=2.0)
+        find_duplicates(index, threshold=3.0)
 
 
 def test_labels_come_from_a_metadata_table_or_the_folders(tmp_path):
@@ -129,7 +147,7 @@ def test_planted_duplicates_are_found_across_datasets_and_splits(shared_data, he
     expected = {frozenset((c.name, name)) for c, name in copies.items()} | {frozenset((exact.name, HELD_OUT[9]))}
     assert set(found) == expected, pairs[["file_a", "file_b", "kind", "similarity"]]
     assert found[frozenset((exact.name, HELD_OUT[9]))].kind == "exact"
-    assert all(row.similarity >= DEFAULT_THRESHOLD and row.across_datasets for row in found.values())
+    assert all(row.score >= DEFAULT_THRESHOLD and row.across_datasets for row in found.values() if row.kind == "near")
     rehosted_test = found[frozenset((copies_name(copies, HELD_OUT[13]), HELD_OUT[13]))]
     assert rehosted_test.split_a == "test" or rehosted_test.split_b == "test"
     assert [found[frozenset((c.name, name))].same_group for c, name in copies.items()] == [True, False, True]

@@ -132,7 +132,7 @@ def duplicates_cmd(
     inputs: list[Path] = typer.Argument(..., help="Folders of films and/or embeddings tables (cxr embed); each one a dataset."),
     out: Path = typer.Option(..., "--out", help="Report folder: pairs.csv, summary.json, thumbnails/, and the embeddings made."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model that embeds folders of films (default: the bundled default model)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Cosine similarity (centred, whitened) at or above which two films are near duplicates (default: calibrated on altered copies, see docs/representations.md)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score (whitened cosine minus the films' mean cosine to their 5 nearest films) at or above which two films are near duplicates (default 0.22: calibrated on altered copies, see docs/representations.md)."),
     metadata: Optional[Path] = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a column naming each film, and its split and patient columns."),
     split_column: Optional[str] = typer.Option(None, "--split-column", help="Column of --metadata holding the split (default: 'split'; else the train/valid/test folder in the film's path)."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Column of --metadata to compare a pair's films by, e.g. patient (same patient vs different patients)."),
@@ -159,7 +159,7 @@ def duplicates_cmd(
                     f"pairs; {s['across_datasets']} across datasets, {s['across_splits']} across splits"
                     + (f", {s['different_group']} across different {group_by} / {s['same_group']} same {group_by}" if group_by else ""))
     shown = report.pairs.head(20)
-    emit(None, fmt, table(["kind", "cosine", "film a", "film b", "split a", "split b"],
-                          [[r.kind, f"{r.similarity:.3f}", r.file_a, r.file_b, r.split_a or "", r.split_b or ""]
+    emit(None, fmt, table(["kind", "score", "cosine", "film a", "film b", "split a", "split b"],
+                          [[r.kind, f"{r.score:.3f}", f"{r.similarity:.3f}", r.file_a, r.file_b, r.split_a or "", r.split_b or ""]
                            for r in shown.itertuples()]))
     emit(None, fmt, f"report written to {out}")

@@ -129,7 +129,7 @@ def write_report(report: DuplicateReport, folder: str | Path, *, thumbnails: int
     shown = folder / "thumbnails"
     for row in pairs.head(max(0, thumbnails)).itertuples():
         name = f"pair-{row.Index + 1:05d}.png"
-        caption = f"{row.kind} {row.similarity:.3f}: {Path(row.file_a).name} | {Path(row.file_b).name}"
+        caption = f"{row.kind} cos {row.similarity:.3f} score {row.score:.3f}: {Path(row.file_a).name} | {Path(row.file_b).name}"
         try:
             picture = _side_by_side(row.file_a, row.file_b, caption)
         except (OSError, ValueError):  # a film of an index may have moved since it was embedded
