@@ -1,9 +1,10 @@
 """Does `cxr similar` find a film's altered copy? Plain cosine vs centred vs whitened, in one run.
 
-Claim: with the bundled default model (``densenet121.nih-demo``, whose pooled features all lie
-within cosine 0.97-0.997 of each other), a film's altered copy is its nearest neighbour for
-at least 9 of 10 films per alteration once the vectors are centred and whitened on the index
-(mirroring excepted: a mirrored film is a different picture to a CNN, and is reported too).
+Claim to check: with the bundled default model (``densenet121.nih-demo``), a film's altered
+copy is its nearest neighbour for at least 9 of 10 films per alteration once the vectors are
+centred and whitened (mirroring excepted: a mirrored film is a different picture to a CNN, and
+is reported too). Four transforms side by side: none (plain cosine, before), centred, whitened
+on the index, and the learned whitening ``cxr embed`` stores (after).
 
 Films: NIH films the model never trained on: its validation patients (the seeded patient split
 of ``configs/nih-demo.yaml``, reproduced with the training code: 239 films of 176 patients)
@@ -18,15 +19,17 @@ gets one copy per alteration:
 * mirror: left-right flipped
 * combined: rotation, crop and contrast, saved as JPEG q85
 
-``--copies`` films (100, a seeded draw) get the altered copies. Two settings: the issue's (an
-index of 30 films, the copies of 10 of them queried) and an index of all held-out films, the
-copies of the 100 queried. The transform is fitted
-on the index (the originals) and the copies are queries, as ``cxr similar`` does.
+``--copies`` films (100, a seeded draw) get the altered copies. Two settings: a small archive
+(an index of 30 films, the copies of 10 of them queried) and an index of all held-out films,
+the copies of the 100 queried. The transform is fitted on the index (the originals) and the
+copies are queries, as ``cxr similar`` does; the learned one takes its altered copies from 48
+other held-out films (none of the 100), 4 random alterations each (``cxrkit.embed.alter``).
 
-Then the near-duplicate threshold of ``cxr datasets duplicates``: the index holds all
-originals *and* their copies (fitted on that), and the copies' similarity to their original
-is set against each original's most similar *other* film (different patient; same-patient
-pairs are follow-ups and are shown apart). Finally exact search time against index size.
+Then the near-duplicate threshold of ``cxr datasets duplicates``: the index holds all originals
+*and* the copies of one alteration (the learned transform fitted on it); for each threshold, the
+copies whose score against their original reaches it, and the pairs of different patients' films
+that reach it (score: cosine minus both films' mean cosine to their 5 nearest films, with the
+cosine floor ``near_pairs`` applies). Finally exact search time against index size.
 
 Usage:
     python benchmarks/similar_altered_copies.py [--cache vectors/] [--no-timing]
