@@ -160,11 +160,12 @@ def find_duplicates(index: EmbeddingIndex, *, threshold: float = DEFAULT_THRESHO
     same = (frame["group_a"] == frame["group_b"]) & frame["group_a"].notna()
     frame["same_group"] = np.where(frame["group_a"].isna() | frame["group_b"].isna(), None, same)
     frame = frame.sort_values(["kind", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    # the label columns hold True, False or None (unknown): count the True and the False ones only
     summary = {"pairs": len(frame), "exact": int((frame["kind"] == "exact").sum()), "near": int((frame["kind"] == "near").sum()),
-               "across_datasets": int((frame["across_datasets"] == True).sum()),  # noqa: E712 (None is unknown)
-               "across_splits": int((frame["across_splits"] == True).sum()),  # noqa: E712
-               "same_group": int((frame["same_group"] == True).sum()),  # noqa: E712
-               "different_group": int((frame["same_group"] == False).sum())}  # noqa: E712
+               "across_datasets": int((frame["across_datasets"] == True).sum()),
+               "across_splits": int((frame["across_splits"] == True).sum()),
+               "same_group": int((frame["same_group"] == True).sum()),
+               "different_group": int((frame["same_group"] == False).sum())}
     return DuplicateReport(frame, len(files), threshold, len(hashes or {}), summary)
 
 

@@ -19,9 +19,14 @@ from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL
 from ..predict import OutputSpec, Progress, run_files
 from ..predict.parquet import part_files
-from .duplicates import DEFAULT_THRESHOLD, DuplicateReport, find_duplicates, pixel_hashes
-from .duplicates_report import film_labels, write_report
 from .alter import learned_transform
+from .duplicates import (
+    DEFAULT_THRESHOLD,
+    DuplicateReport,
+    find_duplicates,
+    pixel_hashes,
+)
+from .duplicates_report import film_labels, write_report
 from .index import EmbeddingIndex, read_embeddings
 from .runner import Embedder
 

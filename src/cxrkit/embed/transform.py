@@ -85,7 +85,7 @@ class VectorTransform:
 
     @classmethod
     def fit(cls, vectors: np.ndarray, method: str = "whiten", *, shrinkage: float | None = None,
-            files: list[str] | None = None, pairs: tuple[np.ndarray, np.ndarray] | None = None) -> "VectorTransform":
+            files: list[str] | None = None, pairs: tuple[np.ndarray, np.ndarray] | None = None) -> VectorTransform:
         """Fit on the archive's vectors ``(N, D)``; ``files`` (their names) tie it to the index.
 
         ``method="learned"`` needs ``pairs``: vectors of some archive films and of altered
@@ -95,7 +95,7 @@ class VectorTransform:
         if method not in METHODS:
             raise CxrkitError(f"transform must be one of {', '.join(METHODS)}, got {method!r}")
         vectors = np.asarray(vectors, dtype=np.float64)
-        info: dict[str, Any] = {"method": method, "films": int(len(vectors))}
+        info: dict[str, Any] = {"method": method, "films": len(vectors)}
         if files is not None:
             info["files_digest"] = files_digest(files)
         if method == "none":
@@ -111,7 +111,7 @@ class VectorTransform:
                 raise CxrkitError("a learned transform needs the vectors of films and of their altered copies, row for row")
             moves = _unit(np.asarray(pairs[0], np.float64)) - _unit(np.asarray(pairs[1], np.float64))
             covariance = moves.T @ moves / len(moves)
-            info["pairs"] = int(len(moves))
+            info["pairs"] = len(moves)
         else:
             centred = unit - mean
             covariance = centred.T @ centred / (len(vectors) - 1)
@@ -157,7 +157,7 @@ class VectorTransform:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "VectorTransform":
+    def load(cls, path: str | Path) -> VectorTransform:
         from safetensors import SafetensorError, safe_open
 
         try:
