@@ -124,3 +124,42 @@ def shard_cmd(
         index = write_shards(dataset, out, size=size, samples_per_shard=per_shard, resume=resume,
                              progress=lambda i, n: bar.update(task, completed=i))
     emit(None, fmt, f"wrote {index['count']} samples of {size} px in {len(index['shards'])} shards to {out}")
+
+
+@app.command("duplicates")
+@speaks_flags()
+def duplicates_cmd(
+    inputs: list[Path] = typer.Argument(..., help="Folders of films and/or embeddings tables (cxr embed); each one a dataset."),
+    out: Path = typer.Option(..., "--out", help="Report folder: pairs.csv, summary.json, thumbnails/, and the embeddings made."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model that embeds folders of films (default: the bundled default model)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score (whitened cosine minus the films' mean cosine to their 5 nearest films) at or above which two films are near duplicates (default 0.22: calibrated on altered copies, see docs/representations.md)."),
+    metadata: Optional[Path] = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a column naming each film, and its split and patient columns."),
+    split_column: Optional[str] = typer.Option(None, "--split-column", help="Column of --metadata holding the split (default: 'split'; else the train/valid/test folder in the film's path)."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="Column of --metadata to compare a pair's films by, e.g. patient (same patient vs different patients)."),
+    thumbnails: int = typer.Option(50, "--thumbnails", min=0, help="Side-by-side pictures of the first this many pairs."),
+    no_hash: bool = typer.Option(False, "--no-hash", help="Skip the exact pixel-hash pass (it decodes every film once more)."),
+    device: str = _options.DEVICE,
+    precision: str = _options.PRECISION,
+    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    fmt: str = _options.FORMAT,
+) -> None:
+    """Exact (same pixels) and near-duplicate films within and across datasets and splits: the leakage check."""
+    from ..embed import DEFAULT_THRESHOLD, duplicates_job
+    from ._batch import progress_bar
+
+    with progress_bar("embed", out) as bar:
+        report = duplicates_job(inputs, out, model=model, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                                metadata=metadata, split_column=split_column, group_by=group_by, thumbnails=thumbnails,
+                                hash_pixels=not no_hash, device=device, precision=precision, workers=workers, progress=bar)
+    s = report.summary
+    if fmt == "json":
+        emit({"films": report.films, "threshold": report.threshold, **s, "report": str(out)}, fmt)
+        return
+    emit(None, fmt, f"{report.films} films, threshold {report.threshold:.3f}: {s['exact']} exact and {s['near']} near-duplicate "
+                    f"pairs; {s['across_datasets']} across datasets, {s['across_splits']} across splits"
+                    + (f", {s['different_group']} across different {group_by} / {s['same_group']} same {group_by}" if group_by else ""))
+    shown = report.pairs.head(20)
+    emit(None, fmt, table(["kind", "score", "cosine", "film a", "film b", "split a", "split b"],
+                          [[r.kind, f"{r.score:.3f}", f"{r.similarity:.3f}", r.file_a, r.file_b, r.split_a or "", r.split_b or ""]
+                           for r in shown.itertuples()]))
+    emit(None, fmt, f"report written to {out}")

@@ -52,6 +52,10 @@ def embed(
     with progress_bar("embed", output) as bar:
         summary = run_files(paths, embedder, OutputSpec(output, fmt, resume, overwrite, options),
                             batch_size=batch_size, workers=workers, progress=bar)
+    if fmt == "parquet" and (summary.ok or resume):  # the search transform, fitted once on the finished table
+        from ..embed.index import write_transform
+
+        write_transform(output, embedder)
     report(summary, output, f"model {embedder.card.name}, layer {layer} ({embedder.dim}-d), {embedder.precision}")
 
 

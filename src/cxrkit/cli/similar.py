@@ -19,16 +19,20 @@ def similar(
     k: int = typer.Option(10, "-k", "--top", min=1, help="How many neighbours per query."),
     model: str | None = typer.Option(None, "--model", "-m", help="Model to embed the queries with (default: the one the index names; its weights must match)."),
     include_self: bool = typer.Option(False, "--include-self", help="Keep a query that is itself in the index in its own answer."),
+    transform: str = typer.Option("auto", "--transform", help="auto (the one stored with the index: centred, whitened against altered copies), whiten (on the index alone), centre, or none (plain cosine of the raw vectors)."),
     device: str = _options.DEVICE,
     precision: str | None = typer.Option(None, "--precision", help="Precision of the query's forward pass (default: the index's)."),
     fmt: str = _options.FORMAT,
 ) -> None:
     """Nearest films by cosine similarity of their embeddings (1 = same direction), best first.
 
-    The query is embedded with the index's model and layer (stored in the table). For
-    archives beyond memory, feed the same vectors to FAISS (see docs/representations.md).
+    The query is embedded with the index's model and layer (stored in the table). Vectors are
+    centred and whitened on the index first, so a weak model's features still tell films apart.
+    For archives beyond memory, feed the same vectors to FAISS (see docs/representations.md).
     """
-    found = EmbeddingIndex.load(index)
+    if transform not in ("auto", "whiten", "centre", "none"):
+        raise CxrkitError(f"--transform must be auto, whiten, centre or none; got {transform!r}")
+    found = EmbeddingIndex.load(index, transform=transform)
     meta = found.metadata
     if not meta.get("model") or meta.get("layer") is None:
         raise CxrkitError(f"{index} does not say which model and layer made it; rebuild it with cxr embed")
@@ -45,11 +49,11 @@ def similar(
     names = [str(q) for q in queries]
     exclude = None if include_self else _as_indexed(queries, found.files)
     answers = found.search(vectors, k=k, exclude=exclude)
-    data = {"index": str(index), "model": embedder.card.name, "layer": embedder.layer,
+    data = {"index": str(index), "model": embedder.card.name, "layer": embedder.layer, "transform": found.transform.method,
             "results": [{"query": name, "neighbours": [{"rank": n.rank, "file": n.file, "similarity": round(n.similarity, 6)}
                                                        for n in hits]} for name, hits in zip(names, answers)]}
     rows = [[name, n.rank, n.file, f"{n.similarity:.4f}"] for name, hits in zip(names, answers) for n in hits]
-    emit(data, fmt, table(["query", "rank", "file", "cosine"], rows, title=f"nearest films ({embedder.card.name}, {embedder.layer})"))
+    emit(data, fmt, table(["query", "rank", "file", "cosine"], rows, title=f"nearest films ({embedder.card.name}, {embedder.layer}, {found.transform.method})"))
 
 
 def _as_indexed(queries: list[Path], files: list[str]) -> list[str | None]:
