@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("export", "export", "Export MODEL to a single ONNX file with a dynamic batch axis and its model card as metadata."),
     "bench": ("bench", "bench", "Time prediction on your own films and say which backend, precision and batch size is fastest here."),
     "models": ("models", "app", "Registered, bundled and fetchable models: list, info, import, fetch."),
-    "datasets": ("datasets", "app", "Dataset adapters: list, summary, shard."),
+    "datasets": ("datasets", "app", "Dataset adapters: list, summary, shard, and duplicates within and across datasets and splits."),
 }
 
 

@@ -8,7 +8,7 @@ for unreadable files, nothing redone on resume. Its forward pass is a backend fr
 precision handling are the predictor's too.
 
 Layers: ``features`` is the pooled vector every cxrkit model exposes
-(``forward_features``: 1024-d for DenseNet-121, 512/2048-d for the ResNets, 512-d for
+(``forward_head(forward_features(x), pre_logits=True)``: 1024-d for DenseNet-121, 512/2048-d for the ResNets, 512-d for
 the autoencoder's pooled latent); ``latent`` is an autoencoder's whole latent map,
 flattened (4,608-d for the ResNet-101 autoencoder), which keeps where on the film a
 feature sits.
