@@ -10,7 +10,7 @@ from ..age import DEFAULT_AGE_MODEL, AgeEstimator, AgeTable
 from ..errors import CxrkitError
 from ..predict import output_columns, run_files
 from . import _options
-from ._batch import add_maps, output_spec, progress_bar, report, warn_if_unproven, with_reports
+from ._batch import add_maps, input_files, output_spec, progress_bar, report, warn_if_unproven, with_reports
 from ._output import speaks_flags
 
 SALIENCY_METHODS = ("saliency", "gradcam", "gradcam++", "ig")
@@ -52,7 +52,8 @@ def age(
         raise CxrkitError("--saliency with --fix-orientation/--clean-film is not supported: the maps would be drawn on "
                           "the film as found, not as scored; run cxr convert first, then cxr age on its PNGs")
     estimator = AgeEstimator(model, tta=tta, device=device, precision=precision)
-    warn_if_unproven(estimator.card)
+    files = input_files(paths)
+    warn_if_unproven(estimator.card)  # once the inputs are known good: a bad path stays one error line
     known = AgeTable(metadata, metadata_id, metadata_age) if metadata is not None else None
     draw = None
     if saliency is not None:
@@ -73,6 +74,6 @@ def age(
 
     write_all, sr_column = with_reports(complete, dicom_sr, estimator.card, "age")
     with progress_bar("age", output) as bar:
-        summary = run_files(paths, estimator, output_spec(output, fmt, resume, overwrite, text=[*estimator.film.columns, "saliency", *sr_column]), columns=columns + sr_column,
-                            batch_size=batch_size, workers=workers, complete=write_all, progress=bar)
+        summary = run_files(files, estimator, output_spec(output, fmt, resume, overwrite, text=[*estimator.film.columns, "saliency", *sr_column]), columns=columns + sr_column,
+                            batch_size=batch_size, workers=workers, complete=write_all, progress=bar, scanned=True)
     report(summary, output, f"model {estimator.card.name}{', TTA' if tta else ''}, {estimator.precision}")

@@ -64,11 +64,12 @@ def predict(
     predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
                           backend=backend)
     runtime = f"{predictor.backend.name} {predictor.precision if here == device else precision}"
-    warn_if_unproven(predictor.card)
     if server is not None:
+        warn_if_unproven(predictor.card)
         return _predict_study(server, study, series, predictor, output, fmt, resume, overwrite, dicom_sr, batch_size,
                               workers)
     files = input_files(paths)
+    warn_if_unproven(predictor.card)  # once the inputs are known good: a bad path stays one error line
     predictor.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
     draw = None
     if heatmaps is not None:
