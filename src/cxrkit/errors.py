@@ -9,6 +9,9 @@ from __future__ import annotations
 
 __all__ = [
     "CxrkitError",
+    "InvalidArgument",
+    "MissingFile",
+    "Unavailable",
     "UnreadableImage",
     "UnsupportedImage",
     "UnsupportedDicom",
@@ -24,6 +27,21 @@ __all__ = [
 
 class CxrkitError(Exception):
     """Base class of every error cxrkit raises on purpose."""
+
+
+class InvalidArgument(CxrkitError, ValueError):
+    """A value given to cxrkit is out of range, malformed or inconsistent with another one.
+
+    The message names the parameter in backticks (`age_bands`), which the CLI rewrites as
+    the flag the user typed, so library code checks its inputs once and the CLI does not."""
+
+
+class MissingFile(CxrkitError, FileNotFoundError):
+    """A file or folder cxrkit was asked to read does not exist (or holds nothing to read)."""
+
+
+class Unavailable(CxrkitError, RuntimeError):
+    """What was asked for cannot run here: a backend, device or feature this machine lacks."""
 
 
 class UnreadableImage(CxrkitError, ValueError):
