@@ -12,6 +12,9 @@ __all__ = [
     "InvalidArgument",
     "MissingFile",
     "Unavailable",
+    "RunFailed",
+    "InvalidInput",
+    "OutputExists",
     "UnreadableImage",
     "UnsupportedImage",
     "UnsupportedDicom",
@@ -36,12 +39,31 @@ class InvalidArgument(CxrkitError, ValueError):
     the flag the user typed, so library code checks its inputs once and the CLI does not."""
 
 
+class InvalidInput(CxrkitError, ValueError):
+    """An input file exists but holds something cxrkit cannot use (wrong columns, a value that is
+    not a number, rows of another run); the message names the file and what was expected."""
+
+
 class MissingFile(CxrkitError, FileNotFoundError):
     """A file or folder cxrkit was asked to read does not exist (or holds nothing to read)."""
 
 
+class OutputExists(CxrkitError, FileExistsError):
+    """The output file already holds rows and the run was asked neither to resume nor to replace it."""
+
+    def __init__(self, path: object, message: str | None = None):
+        self.path = path
+        super().__init__(message or f"{path} already exists; resume it to continue it, or overwrite it to replace it")
+
+
 class Unavailable(CxrkitError, RuntimeError):
-    """What was asked for cannot run here: a backend, device or feature this machine lacks."""
+    """What was asked for is not available: a backend, device or feature this machine (or this
+    model) lacks."""
+
+
+class RunFailed(CxrkitError, RuntimeError):
+    """A run stopped short for a reason outside its inputs (a cluster unreachable, rows lost by a
+    worker, an encoder failing); finished rows are kept."""
 
 
 class UnreadableImage(CxrkitError, ValueError):

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cxrkit.errors import CxrkitError
 from cxrkit.evaluate import NoOverlap, PrefixMatchesNothing
 
 runner = CliRunner()

@@ -55,8 +55,8 @@ from .run import (
     localisation_to_folder,
     read_thresholds,
 )
-from .spec import DatasetSplit, LabelFile, PredictionsFile, Scoring, Subgroups
 from .shortcut import ProbeResult, shortcut_probe, shortcut_warning
+from .spec import DatasetSplit, LabelFile, PredictionsFile, Scoring, Subgroups
 from .subgroups import (
     GAP_COLUMNS,
     SUBGROUP_COLUMNS,

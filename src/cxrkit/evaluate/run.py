@@ -106,13 +106,13 @@ def _finish(result: Evaluation, table: LabelTable, label_path: Path, output: Pat
 
 
 def evaluate_file_to_folder(predictions: PredictionsFile | str | Path, labels: LabelFile | str | Path,
-                            output: str | Path, *, scoring: Scoring = Scoring(), subgroups: Subgroups | None = None,
+                            output: str | Path, *, scoring: Scoring | None = None, subgroups: Subgroups | None = None,
                             images: str | Path | None = None, plots: bool = True) -> EvaluationRun:
     """Score a predictions file against ``labels``; write metrics.csv, plots and report.md to ``output``.
 
     ``images`` (the films' folder) is read only by a shortcut probe on pixels: a predictions file
     carries no model whose features could be probed."""
-    file, label_file = _file(predictions), _labels(labels)
+    file, label_file, scoring = _file(predictions), _labels(labels), scoring or Scoring()
     if subgroups is not None and subgroups.shortcut_check and (subgroups.probe_input == "features" or images is None):
         raise InvalidArgument("the shortcut probe of a predictions file reads the films' pixels: give their "
                               "`images` folder and `probe_input` pixels (features need a model to evaluate)")
@@ -125,13 +125,14 @@ def evaluate_file_to_folder(predictions: PredictionsFile | str | Path, labels: L
                    predictor=None, plots=plots, evaluated=str(file.path), call=call)
 
 
-def evaluate_model_to_folder(model: str, data: DatasetSplit, output: str | Path, *, scoring: Scoring = Scoring(),
+def evaluate_model_to_folder(model: str, data: DatasetSplit, output: str | Path, *, scoring: Scoring | None = None,
                              subgroups: Subgroups | None = None, plots: bool = True) -> EvaluationRun:
     """Run ``model`` (in fp32: the numbers a model card reports were measured so, and must reproduce
     on any CPU) on the split ``data`` names and score it as :func:`evaluate_file_to_folder` does."""
     from ..predict import Predictor
     from .model_eval import dataset_split_labels, predict_images
 
+    scoring = scoring or Scoring()
     assert data.dataset is not None and data.images is not None  # DatasetSplit refuses either missing
     files, table = dataset_split_labels(data.dataset, data.labels, data.images, split=data.split, seed=data.seed)
     predictor = Predictor(model, precision="fp32")

@@ -118,7 +118,7 @@ class Subgroups:
         object.__setattr__(self, "metadata", tuple(Path(m) for m in self.metadata))
         bands = None if self.age_bands is None else tuple(float(b) for b in self.age_bands)
         object.__setattr__(self, "age_bands", bands)
-        if bands is not None and (not bands or any(b <= a for a, b in zip(bands, bands[1:]))):
+        if bands is not None and (not bands or any(b <= a for a, b in zip(bands, bands[1:], strict=False))):
             raise InvalidArgument(f"`age_bands` must be increasing numbers like 0,40,60,80, got "
                                   f"{','.join(f'{b:g}' for b in bands)}")
         if self.probe_input not in PROBE_INPUTS:

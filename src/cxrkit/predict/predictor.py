@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CxrkitError
+from ..errors import CxrkitError, InvalidInput
 from ..io import XrayImage, read_image
 from ..labels import PATHOLOGIES
 from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points, threshold_vector
@@ -53,7 +53,7 @@ def readable_inputs(files: Sequence[str | os.PathLike[str]], input_size: int) ->
             continue
         inputs.append(model_input(image.pixels, image.maxval, input_size))
     if not inputs:
-        raise CxrkitError("none of the films could be read; give real radiographs (PNG, JPEG or DICOM)")
+        raise InvalidInput("none of the films could be read; give real radiographs (PNG, JPEG or DICOM)")
     return np.stack(inputs).astype(np.float32, copy=False)
 
 
