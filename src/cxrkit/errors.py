@@ -25,6 +25,7 @@ __all__ = [
     "ChecksumMismatch",
     "DownloadError",
     "OutputError",
+    "ExportMismatch",
 ]
 
 
@@ -122,3 +123,10 @@ class OutputError(CxrkitError, OSError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot write {self.path}: {reason}")
+
+
+class ExportMismatch(CxrkitError, RuntimeError):
+    """An exported graph's outputs differ from PyTorch's by more than the tolerance; nothing was written.
+
+    Here rather than beside the exporter because the backend chooser catches it too, to fall back
+    to PyTorch: the numbers are never traded for speed."""

@@ -42,7 +42,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from ..errors import InvalidArgument, Unavailable
+from ..errors import ExportMismatch, InvalidArgument, Unavailable
 from ..models.card import ModelCard
 from ..models.loading import check_device, load_model
 from ..models.precision import resolve_precision
@@ -144,8 +144,6 @@ def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu"
         name, reason = choose_backend(where, precision)
         log.info("backend %s: %s", name, reason)
         if name == "onnx":
-            from .export import ExportMismatch
-
             try:
                 return make_backend("onnx", model, where, precision)
             except ExportMismatch as exc:  # never trade correct numbers for speed

@@ -30,10 +30,10 @@ from torch import nn
 
 from .. import __version__
 from .._atomic import write_bytes_atomic
-from ..errors import CxrkitError, InvalidArgument, MissingDependency, OutputError, WeightsError
+from ..errors import ExportMismatch, InvalidArgument, MissingDependency, OutputError, WeightsError
 from ..models import DEFAULT_MODEL, ModelCard, activate, load_model
 from ..models.calibration import ACTIVATIONS
-from .predictor import readable_inputs
+from .inputs import readable_inputs
 
 __all__ = ["ExportMismatch", "OnnxExport", "export_onnx", "onnx_bytes", "onnx_metadata", "card_from_metadata",
            "probabilities", "cpu_fp32_copy", "session_options", "TOLERANCE", "INPUT_NAME", "OUTPUT_NAME", "OPSET",
@@ -45,10 +45,6 @@ TOLERANCE = 1e-4
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 OPSET = 17
-
-
-class ExportMismatch(CxrkitError, RuntimeError):
-    """The exported graph's outputs differ from PyTorch's by more than the tolerance; nothing was written."""
 
 
 @dataclass
