@@ -43,7 +43,7 @@ def test_library_error_names_the_parameter(many_doses):
 def test_cli_prints_the_same_error_with_its_flags(many_doses):
     pytest.importorskip("sklearn", reason="the evaluate extra is not installed")
     result = runner.invoke(app, [
-        "evaluate", "--predictions", str(many_doses / "predictions.csv"), "--labels", str(many_doses / "labels.csv"),
+        "evaluate", "predictions", str(many_doses / "predictions.csv"), "--labels", str(many_doses / "labels.csv"),
         "--dataset", "csv", "--output", str(many_doses / "out"), "--group-by", "dose",
         "--metadata", str(many_doses / "doses.csv"), "--bootstrap", "0", "--no-plots"])
     assert result.exit_code == 1, result.output

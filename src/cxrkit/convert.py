@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ._atomic import remove_temporaries, write_bytes_atomic
-from .errors import CxrkitError
+from .errors import RunFailed
 from .io import read_image
 from .preprocess import FilmSteps, resize_shortest, to_uint8
 
@@ -52,7 +52,7 @@ def output_paths(files: Sequence[Path], roots: Sequence[Path], out_dir: Path) ->
 def _write_png(pixels: np.ndarray, target: Path) -> None:
     ok, encoded = cv2.imencode(".png", pixels)
     if not ok:
-        raise CxrkitError(f"PNG encoding failed for {target.name}")
+        raise RunFailed(f"PNG encoding failed for {target.name}")
     write_bytes_atomic(target, encoded.tobytes(), durable=False)
 
 

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 __all__ = [
     "CxrkitError",
+    "InvalidArgument",
+    "MissingFile",
+    "Unavailable",
+    "RunFailed",
+    "InvalidInput",
+    "OutputExists",
     "UnreadableImage",
     "UnsupportedImage",
     "UnsupportedDicom",
@@ -19,11 +25,46 @@ __all__ = [
     "ChecksumMismatch",
     "DownloadError",
     "OutputError",
+    "ExportMismatch",
 ]
 
 
 class CxrkitError(Exception):
     """Base class of every error cxrkit raises on purpose."""
+
+
+class InvalidArgument(CxrkitError, ValueError):
+    """A value given to cxrkit is out of range, malformed or inconsistent with another one.
+
+    The message names the parameter in backticks (`age_bands`), which the CLI rewrites as
+    the flag the user typed, so library code checks its inputs once and the CLI does not."""
+
+
+class InvalidInput(CxrkitError, ValueError):
+    """An input file exists but holds something cxrkit cannot use (wrong columns, a value that is
+    not a number, rows of another run); the message names the file and what was expected."""
+
+
+class MissingFile(CxrkitError, FileNotFoundError):
+    """A file or folder cxrkit was asked to read does not exist (or holds nothing to read)."""
+
+
+class OutputExists(CxrkitError, FileExistsError):
+    """The output file already holds rows and the run was asked neither to resume nor to replace it."""
+
+    def __init__(self, path: object, message: str | None = None):
+        self.path = path
+        super().__init__(message or f"{path} already exists; resume it to continue it, or overwrite it to replace it")
+
+
+class Unavailable(CxrkitError, RuntimeError):
+    """What was asked for is not available: a backend, device or feature this machine (or this
+    model) lacks."""
+
+
+class RunFailed(CxrkitError, RuntimeError):
+    """A run stopped short for a reason outside its inputs (a cluster unreachable, rows lost by a
+    worker, an encoder failing); finished rows are kept."""
 
 
 class UnreadableImage(CxrkitError, ValueError):
@@ -82,3 +123,10 @@ class OutputError(CxrkitError, OSError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot write {self.path}: {reason}")
+
+
+class ExportMismatch(CxrkitError, RuntimeError):
+    """An exported graph's outputs differ from PyTorch's by more than the tolerance; nothing was written.
+
+    Here rather than beside the exporter because the backend chooser catches it too, to fall back
+    to PyTorch: the numbers are never traded for speed."""

@@ -17,10 +17,9 @@ def fixture_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def evaluate_app() -> typer.Typer:
-    """``cxr evaluate`` on its own app, so these tests do not depend on cli/main.py registering it yet."""
-    from cxrkit.cli.evaluate import evaluate
+    """``cxr evaluate`` on its own app, so these tests do not depend on cli/main.py registering it."""
+    from cxrkit.cli.evaluate import app as evaluate
 
     app = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
-    app.command("evaluate")(evaluate)
-    app.command("noop", hidden=True)(lambda: None)  # keeps "evaluate" a sub-command name
+    app.add_typer(evaluate, name="evaluate")
     return app

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cxrkit.errors import CxrkitError
 from cxrkit.evaluate import NoOverlap, PrefixMatchesNothing
 
 runner = CliRunner()
@@ -25,7 +24,7 @@ def test_foreign_gz_with_id_column_and_prefix(fixture_dir, evaluate_app, tmp_pat
         foreign.to_csv(f, index=False)
     out = tmp_path / "out"
     result = runner.invoke(evaluate_app, [
-        "evaluate", "--predictions", str(gz), "--id-column", "Image Index", "--prefix", "prob_",
+        "evaluate", "predictions", str(gz), "--id-column", "Image Index", "--prefix", "prob_",
         "--labels", str(fixture_dir / "labels.csv"), "--output", str(out), "--bootstrap", "40", "--seed", "3",
         "--threshold-method", "f1", "--no-plots", "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -37,7 +36,7 @@ def test_foreign_gz_with_id_column_and_prefix(fixture_dir, evaluate_app, tmp_pat
 
 
 def test_thresholds_from_a_validation_run(fixture_dir, evaluate_app, tmp_path):
-    args = ["evaluate", "--predictions", str(fixture_dir / "predictions.csv"), "--labels",
+    args = ["evaluate", "predictions", str(fixture_dir / "predictions.csv"), "--labels",
             str(fixture_dir / "labels.csv"), "--bootstrap", "0", "--no-plots"]
     assert runner.invoke(evaluate_app, [*args, "--output", str(tmp_path / "val")]).exit_code == 0
     validation = pd.read_csv(tmp_path / "val" / "metrics.csv")
@@ -54,7 +53,7 @@ def test_compare_writes_compare_csv(fixture_dir, evaluate_app, tmp_path):
     b["Pneumonia"] = 1 - b["Pneumonia"]  # a much worse model B on Pneumonia
     b.to_csv(tmp_path / "b.csv", index=False)
     result = runner.invoke(evaluate_app, [
-        "evaluate", "--compare", str(fixture_dir / "predictions.csv"), str(tmp_path / "b.csv"),
+        "evaluate", "compare", str(fixture_dir / "predictions.csv"), str(tmp_path / "b.csv"),
         "--labels", str(fixture_dir / "labels.csv"), "--output", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(tmp_path / "cmp" / "compare.csv").set_index("label")
@@ -68,11 +67,11 @@ def test_errors_are_cxrkit_errors(fixture_dir, evaluate_app, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("file,Effusion\nzzz_1.png,1\nzzz_2.png,0\n")
     base = ["--output", str(tmp_path / "o"), "--bootstrap", "0", "--no-plots"]
-    result = runner.invoke(evaluate_app, ["evaluate", "--predictions", str(fixture_dir / "predictions.csv"),
+    result = runner.invoke(evaluate_app, ["evaluate", "predictions", str(fixture_dir / "predictions.csv"),
                                           "--labels", str(labels), *base])
     assert isinstance(result.exception, NoOverlap) and "zzz_1.png" in str(result.exception)
-    result = runner.invoke(evaluate_app, ["evaluate", "--predictions", str(fixture_dir / "predictions.csv"),
+    result = runner.invoke(evaluate_app, ["evaluate", "predictions", str(fixture_dir / "predictions.csv"),
                                           "--id-column", "file", "--prefix", "prob_", "--labels", str(labels), *base])
     assert isinstance(result.exception, PrefixMatchesNothing)
-    result = runner.invoke(evaluate_app, ["evaluate", "--labels", str(labels), *base])
-    assert isinstance(result.exception, CxrkitError) and "--predictions" in str(result.exception)
+    result = runner.invoke(evaluate_app, ["evaluate", "predictions", "--labels", str(labels), *base])
+    assert result.exit_code == 2 and "Missing argument 'predictions'" in " ".join(result.output.split())

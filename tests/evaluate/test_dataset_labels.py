@@ -63,7 +63,7 @@ def test_chexpert_labels_with_uncertain_cells_end_to_end(evaluate_app, tmp_path)
 
     out = tmp_path / "out"
     result = runner.invoke(evaluate_app, [
-        "evaluate", "--predictions", str(tmp_path / "preds.csv"), "--labels", str(tmp_path / "valid.csv"),
+        "evaluate", "predictions", str(tmp_path / "preds.csv"), "--labels", str(tmp_path / "valid.csv"),
         "--dataset", "chexpert", "--output", str(out), "--bootstrap", "20", "--seed", "1", "--no-plots",
         "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -103,7 +103,7 @@ def test_adapter_errors_name_the_file(tmp_path):
 def test_unknown_dataset_name_lists_the_choices(evaluate_app, fixture_dir, tmp_path):
     assert label_formats()[0] == "csv" and set(list_datasets()) <= set(label_formats())
     result = runner.invoke(evaluate_app, [
-        "evaluate", "--predictions", str(fixture_dir / "predictions.csv"), "--labels", str(fixture_dir / "labels.csv"),
+        "evaluate", "predictions", str(fixture_dir / "predictions.csv"), "--labels", str(fixture_dir / "labels.csv"),
         "--dataset", "chexpret", "--output", str(tmp_path / "o"), "--bootstrap", "0", "--no-plots"])
     assert isinstance(result.exception, CxrkitError)
     message = str(result.exception)
@@ -112,7 +112,7 @@ def test_unknown_dataset_name_lists_the_choices(evaluate_app, fixture_dir, tmp_p
         load_labels(fixture_dir / "labels.csv", "chexpret")
     # csv-only options with an adapter are refused, not ignored
     result = runner.invoke(evaluate_app, [
-        "evaluate", "--predictions", str(fixture_dir / "predictions.csv"), "--labels", str(fixture_dir / "labels.csv"),
+        "evaluate", "predictions", str(fixture_dir / "predictions.csv"), "--labels", str(fixture_dir / "labels.csv"),
         "--dataset", "chexpert", "--patient-column", "pid", "--output", str(tmp_path / "o"), "--no-plots"])
     assert isinstance(result.exception, CxrkitError) and "--dataset csv" in str(result.exception)
 
@@ -157,7 +157,7 @@ def test_real_nih_subset_through_the_adapter_matches_the_old_parser(evaluate_app
     expected = evaluate_predictions(preds, old_labels, patients=old_patients, n_bootstrap=50, seed=7).table
     out = tmp_path / "out"
     result = runner.invoke(evaluate_app, [
-        "evaluate", "--predictions", str(tmp_path / "preds.csv"), "--labels", str(NIH_FILE), "--dataset", "nih",
+        "evaluate", "predictions", str(tmp_path / "preds.csv"), "--labels", str(NIH_FILE), "--dataset", "nih",
         "--output", str(out), "--bootstrap", "50", "--seed", "7", "--no-plots", "--format", "json"])
     assert result.exit_code == 0, result.output
     got = pd.read_csv(out / "metrics.csv")

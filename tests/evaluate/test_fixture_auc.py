@@ -71,7 +71,7 @@ def test_evaluate_predictions_reproduces_them_exactly(fixture_dir):
 def test_cli_metrics_csv_reproduces_them_to_the_digit(fixture_dir, evaluate_app, tmp_path):
     out = tmp_path / "report"
     result = CliRunner().invoke(evaluate_app, [
-        "evaluate", "--predictions", str(fixture_dir / "predictions.csv"), "--labels", str(fixture_dir / "labels.csv"),
+        "evaluate", "predictions", str(fixture_dir / "predictions.csv"), "--labels", str(fixture_dir / "labels.csv"),
         "--dataset", "csv", "--output", str(out), "--bootstrap", "50", "--no-plots"])
     assert result.exit_code == 0, result.output
     with open(out / "metrics.csv", newline="") as f:

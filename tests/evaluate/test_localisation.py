@@ -117,12 +117,12 @@ def test_cli_localisation(tmp_path):
     boxes = tmp_path / "boxes.csv"
     pd.DataFrame({"image": ["a.png"], "label": ["Mass"], "x0": [40], "y0": [30], "x1": [80], "y1": [60]}).to_csv(boxes, index=False)
     _maps(tmp_path / "maps", boxes_on_target=True)
-    result = runner.invoke(app, ["evaluate", "--localisation", str(boxes), "--heatmaps", str(tmp_path / "maps"),
+    result = runner.invoke(app, ["evaluate", "localisation", str(boxes), "--heatmaps", str(tmp_path / "maps"),
                                  "-o", str(tmp_path / "out"), "--format", "json"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "out" / "localisation.csv")
     assert set(table["method"]) == {"gradcam", "cam"} and table.loc[table["method"] == "gradcam", "pointing"].eq(1.0).all()
-    alone = runner.invoke(app, ["evaluate", "--localisation", str(boxes), "-o", str(tmp_path / "o2")])
+    alone = runner.invoke(app, ["evaluate", "localisation", str(boxes), "-o", str(tmp_path / "o2")])
     assert alone.exit_code != 0
 
 

@@ -38,14 +38,14 @@ def test_model_on_dataset_equals_predict_then_evaluate(tiny_model, tmp_path):
     from cxrkit.cli.main import app as cli
 
     direct = tmp_path / "direct"
-    result = runner.invoke(cli, ["evaluate", "--model", str(tiny_model), "--dataset", "nih", "--labels", LABELS,
+    result = runner.invoke(cli, ["evaluate", "model", str(tiny_model), "--dataset", "nih", "--labels", LABELS,
                                  "--images", str(EXAMPLES), "--split", "all", "--output", str(direct), "--bootstrap", "50", "--no-plots"])
     assert result.exit_code == 0, result.output
     preds = tmp_path / "p.csv"
     assert runner.invoke(cli, ["predict", str(EXAMPLES), "--model", str(tiny_model), "-o", str(preds), "--raw",
                                  "--precision", "fp32"]).exit_code == 0
     twostep = tmp_path / "twostep"
-    result = runner.invoke(cli, ["evaluate", "--predictions", str(preds), "--dataset", "nih", "--labels", LABELS,
+    result = runner.invoke(cli, ["evaluate", "predictions", str(preds), "--dataset", "nih", "--labels", LABELS,
                                  "--output", str(twostep), "--bootstrap", "50", "--no-plots"])
     assert result.exit_code == 0, result.output
     a, b = _metrics(direct), _metrics(twostep)
@@ -55,8 +55,8 @@ def test_model_on_dataset_equals_predict_then_evaluate(tiny_model, tmp_path):
 
 
 def test_model_needs_dataset_and_images(tiny_model, tmp_path):
-    result = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--labels", LABELS, "--output", str(tmp_path)])
+    result = runner.invoke(app, ["evaluate", "model", str(tiny_model), "--labels", LABELS, "--output", str(tmp_path)])
     assert result.exit_code == 1 and "--images" in result.output
-    result = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--predictions", "x.csv", "--labels", LABELS,
+    result = runner.invoke(app, ["evaluate", "model", str(tiny_model), "--predictions", "x.csv", "--labels", LABELS,
                                  "--output", str(tmp_path)])
-    assert result.exit_code == 1 and "one of" in result.output
+    assert result.exit_code == 2 and "--predictions" in result.output  # a model is not a predictions file

@@ -155,7 +155,7 @@ def test_cli_group_by_writes_tables_plot_and_report(fixture_dir, evaluate_app, t
     pd.DataFrame({"Image Index": names, "site": np.where(np.arange(len(names)) % 2, "b", "a")}).to_csv(sidecar, index=False)
     out = tmp_path / "out"
     result = runner.invoke(evaluate_app, [
-        "evaluate", "--predictions", str(fixture_dir / "predictions.csv"), "--labels", str(fixture_dir / "labels.csv"),
+        "evaluate", "predictions", str(fixture_dir / "predictions.csv"), "--labels", str(fixture_dir / "labels.csv"),
         "--output", str(out), "--bootstrap", "50", "--group-by", "site,Patient Age", "--age-bands", "0,50",
         "--metadata", str(sidecar), "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -172,7 +172,7 @@ def test_cli_group_by_writes_tables_plot_and_report(fixture_dir, evaluate_app, t
 
 
 def test_cli_group_by_errors(fixture_dir, evaluate_app, tmp_path):
-    base = ["evaluate", "--predictions", str(fixture_dir / "predictions.csv"), "--labels",
+    base = ["evaluate", "predictions", str(fixture_dir / "predictions.csv"), "--labels",
             str(fixture_dir / "labels.csv"), "--output", str(tmp_path / "o")]
     result = runner.invoke(evaluate_app, [*base, "--group-by", "Patient Age"])
     assert result.exit_code != 0 and "--age-bands" in str(result.exception)

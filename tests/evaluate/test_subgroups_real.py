@@ -35,7 +35,7 @@ def test_shortcut_check_flags_the_source_confound_of_the_default_model(nih_two_d
     nih, label_file = nih_two_draws
     out = tmp_path / "report"
     result = runner.invoke(app, [
-        "evaluate", "--model", "densenet121.nih-demo", "--dataset", "nih", "--labels", str(label_file),
+        "evaluate", "model", "densenet121.nih-demo", "--dataset", "nih", "--labels", str(label_file),
         "--images", str(nih / "images"), "--split", "all", "--group-by", "source,sex", "--metadata",
         str(nih / "sources.csv"), "--shortcut-check", "--bootstrap", "200", "--no-plots", "--format", "json", "--output", str(out)])
     assert result.exit_code == 0, result.output
@@ -63,7 +63,7 @@ def test_pixel_probe_needs_no_model(nih_two_draws, tmp_path):
     frame = pd.DataFrame({"file": names, "status": "ok", "error": "", "Pneumonia": 0.5})
     frame.to_csv(preds, index=False)
     result = runner.invoke(app, [
-        "evaluate", "--predictions", str(preds), "--labels", str(label_file), "--images", str(nih / "images"),
+        "evaluate", "predictions", str(preds), "--labels", str(label_file), "--images", str(nih / "images"),
         "--group-by", "source", "--metadata", str(nih / "sources.csv"), "--shortcut-check", "--probe-input",
         "pixels", "--bootstrap", "200", "--no-plots", "--format", "json", "--output", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from cxrkit.models import create  # noqa: E402
 from cxrkit.models.store import sha256_file  # noqa: E402
 from cxrkit.predict import export as export_module  # noqa: E402
 from cxrkit.predict.export import ExportMismatch, export_onnx, probabilities  # noqa: E402
-from cxrkit.predict.predictor import readable_inputs  # noqa: E402
+from cxrkit.predict.inputs import readable_inputs  # noqa: E402
 
 runner = CliRunner()
 

@@ -25,7 +25,8 @@ from .conftest import ENV, cli, stderr_lines
 COMMANDS = ("predict", "age", "convert", "train", "tune", "evaluate", "explain", "survival", "serve", "embed",
             "ood-fit", "similar", "export", "bench", "models", "datasets")
 SUBCOMMANDS = (("models", "list"), ("models", "info"), ("models", "import"), ("models", "fetch"),
-               ("datasets", "list"), ("datasets", "summary"), ("datasets", "shard"))
+               ("datasets", "list"), ("datasets", "summary"), ("datasets", "shard"),
+               ("evaluate", "predictions"), ("evaluate", "model"), ("evaluate", "compare"), ("evaluate", "localisation"))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ CASES = [
     *[(f"{c}-missing-input", lambda p, c=c, extra=extra: [c, str(p["missing"]), *extra], 1, ("{missing}",))
       for c, extra in (("predict", ()), ("age", ()), ("embed", ("-o", "e")), ("bench", ()), ("explain", ()))],
     ("convert-missing-input", lambda p: ["convert", str(p["missing"]), "-o", str(p["out"])], 1, ("{missing}",)),
-    ("evaluate-missing", lambda p: ["evaluate", "-p", str(p["missing"]), "-l", str(p["missing"]), "-o",
+    ("evaluate-missing", lambda p: ["evaluate", "predictions", str(p["missing"]), "-l", str(p["missing"]), "-o",
                                     str(p["out"])], 1, ("{missing}",)),
     ("survival-missing", lambda p: ["survival", str(p["missing"]), "--time", "t", "--event", "e",
                                     "--predicted-age", "p", "--age", "a", "-o", str(p["out"])], 1, ("{missing}",)),
@@ -114,7 +115,7 @@ CASES = [
     ("shard-empty-folder", lambda p: ["datasets", "shard", "folder", "--root", str(p["empty"]), "--out",
                                       str(p["out"])], 1, ("{empty}",)),
     # a CSV with the wrong columns: exit 1, the file and what is missing named
-    ("evaluate-wrong-columns", lambda p: ["evaluate", "-p", str(p["wrong"]), "-l", str(p["wrong"]), "-o",
+    ("evaluate-wrong-columns", lambda p: ["evaluate", "predictions", str(p["wrong"]), "-l", str(p["wrong"]), "-o",
                                           str(p["out"])], 1, ("{wrong}",)),
     ("age-metadata-wrong-columns", lambda p: ["age", str(p["film"]), "--metadata", str(p["wrong"])], 1,
      ("{wrong}", "age")),

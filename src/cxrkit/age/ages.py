@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import CxrkitError
+from ..errors import InvalidInput
 from ..io.dicom import parse_age
 
 __all__ = ["AgeTable"]
@@ -35,10 +35,10 @@ class AgeTable:
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (OSError, ValueError) as exc:
-            raise CxrkitError(f"cannot read the metadata CSV {path}: {exc}") from None
+            raise InvalidInput(f"cannot read the metadata CSV {path}: {exc}") from None
         missing = [c for c in (id_column, age_column) if c not in frame.columns]
         if missing:
-            raise CxrkitError(f"{path}: no column {missing} (columns: {list(frame.columns)}); "
+            raise InvalidInput(f"{path}: no column {missing} (columns: {list(frame.columns)}); "
                               "name them with `id_column` / `age_column`")
         self._by_path: dict[str, float] = {}
         by_name: dict[str, float | None] = {}
@@ -47,7 +47,7 @@ class AgeTable:
                 continue
             age = _years(raw.strip())
             if age is None:
-                raise CxrkitError(f"{path}:{line}: age {raw!r} is not a number of years (or a DICOM age like 061Y)")
+                raise InvalidInput(f"{path}:{line}: age {raw!r} is not a number of years (or a DICOM age like 061Y)")
             self._by_path[str(Path(key))] = age
             name = Path(key).name
             by_name[name] = None if name in by_name else age  # ambiguous bare names resolve to nothing

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..errors import CxrkitError, OutputError
+from ..errors import CxrkitError, InvalidArgument, OutputError
 from ..models import ModelCard
 from ..predict import OutputExists, OutputSpec, PredictionSummary, scan_inputs
 from ._output import EXIT_INTERRUPTED, EXIT_PARTIAL, err
@@ -54,7 +54,7 @@ def output_spec(output: Path | None, fmt: str, resume: bool, overwrite: bool, te
     ``text`` names the columns that hold text (orientation, map paths): Parquet types its
     columns up front and refuses text in a number column rather than writing NaN."""
     if resume and output is None:
-        raise CxrkitError("--resume needs --output: there is no file to resume from on stdout")
+        raise InvalidArgument("--resume needs --output: there is no file to resume from on stdout")
     return OutputSpec(output, fmt, resume, overwrite, {"text": list(text)} if fmt == "parquet" else {})
 
 
@@ -73,7 +73,7 @@ def progress_bar(verb: str, output: Path | None) -> Iterator[_Bar]:
         try:
             yield bar
         except OutputExists as exc:
-            raise CxrkitError(f"{exc.path} already exists; pass --resume to continue it or --overwrite to replace "
+            raise OutputExists(exc.path, f"{exc.path} already exists; pass --resume to continue it or --overwrite to replace "
                               "it") from None
         except OutputError as exc:
             if output is None or exc.path != str(output):

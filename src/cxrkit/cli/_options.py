@@ -19,12 +19,12 @@ CLEAN_FILM = typer.Option(False, "--clean-film", help="CXR-Age film clean-up fir
 
 def film_steps(clean: bool, fix_orientation: bool, fix_mirror: bool, orientation_model: str, device: str, **kwargs):
     """The FilmSteps the --clean-film / --fix-orientation / --fix-mirror flags ask for."""
-    from ..errors import CxrkitError
+    from ..errors import InvalidArgument
     from ..models import load_model
     from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
 
     if fix_mirror and not fix_orientation:
-        raise CxrkitError("--fix-mirror needs --fix-orientation")
+        raise InvalidArgument("--fix-mirror needs --fix-orientation")
     fixer = None
     if fix_orientation:
         model = load_model(orientation_model, default=DEFAULT_ORIENTATION_MODEL, device=device)

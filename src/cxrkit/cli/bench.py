@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, Unavailable
 from ..models import DEFAULT_MODEL
 from . import _options
 from ._batch import input_files
@@ -39,9 +39,9 @@ def bench(
     try:
         sizes = [int(b) for b in _names(batch_sizes)]
     except ValueError:
-        raise CxrkitError(f"--batch-sizes must be whole numbers separated by commas, got {batch_sizes!r}") from None
+        raise InvalidArgument(f"--batch-sizes must be whole numbers separated by commas, got {batch_sizes!r}") from None
     if not sizes or min(sizes) < 1:
-        raise CxrkitError("--batch-sizes needs at least one size of 1 or more")
+        raise InvalidArgument("--batch-sizes needs at least one size of 1 or more")
     files = input_files(paths)[:images]  # refuses an empty folder
     report = run_bench(files, model, backends=_names(backends), precisions=_names(precisions), batch_sizes=sizes,
                        device=device, workers=workers)
@@ -65,6 +65,6 @@ def bench(
         console.print(f"skipped {what}: {why}", highlight=False, soft_wrap=True)
     best = report.fastest
     if best is None:
-        raise CxrkitError("no configuration could run here; see the reasons above")
+        raise Unavailable("no configuration could run here; see the reasons above")
     console.print(f"fastest here: --backend {best.backend} --precision {best.precision} --batch-size {best.batch_size} "
                   f"({best.end_to_end:.1f} img/s end to end)", highlight=False)

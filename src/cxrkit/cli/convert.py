@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..convert import Converter, output_paths
-from ..errors import CxrkitError
+from ..errors import InvalidArgument
 from ..predict import run_files
 from . import _options
 from ._batch import input_files, output_spec, progress_bar, report
@@ -37,7 +37,7 @@ def convert(
     files = input_files(inputs)
     out_dir = output.resolve()
     if any(f.resolve().is_relative_to(out_dir) for f in files):
-        raise CxrkitError(f"--output {output} already holds some of the input images (it lies inside an input "
+        raise InvalidArgument(f"--output {output} already holds some of the input images (it lies inside an input "
                           "folder); choose an output folder outside the inputs")
     steps = _options.film_steps(clean, fix_orientation, fix_mirror, orientation_model, device,
                                 shortest=size or None, fuzz=trim_fuzz)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..embed import LAYERS, Embedder
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, InvalidInput, MissingFile
 from ..models import DEFAULT_MODEL
 from ..predict import OutputSpec, run_files
 from . import _options
@@ -41,7 +41,7 @@ def embed(
     files failed (their rows say why, with an empty vector).
     """
     if layer not in LAYERS:
-        raise CxrkitError(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+        raise InvalidArgument(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}")
     fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(output.suffix.lower(), "parquet")
     embedder = Embedder(model, layer=layer, device=device, precision=precision)
     embedder.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
@@ -65,7 +65,7 @@ def with_ood(predictor, model: str):
 
     detector = find_detector(predictor.card, near=model)
     if detector is None:
-        raise CxrkitError(f"no out-of-distribution detector is fitted for {predictor.card.name}; embed its training and "
+        raise MissingFile(f"no out-of-distribution detector is fitted for {predictor.card.name}; embed its training and "
                           f"validation films with cxr embed --model {model}, then run cxr ood-fit")
     return OodPredictor(predictor, detector)
 
@@ -88,7 +88,7 @@ def ood_fit(
     _, validation, val_meta = read_embeddings(val)
     same = ("model", "weights_sha256", "layer")
     if meta.get("layer") != "features" or any(meta.get(key) != val_meta.get(key) for key in same):
-        raise CxrkitError(f"--train and --val must be embeddings of one model's features layer; got "
+        raise InvalidInput(f"--train and --val must be embeddings of one model's features layer; got "
                           f"{[meta.get(key) for key in same]} and {[val_meta.get(key) for key in same]}")
     info = {key: meta.get(key) for key in ("model", "architecture", "weights_sha256", "precision")}
     detector = OodDetector.fit(reference, validation, k=k, quantile=quantile, info=info)

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, MissingFile
 from ..models import DEFAULT_MODEL
 from . import _options
 from ._output import emit, err, speaks_flags
@@ -42,9 +42,9 @@ def explain(
     from .. import explain as xp  # imported here so `cxr --help` stays fast
 
     if not image.exists():
-        raise CxrkitError(f"no such file: {image}")
+        raise MissingFile(f"no such file: {image}")
     if len(label) * len(method) > 1 and not grid:
-        raise CxrkitError("several labels or methods make several maps: add --grid to draw them on one contact sheet")
+        raise InvalidArgument("several labels or methods make several maps: add --grid to draw them on one contact sheet")
     per_method: dict[str, dict[str, Any]] = {
         "gradcam": {"layer": layer} if layer else {},
         "gradcam++": {"layer": layer} if layer else {},

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, OutputExists
 from ._batch import input_files
 from ._output import console, speaks_flags
 
@@ -18,7 +18,7 @@ def _default_films() -> list[Path]:
     for folder in (Path("examples"), Path(__file__).resolve().parents[3] / "examples"):
         if folder.is_dir():
             return input_files([folder])
-    raise CxrkitError("no films to verify the export on: give a few real radiographs with --verify-on PATH")
+    raise InvalidArgument("no films to verify the export on: give a few real radiographs with --verify-on PATH")
 
 
 @speaks_flags()
@@ -38,9 +38,9 @@ def export(
     from ..predict.export import export_onnx
 
     if fmt.lower() not in FORMATS:
-        raise CxrkitError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise InvalidArgument(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if output.exists() and not overwrite:
-        raise CxrkitError(f"{output} exists; pass --overwrite to replace it")
+        raise OutputExists(output, f"{output} exists; pass --overwrite to replace it")
     films = input_files(verify_on) if verify_on else _default_films()
     result = export_onnx(model, output, films, tolerance=tolerance)
     size_mb = output.stat().st_size / 1e6

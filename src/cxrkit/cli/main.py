@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "convert": ("convert", "convert", "Convert films to 8-bit PNGs (shortest side 512 by default), one manifest row per input file."),
     "train": ("train", "train", "Train on a dataset split by patient; select checkpoint, seed and thresholds on validation only."),
     "tune": ("train", "tune", "Optuna search over the config's tune.space; every trial scored on validation only."),
-    "evaluate": ("evaluate", "evaluate", "Evaluate predictions against labels: metrics.csv with bootstrap CIs, plots and report.md."),
+    "evaluate": ("evaluate", "app", "Evaluate against labels: predictions, model, compare (DeLong), localisation (maps vs boxes)."),
     "explain": ("explain", "explain", "Explain a prediction: a colour map over the radiograph, captioned with label and probability."),
     "survival": ("survival", "survival", "Cox PH hazard ratios per 5 years of CXR-Age and age, LR test of CXR-Age's added value, PH check, KM by quartile."),
     "serve": ("serve", "serve", "Serve the page at / and the API at /v1 (OpenAPI at /docs) until Ctrl-C; in-flight requests finish first."),

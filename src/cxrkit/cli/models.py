@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument
 from ..models import list_architectures, list_models, published, resolve_card
 from ..models.card import ModelCard
 from . import _options
@@ -66,7 +66,7 @@ def import_(
 ) -> None:
     """Convert a TorchXRayVision weight file to safetensors + model card (no code in it is run)."""
     if fmt_in != "torchxrayvision":
-        raise CxrkitError(f"unsupported --format {fmt_in!r}; supported: torchxrayvision")
+        raise InvalidArgument(f"unsupported --format {fmt_in!r}; supported: torchxrayvision")
     from ..models.import_xrv import import_torchxrayvision
 
     card_path = import_torchxrayvision(file, output, name=name, published_name=published_name)

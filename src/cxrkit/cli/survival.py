@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import CxrkitError, MissingDependency
+from ..errors import InvalidArgument, MissingDependency
 from . import _options
 from ._output import emit, speaks_flags, table
 
@@ -43,7 +43,7 @@ def survival(
     Writes cox.csv, models.csv, lr_test.csv, ph_test.csv, km_*.csv, a KM plot and report.md.
     """
     if fmt not in ("human", "json"):
-        raise CxrkitError(f"--format must be human or json, got {fmt!r}")
+        raise InvalidArgument(f"--format must be human or json, got {fmt!r}")
     try:
         from .. import survival as sv
     except ImportError as exc:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidArgument
 from .errors import LabelFileError, MissingImage
 from .harmonise import harmonise, token_columns
 from .localisation import localiser_for
@@ -47,7 +48,7 @@ def _resolve_files(spec: DatasetSpec, root: Path | None, label_file: Path | None
     known = {f.key for f in spec.files}
     unknown = set(given) - known
     if unknown:
-        raise ValueError(f"{spec.name}: unknown file key(s) {sorted(unknown)}; expected {sorted(known)}")
+        raise InvalidArgument(f"{spec.name}: unknown file key(s) {sorted(unknown)}; expected {sorted(known)}")
     if label_file is not None:
         given[spec.files[0].key] = Path(label_file)
     out: dict[str, Path | None] = {}
@@ -94,7 +95,7 @@ class XrayDataset:
         check_files: bool = False,
     ):
         if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+            raise InvalidArgument(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.spec = spec
         self.root = Path(root) if root is not None else None
         self.files = _resolve_files(spec, self.root, Path(label_file) if label_file else None, files)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import InvalidArgument
 from ..labels import PATHOLOGIES
 
 __all__ = ["UNCERTAIN_POLICIES", "harmonise", "label_order", "label_table", "token_columns"]
@@ -77,7 +78,7 @@ def harmonise(
     Standard labels in ``labels`` that the table does not produce are NaN throughout.
     """
     if uncertain not in UNCERTAIN_POLICIES:
-        raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
+        raise InvalidArgument(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
     missing = [orig for orig in table if orig not in columns]
     if missing:
         raise KeyError(f"label columns missing for table entries: {missing}")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidArgument
 from .errors import LabelFileError
 from .harmonise import harmonise, token_columns
 from .spec import DatasetSpec, read_table, require_columns
@@ -63,13 +64,13 @@ class Localisation:
 
     def __post_init__(self) -> None:
         if (self.boxes is None) == (self.rle is None):
-            raise ValueError("a Localisation gives either boxes (four columns) or rle (one column)")
+            raise InvalidArgument("a Localisation gives either boxes (four columns) or rle (one column)")
         if self.format not in ("xywh", "xyxy"):
-            raise ValueError(f"box format must be 'xywh' or 'xyxy', got {self.format!r}")
+            raise InvalidArgument(f"box format must be 'xywh' or 'xyxy', got {self.format!r}")
         if self.rle is not None and self.grid is None:
-            raise ValueError("run-length masks need the grid (height, width) they were encoded on")
+            raise InvalidArgument("run-length masks need the grid (height, width) they were encoded on")
         if (self.label is None) == (self.constant_label is None):
-            raise ValueError("give the label column or a constant_label, not both or neither")
+            raise InvalidArgument("give the label column or a constant_label, not both or neither")
 
 
 def rle_decode(rle: str, height: int = 1024, width: int = 1024) -> np.ndarray:
@@ -84,11 +85,11 @@ def rle_decode(rle: str, height: int = 1024, width: int = 1024) -> np.ndarray:
     if rle not in ("-1", ""):
         values = np.asarray(rle.split(), dtype=np.int64)
         if len(values) % 2:
-            raise ValueError(f"a run-length string has pairs of numbers; got {len(values)} numbers")
+            raise InvalidArgument(f"a run-length string has pairs of numbers; got {len(values)} numbers")
         offsets, lengths = values[0::2], values[1::2]
         starts = np.cumsum(offsets) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
         if len(starts) and (starts[-1] + lengths[-1] > mask.size or (offsets < 0).any() or (lengths < 0).any()):
-            raise ValueError(f"run-length string runs past a {height}x{width} mask")
+            raise InvalidArgument(f"run-length string runs past a {height}x{width} mask")
         for start, length in zip(starts, lengths):
             mask[start:start + length] = 1
     return mask.reshape(width, height).T

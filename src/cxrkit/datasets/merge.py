@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidArgument
 from ..labels import PATHOLOGIES
 from .base import XrayDataset
 
@@ -25,7 +26,7 @@ def _vocabulary(datasets: Sequence[Any], labels: str | Sequence[str]) -> tuple[s
     elif labels == "standard":
         return PATHOLOGIES
     else:
-        raise ValueError(f"labels must be 'union', 'intersection', 'standard' or a list, got {labels!r}")
+        raise InvalidArgument(f"labels must be 'union', 'intersection', 'standard' or a list, got {labels!r}")
     unique = list(dict.fromkeys(pool))
     return tuple([p for p in PATHOLOGIES if p in unique] + [n for n in unique if n not in PATHOLOGIES])
 
@@ -39,7 +40,7 @@ class MergedDataset:
 
     def __init__(self, datasets: Sequence[Any], labels: str | Sequence[str] = "union"):
         if not datasets:
-            raise ValueError("merge needs at least one dataset")
+            raise InvalidArgument("merge needs at least one dataset")
         self.datasets = list(datasets)
         self.label_names = _vocabulary(self.datasets, labels)
         self._columns = [[list(d.label_names).index(n) if n in d.label_names else None for n in self.label_names]

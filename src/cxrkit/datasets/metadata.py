@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidArgument
 from .errors import LabelFileError
 
 __all__ = ["ID_COLUMNS", "file_name", "read_metadata", "join_metadata", "age_bands", "band_labels"]
@@ -95,7 +96,7 @@ def age_bands(values: Sequence[float] | pd.Series, edges: Sequence[float]) -> pd
     """Ages cut into bands ``[e0, e1), [e1, e2), ..., [ek, inf)``; below ``e0`` or unknown -> NaN."""
     edges = [float(e) for e in edges]
     if len(edges) < 1 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"age band edges must increase, got {list(edges)}")
+        raise InvalidArgument(f"age band edges must increase, got {list(edges)}")
     numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
     position = np.searchsorted(np.asarray(edges), numbers, side="right") - 1
     names = np.asarray(band_labels(edges), dtype=object)

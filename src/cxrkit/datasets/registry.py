@@ -6,6 +6,7 @@ import fnmatch
 import os
 from typing import Any
 
+from ..errors import InvalidArgument
 from .base import DatasetSpec, XrayDataset
 from .errors import UnknownDataset
 
@@ -17,7 +18,7 @@ _REGISTRY: dict[str, DatasetSpec] = {}
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add a spec; a second spec under the same name is an error, not a silent override."""
     if spec.name in _REGISTRY:
-        raise ValueError(f"dataset {spec.name!r} is already registered")
+        raise InvalidArgument(f"dataset {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
     return spec
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidArgument
 from .errors import LabelFileError
 
 if TYPE_CHECKING:
@@ -70,9 +71,9 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         if (self.load is None) == (not self.columns):
-            raise ValueError(f"dataset spec {self.name!r}: give either load or columns")
+            raise InvalidArgument(f"dataset spec {self.name!r}: give either load or columns")
         if self.columns and self.kind != "columns":
-            raise ValueError(f"dataset spec {self.name!r}: a column map reads labels from columns (kind='columns')")
+            raise InvalidArgument(f"dataset spec {self.name!r}: a column map reads labels from columns (kind='columns')")
 
     def read(self, files: Mapping[str, Path | None]) -> pd.DataFrame:
         """The standard frame of this source from its resolved label files."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..errors import InvalidArgument
 from .base import XrayDataset
 
 __all__ = ["official_split", "patient_split", "stratified_patient_split", "split_dataset", "assert_no_leakage"]
@@ -23,7 +24,7 @@ def official_split(dataset: XrayDataset) -> dict[str, XrayDataset]:
     dataset (as loaded) has no official split, e.g. NIH without ``train_val_list.txt``.
     """
     if "split" not in dataset.frame.columns or not (dataset.frame["split"].astype(str) != "").any():
-        raise ValueError(f"{dataset.name}: no official split loaded (pass the split files, or use patient_split)")
+        raise InvalidArgument(f"{dataset.name}: no official split loaded (pass the split files, or use patient_split)")
     split = dataset.frame["split"].astype(str).to_numpy()
     return {name: dataset.subset(np.flatnonzero(split == name)) for name in sorted(set(split) - {""})}
 
@@ -37,7 +38,7 @@ def patient_split(patients: np.ndarray, ratios: Mapping[str, float], seed: int =
     names = list(ratios)
     weights = np.asarray([float(ratios[n]) for n in names])
     if (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"split ratios must be non-negative and not all zero, got {dict(ratios)}")
+        raise InvalidArgument(f"split ratios must be non-negative and not all zero, got {dict(ratios)}")
     weights = weights / weights.sum()
     patients = np.asarray(patients).astype(str)
     unique, inverse, counts = np.unique(patients, return_inverse=True, return_counts=True)

@@ -47,8 +47,16 @@ from .metrics import (
 )
 from .multiclass import MulticlassResult, multiclass_metrics, true_classes
 from .report import write_compare, write_report
-from .run import EvaluationRun, compare_to_folder, evaluate_to_folder, read_thresholds
+from .run import (
+    EvaluationRun,
+    compare_to_folder,
+    evaluate_file_to_folder,
+    evaluate_model_to_folder,
+    localisation_to_folder,
+    read_thresholds,
+)
 from .shortcut import ProbeResult, shortcut_probe, shortcut_warning
+from .spec import DatasetSplit, LabelFile, PredictionsFile, Scoring, Subgroups
 from .subgroups import (
     GAP_COLUMNS,
     SUBGROUP_COLUMNS,
@@ -58,8 +66,15 @@ from .subgroups import (
 )
 
 __all__ = [
-    "evaluate_to_folder",
+    "evaluate_file_to_folder",
+    "evaluate_model_to_folder",
     "compare_to_folder",
+    "localisation_to_folder",
+    "PredictionsFile",
+    "LabelFile",
+    "DatasetSplit",
+    "Scoring",
+    "Subgroups",
     "read_thresholds",
     "EvaluationRun",
     "evaluate_predictions",

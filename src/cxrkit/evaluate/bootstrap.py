@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from .errors import EvaluationError
+
 __all__ = ["BootstrapCI", "bootstrap_indices", "bootstrap_mean_ci", "bootstrap_auc", "auc_columns", "fast_auc"]
 
 
@@ -76,7 +78,7 @@ def bootstrap_indices(
         return
     codes, _ = pd.factorize(pd.Series(list(groups), dtype=object), sort=True)
     if codes.size != n_items:
-        raise ValueError(f"{codes.size} patient ids for {n_items} rows")
+        raise EvaluationError(f"{codes.size} patient ids for {n_items} rows")
     order = np.argsort(codes, kind="mergesort")
     counts = np.bincount(codes)
     starts = np.r_[0, np.cumsum(counts)[:-1]]

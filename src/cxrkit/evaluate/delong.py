@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import norm, rankdata
 
+from .errors import EvaluationError
+
 __all__ = ["DeLongResult", "delong_covariance", "delong_test"]
 
 
@@ -47,11 +49,11 @@ def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
     y = np.asarray(y).astype(bool)
     scores = np.atleast_2d(np.asarray(scores, dtype=float))
     if scores.shape[1] != y.size:
-        raise ValueError(f"scores have {scores.shape[1]} cases but y has {y.size}")
+        raise EvaluationError(f"scores have {scores.shape[1]} cases but y has {y.size}")
     pos, neg = scores[:, y], scores[:, ~y]
     m, n = pos.shape[1], neg.shape[1]
     if m < 2 or n < 2:
-        raise ValueError(f"DeLong needs >= 2 positives and >= 2 negatives, got {m} and {n}")
+        raise EvaluationError(f"DeLong needs >= 2 positives and >= 2 negatives, got {m} and {n}")
     tx = rankdata(pos, axis=1)  # midranks within the positives
     ty = rankdata(neg, axis=1)  # midranks within the negatives
     tz = rankdata(np.concatenate([pos, neg], axis=1), axis=1)  # midranks in the pooled sample

@@ -189,7 +189,7 @@ def load_dataset_labels(path: str | Path, dataset: str) -> LabelTable:
     matched by file name.
     """
     path = Path(path)
-    return _table_from(_build_dataset(path, dataset), path, dataset)
+    return table_from(_build_dataset(path, dataset), path, dataset)
 
 
 def _build_dataset(path: Path, dataset: str):
@@ -206,7 +206,7 @@ def _build_dataset(path: Path, dataset: str):
         raise InputFileError(path, str(exc)) from exc
 
 
-def _table_from(data, path: Path, dataset: str) -> LabelTable:
+def table_from(data, path: Path, dataset: str) -> LabelTable:
     frame = pd.DataFrame(data.labels.astype(float), columns=list(data.label_names))
     frame.insert(0, "path", data.frame["path"].astype(str).to_numpy())
     frame.insert(1, "patient_id", data.frame["patient_id"].astype(str).to_numpy())
@@ -235,7 +235,7 @@ def load_nih_labels(path: str | Path) -> LabelTable:
             if token not in known:
                 raise InputFileError(path, f"row {int(row) + 2}: unknown finding {token!r}; expected one of "
                                            f"{', '.join(NIH_PATHOLOGIES)} or 'No Finding'")
-    return _table_from(data, path, "nih")
+    return table_from(data, path, "nih")
 
 
 #: Label sources with a loader of their own; every other registered dataset name

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from .errors import EvaluationError
+
 __all__ = [
     "THRESHOLD_METHODS",
     "LabelMetrics",
@@ -70,7 +72,7 @@ def valid_pairs(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarra
     y, score = y[keep], score[keep]
     bad = ~np.isin(y, (0.0, 1.0))
     if bad.any():
-        raise ValueError(f"labels must be 0, 1 or NaN; found {sorted(set(y[bad].tolist()))[:5]}")
+        raise EvaluationError(f"labels must be 0, 1 or NaN; found {sorted(set(y[bad].tolist()))[:5]}")
     return y.astype(np.int8), score
 
 
@@ -100,7 +102,7 @@ def operating_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.n
 def choose_threshold(y: np.ndarray, score: np.ndarray, method: str = "youden") -> float:
     """Pick an operating threshold on these data; ties go to the higher (more specific) threshold."""
     if method not in THRESHOLD_METHODS:
-        raise ValueError(f"threshold method must be one of {THRESHOLD_METHODS}, got {method!r}")
+        raise EvaluationError(f"threshold method must be one of {THRESHOLD_METHODS}, got {method!r}")
     thresholds, tp, fp = operating_points(y, score)
     if thresholds.size == 0:
         return math.nan

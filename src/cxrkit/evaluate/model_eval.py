@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputFileError
-from .loaders import LabelTable, _table_from
+from .loaders import LabelTable, table_from
 
 __all__ = ["dataset_split_labels", "predict_images", "probe_inputs", "shortcut_check", "PROBE_INPUTS"]
 
@@ -44,7 +44,7 @@ def dataset_split_labels(dataset: str, labels: str | Path, images: str | Path, s
     except DatasetError as exc:
         raise InputFileError(labels, str(exc)) from exc
     files = [images / str(p) for p in data.frame["path"]]
-    return files, _table_from(data, labels, dataset)
+    return files, table_from(data, labels, dataset)
 
 
 def predict_images(files: list[Path], predictor, batch_size: int = 8) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .errors import EvaluationError
 from .metrics import auroc
 
 __all__ = ["MulticlassResult", "true_classes", "multiclass_metrics"]
@@ -37,7 +38,7 @@ def true_classes(onehot: pd.DataFrame) -> pd.Series:
     ones = np.nansum(values == 1, axis=1)
     bad = known.index[ones != 1]
     if len(bad):
-        raise ValueError(
+        raise EvaluationError(
             f"{len(bad)} row(s) do not have exactly one true class (e.g. {', '.join(map(str, bad[:3]))}); "
             "multi-class evaluation needs one 1 per image"
         )
@@ -52,7 +53,7 @@ def multiclass_metrics(truth: pd.Series, probs: pd.DataFrame) -> MulticlassResul
     classes = list(probs.columns)
     unknown = sorted(set(truth) - set(classes))
     if unknown:
-        raise ValueError(f"true classes {unknown} have no prediction column; columns are {classes}")
+        raise EvaluationError(f"true classes {unknown} have no prediction column; columns are {classes}")
     predicted = pd.Series(np.asarray(classes)[np.argmax(probs.to_numpy(), axis=1)], index=probs.index)
     confusion = pd.crosstab(
         pd.Categorical(truth, categories=classes), pd.Categorical(predicted, categories=classes), dropna=False

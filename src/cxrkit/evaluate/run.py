@@ -1,35 +1,42 @@
 """One evaluation end to end, as ``cxr evaluate`` runs it: inputs read, metrics, subgroups, report.
 
-:func:`evaluate_to_folder` scores a predictions file (or a model on a dataset split) against
-labels and writes the report folder; :func:`compare_to_folder` runs the paired DeLong test
-of two prediction files. The CLI checks its flags and calls one of them, so a script gets
-exactly what the command line gets.
+One function per kind of evaluation, each writing its report folder and returning what it
+computed: :func:`evaluate_file_to_folder` scores a predictions file against labels,
+:func:`evaluate_model_to_folder` runs a model on a dataset split first, :func:`compare_to_folder`
+runs the paired DeLong test of two prediction files and :func:`localisation_to_folder` scores
+saliency maps against boxes. Each ``cxr evaluate`` sub-command parses its flags into the specs
+of :mod:`cxrkit.evaluate.spec` and calls one of them, so a script gets exactly what the command
+line gets; report.md's "Reproduce" section is that call.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..errors import InvalidArgument
 from .errors import InputFileError
 from .evaluation import Evaluation, compare_predictions, evaluate_predictions
 from .groups import group_table
-from .loaders import LabelTable, load_labels, load_predictions
+from .loaders import LabelTable
+from .localisation import LocalisationReport, localisation_report
 from .report import write_compare, write_report
 from .shortcut import ProbeResult
+from .spec import DatasetSplit, LabelFile, PredictionsFile, Scoring, Subgroups
 from .subgroups import SubgroupResult, evaluate_subgroups
 
-__all__ = ["EvaluationRun", "read_thresholds", "evaluate_to_folder", "compare_to_folder"]
+__all__ = ["EvaluationRun", "read_thresholds", "evaluate_file_to_folder", "evaluate_model_to_folder",
+           "compare_to_folder", "localisation_to_folder"]
 
 
 @dataclass
 class EvaluationRun:
-    """What :func:`evaluate_to_folder` computed (everything is also in ``output``)."""
+    """What an evaluation computed (everything is also in ``output``)."""
 
     result: Evaluation
     output: Path
@@ -51,97 +58,107 @@ def read_thresholds(path: str | Path) -> dict[str, float]:
             if r.label != "mean" and not math.isnan(float(r.threshold))}
 
 
-def _model_predictions(model: str, dataset: str, labels: Path, images: Path, split: str,
-                       split_seed: int) -> tuple[pd.DataFrame, LabelTable, list[Path], Any]:
+def _call(name: str, *args: Any, **kwargs: Any) -> str:
+    """The Python call that reproduces a run, for report.md (paths as ``Path('...')``)."""
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
+    text = re.sub(r"\b(?:Posix|Windows)Path\(", "Path(", f"{name}({', '.join(parts)})")
+    return f"from pathlib import Path\nfrom cxrkit.evaluate import *\n{text}"
+
+
+def _file(value: PredictionsFile | str | Path) -> PredictionsFile:
+    return value if isinstance(value, PredictionsFile) else PredictionsFile(Path(value))
+
+
+def _labels(value: LabelFile | str | Path) -> LabelFile:
+    return value if isinstance(value, LabelFile) else LabelFile(Path(value))
+
+
+def _score(preds: pd.DataFrame, table: LabelTable, scoring: Scoring) -> Evaluation:
+    thresholds = read_thresholds(scoring.thresholds_from) if scoring.thresholds_from else None
+    return evaluate_predictions(
+        preds, table.labels, patients=table.patients, label_names=list(scoring.label_names or []) or None,
+        threshold_method=scoring.threshold_method, thresholds=thresholds, n_bootstrap=scoring.n_bootstrap,
+        seed=scoring.seed, task=scoring.task)
+
+
+def _finish(result: Evaluation, table: LabelTable, label_path: Path, output: Path, *, scoring: Scoring,
+            subgroups: Subgroups | None, files: list[Path] | None, predictor: Any, plots: bool,
+            evaluated: str, call: str) -> EvaluationRun:
+    """Subgroups, the shortcut probe and the report: the part every evaluation shares."""
+    groups_result = probe = None
+    if subgroups is not None and subgroups.group_by:
+        columns = list(subgroups.group_by)
+        groups = group_table(columns, label_file=label_path, metadata=subgroups.metadata, meta=table.meta,
+                             age_bands=subgroups.age_bands)
+        groups_result = evaluate_subgroups(result.scores, result.labels, groups, patients=result.patients,
+                                           n_bootstrap=scoring.n_bootstrap, seed=scoring.seed)
+        if subgroups.shortcut_check:
+            from .model_eval import shortcut_check as probe_groups
+
+            probe = probe_groups(files or [], groups[columns[0]], result.patients, groups_result.rates,
+                                 predictor=predictor, kind=subgroups.probe_input, n_bootstrap=scoring.n_bootstrap,
+                                 seed=scoring.seed)
+    metadata = subgroups.metadata if subgroups is not None else ()
+    sources = {"predictions": evaluated, "labels": str(label_path),
+               **({"metadata": ", ".join(map(str, metadata))} if metadata else {})}
+    write_report(result, output, plots=plots, command=call, subgroups=groups_result, shortcut=probe, sources=sources)
+    return EvaluationRun(result=result, output=output, subgroups=groups_result, shortcut=probe)
+
+
+def evaluate_file_to_folder(predictions: PredictionsFile | str | Path, labels: LabelFile | str | Path,
+                            output: str | Path, *, scoring: Scoring | None = None, subgroups: Subgroups | None = None,
+                            images: str | Path | None = None, plots: bool = True) -> EvaluationRun:
+    """Score a predictions file against ``labels``; write metrics.csv, plots and report.md to ``output``.
+
+    ``images`` (the films' folder) is read only by a shortcut probe on pixels: a predictions file
+    carries no model whose features could be probed."""
+    file, label_file, scoring = _file(predictions), _labels(labels), scoring or Scoring()
+    if subgroups is not None and subgroups.shortcut_check and (subgroups.probe_input == "features" or images is None):
+        raise InvalidArgument("the shortcut probe of a predictions file reads the films' pixels: give their "
+                              "`images` folder and `probe_input` pixels (features need a model to evaluate)")
+    table = label_file.read()
+    result = _score(file.read(), table, scoring)
+    files = [Path(images) / name for name in result.labels.index] if images is not None else None
+    call = _call("evaluate_file_to_folder", file, label_file, Path(output), scoring=scoring, subgroups=subgroups,
+                 images=None if images is None else Path(images), plots=plots)
+    return _finish(result, table, label_file.path, Path(output), scoring=scoring, subgroups=subgroups, files=files,
+                   predictor=None, plots=plots, evaluated=str(file.path), call=call)
+
+
+def evaluate_model_to_folder(model: str, data: DatasetSplit, output: str | Path, *, scoring: Scoring | None = None,
+                             subgroups: Subgroups | None = None, plots: bool = True) -> EvaluationRun:
+    """Run ``model`` (in fp32: the numbers a model card reports were measured so, and must reproduce
+    on any CPU) on the split ``data`` names and score it as :func:`evaluate_file_to_folder` does."""
     from ..predict import Predictor
     from .model_eval import dataset_split_labels, predict_images
 
-    files, table = dataset_split_labels(dataset, labels, images, split=split, seed=split_seed)
-    # fp32: the numbers a model card reports were measured so, and must reproduce on any CPU
+    scoring = scoring or Scoring()
+    assert data.dataset is not None and data.images is not None  # DatasetSplit refuses either missing
+    files, table = dataset_split_labels(data.dataset, data.labels, data.images, split=data.split, seed=data.seed)
     predictor = Predictor(model, precision="fp32")
-    return predict_images(files, predictor), table, files, predictor
+    result = _score(predict_images(files, predictor), table, scoring)
+    call = _call("evaluate_model_to_folder", model, data, Path(output), scoring=scoring, subgroups=subgroups,
+                 plots=plots)
+    return _finish(result, table, data.labels, Path(output), scoring=scoring, subgroups=subgroups, files=files,
+                   predictor=predictor, plots=plots, evaluated=f"model {model} on {data.dataset} split {data.split}",
+                   call=call)
 
 
-def evaluate_to_folder(
-    output: str | Path,
-    labels: str | Path,
-    *,
-    predictions: str | Path | None = None,
-    model: str | None = None,
-    dataset: str | None = None,
-    images: str | Path | None = None,
-    split: str = "valid",
-    split_seed: int = 0,
-    id_column: str | None = None,
-    prefix: str | None = None,
-    label_options: dict[str, Any] | None = None,
-    label_names: Sequence[str] | None = None,
-    threshold_method: str = "youden",
-    thresholds_from: str | Path | None = None,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-    task: str = "multilabel",
-    plots: bool = True,
-    group_by: Sequence[str] = (),
-    metadata: Sequence[str | Path] = (),
-    age_bands: Sequence[float] | None = None,
-    shortcut_check: bool = False,
-    probe_input: str = "features",
-    command: str | None = None,
-) -> EvaluationRun:
-    """Score ``predictions`` (or ``model`` run on the ``split`` of ``dataset`` under ``images``)
-    against ``labels``; write metrics.csv, plots and report.md to ``output``.
-
-    ``group_by`` adds per-group AUCs (columns of the label file, its metadata or the
-    ``metadata`` CSVs); ``shortcut_check`` then probes whether the first group can be read
-    off the model's features (``probe_input="features"``) or the films' pixels. ``command``
-    is the command line shown in the report's "Reproduce" section.
-    """
-    if (predictions is None) == (model is None):
-        raise InputFileError(labels, "evaluate either a predictions file or a model, not both or neither")
-    output, labels = Path(output), Path(labels)
-    predictor = files = None
-    if model is not None:
-        if dataset is None or images is None:
-            raise InputFileError(labels, "a model is evaluated on a dataset split: name the dataset and its images")
-        preds, table, files, predictor = _model_predictions(model, dataset, labels, Path(images), split, split_seed)
-    else:
-        table = load_labels(labels, dataset, **(label_options or {}))
-        preds = load_predictions(predictions, id_column=id_column, prefix=prefix)
-    result = evaluate_predictions(
-        preds, table.labels, patients=table.patients, label_names=list(label_names) if label_names else None,
-        threshold_method=threshold_method, thresholds=read_thresholds(thresholds_from) if thresholds_from else None,
-        n_bootstrap=n_bootstrap, seed=seed, task=task,
-    )
-    subgroups = probe = None
-    columns = list(group_by)
-    if columns:
-        groups = group_table(columns, label_file=labels, metadata=metadata, meta=table.meta, age_bands=age_bands)
-        subgroups = evaluate_subgroups(result.scores, result.labels, groups, patients=result.patients,
-                                       n_bootstrap=n_bootstrap, seed=seed)
-        if shortcut_check:
-            from .model_eval import shortcut_check as probe_groups
-
-            if files is None and images is None:
-                raise InputFileError(labels, "the shortcut probe reads the films: name their image folder")
-            scored = files if files is not None else [Path(images) / name for name in result.labels.index]
-            probe = probe_groups(scored, groups[columns[0]], result.patients, subgroups.rates,
-                                 predictor=predictor, kind=probe_input, n_bootstrap=n_bootstrap, seed=seed)
-    evaluated = str(predictions) if predictions is not None else f"model {model} on {dataset} split {split}"
-    sources = {"predictions": evaluated, "labels": str(labels),
-               **({"metadata": ", ".join(map(str, metadata))} if metadata else {})}
-    write_report(result, output, plots=plots, command=command, subgroups=subgroups, shortcut=probe, sources=sources)
-    return EvaluationRun(result=result, output=output, subgroups=subgroups, shortcut=probe)
-
-
-def compare_to_folder(a: str | Path, b: str | Path, labels: str | Path, output: str | Path, *,
-                      dataset: str | None = None, label_options: dict[str, Any] | None = None,
-                      id_column: str | None = None, prefix: str | None = None,
-                      label_names: Sequence[str] | None = None) -> pd.DataFrame:
+def compare_to_folder(a: PredictionsFile | str | Path, b: PredictionsFile | str | Path,
+                      labels: LabelFile | str | Path, output: str | Path, *,
+                      label_names: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Paired DeLong test per label of predictions ``a`` vs ``b`` on the same images; writes compare.csv."""
-    table = load_labels(labels, dataset, **(label_options or {}))
-    first = load_predictions(a, id_column=id_column, prefix=prefix)
-    second = load_predictions(b, id_column=id_column, prefix=prefix)
-    result = compare_predictions(first, second, table.labels, label_names=list(label_names) if label_names else None)
-    write_compare(result, Path(output), sources={"A": str(a), "B": str(b), "labels": str(labels)})
+    first, second, label_file = _file(a), _file(b), _labels(labels)
+    table = label_file.read()
+    result = compare_predictions(first.read(), second.read(), table.labels,
+                                 label_names=list(label_names) if label_names else None)
+    write_compare(result, Path(output), sources={"A": str(first.path), "B": str(second.path), "labels": str(label_file.path)})
     return result
+
+
+def localisation_to_folder(boxes: str | Path, heatmaps: str | Path, output: str | Path, *,
+                           dataset: str | None = None, tolerance: float = 15.0) -> tuple[LocalisationReport, list[Path]]:
+    """Score the raw saliency maps in ``heatmaps`` against the boxes of ``boxes`` (pointing game
+    within ``tolerance`` map pixels, IoU); write localisation.csv and its per-item table."""
+    report = localisation_report(boxes, heatmaps, dataset=None if dataset == "csv" else dataset, tolerance=tolerance)
+    return report, report.write(output)

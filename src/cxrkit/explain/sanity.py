@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .api import explain
+from .errors import ExplainError
 from .heatmap import Heatmap, to_input_geometry
 
 __all__ = ["SanityResult", "randomise_weights", "rank_correlation", "randomisation_test", "DEFAULT_THRESHOLD"]
@@ -74,7 +75,7 @@ def rank_correlation(a: Heatmap | np.ndarray, b: Heatmap | np.ndarray, *, size: 
     """Spearman correlation of two maps of one image, over its crop region at ``size`` px (ties averaged)."""
     maps = [m.array if isinstance(m, Heatmap) else np.asarray(m, dtype=np.float32) for m in (a, b)]
     if maps[0].shape != maps[1].shape:
-        raise ValueError(f"maps differ in shape: {maps[0].shape} vs {maps[1].shape}")
+        raise ExplainError(f"maps differ in shape: {maps[0].shape} vs {maps[1].shape}")
     x, y = (pd.Series(to_input_geometry(m, size).reshape(-1)) for m in maps)
     if x.nunique() < 2 or y.nunique() < 2:
         return 1.0 if x.equals(y) else 0.0

@@ -23,9 +23,9 @@ import numpy as np
 
 from ..errors import MissingDependency, UnreadableImage, UnsupportedImage
 from ._codestream import MAX_SCAN_PIXELS, MAX_SCANS, MAX_TILES, parse_codestream, scan_budget_exceeded
-from ._dicom_header import _code, _quiet, _short
+from ._dicom_header import code_string, quiet_decoders, short_reason
 
-__all__: list[str] = []
+__all__ = ["decode_pixels"]
 
 log = logging.getLogger("cxrkit.io.dicom")
 
@@ -80,14 +80,14 @@ def _imagecodecs_decode(ds: Any, names: tuple[str, ...] | str) -> np.ndarray:
     raise error
 
 
-def _decode(path: Path, ds: Any) -> np.ndarray:
+def decode_pixels(path: Path, ds: Any) -> np.ndarray:
     """Decode the single frame of ``ds``; any decoder failure becomes UnreadableImage."""
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     uid = str(ts) if ts else ""
     if ts is None or not getattr(ts, "is_transfer_syntax", False):
         # pydicom's UID.is_compressed raises ValueError for such a UID: say what is wrong instead.
         raise UnreadableImage(
-            path, f"(0002,0010) Transfer Syntax UID {_code(uid)} is not a DICOM transfer syntax: corrupt file meta"
+            path, f"(0002,0010) Transfer Syntax UID {code_string(uid)} is not a DICOM transfer syntax: corrupt file meta"
         )
     ts_name = getattr(ts, "name", uid) or "unknown transfer syntax"
     compressed = bool(ts.is_compressed)
@@ -107,11 +107,11 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
             if _FAST[uid] == "jpegls_decode" and type(exc).__name__ == "JpeglsError":
                 # CharLS is the JPEG-LS reference decoder: a stream it calls invalid is, and
                 # pylibjpeg would spend up to a minute turning it into noise (79 s at 49 MP).
-                raise UnreadableImage(path, f"corrupt {ts_name} pixel data: {_short(exc)}") from None
-            log.debug("imagecodecs failed on %s (%s): trying pydicom", ts_name, _short(exc))
+                raise UnreadableImage(path, f"corrupt {ts_name} pixel data: {short_reason(exc)}") from None
+            log.debug("imagecodecs failed on %s (%s): trying pydicom", ts_name, short_reason(exc))
 
     try:
-        with _quiet():
+        with quiet_decoders():
             if uid == "1.2.840.10008.1.2.5":
                 # RLE with pydicom's own decoder, not pylibjpeg-rle: identical output, and on a
                 # corrupt segment the Rust decoder panics (pyo3 PanicException, a BaseException)
@@ -137,10 +137,10 @@ def _decode(path: Path, ds: Any) -> np.ndarray:
         except ImportError:
             raise MissingDependency("imagecodecs", f"Decoding DICOM pixel data compressed as {ts_name}") from None
         except BaseException as exc:
-            log.debug("imagecodecs fallback failed on %s: %s", ts_name, _short(exc))
+            log.debug("imagecodecs fallback failed on %s: %s", ts_name, short_reason(exc))
     what = "compressed" if compressed else "uncompressed"
     raise UnreadableImage(
-        path, f"corrupt or truncated {what} pixel data ({ts_name}): {_short(first_error)}"
+        path, f"corrupt or truncated {what} pixel data ({ts_name}): {short_reason(first_error)}"
     ) from None
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from ..errors import UnreadableImage
 
-__all__ = ["parse_age"]
+__all__ = ["parse_age", "quiet_decoders", "short_reason", "code_string", "header_int", "header_text", "pixel_spacing"]
 
 log = logging.getLogger("cxrkit.io.dicom")
 
@@ -32,7 +32,7 @@ _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_decoders() -> Iterator[None]:
     """Route pydicom's warnings (odd VRs, padding) to debug logging, for this call only, without
     their text: it quotes element values, which a corrupt length fills with the patient's name."""
     with warnings.catch_warnings(record=True) as caught:
@@ -42,7 +42,7 @@ def _quiet() -> Iterator[None]:
         log.debug("pydicom warned: %s (text withheld)", w.category.__name__)
 
 
-def _short(exc: BaseException, limit: int = 200) -> str:
+def short_reason(exc: BaseException, limit: int = 200) -> str:
     """One line of a decoder's message: the first plugin's complaint, without the boilerplate.
 
     Quoted values are replaced by ``'...'``: pydicom quotes element values in its errors, and
@@ -65,13 +65,13 @@ def parse_age(value: Any) -> float | None:
     return round(int(m.group(1)) * _AGE_UNIT_YEARS[m.group(2).upper()], 4)
 
 
-def _code(value: Any) -> str:
+def code_string(value: Any) -> str:
     """A header value fit for an error message: quoted if it looks like a DICOM code, else withheld."""
     text = str(value).strip()
     return repr(text) if _CODE.match(text) else "(an invalid value)"
 
 
-def _int(path: Path, ds: Any, keyword: str, default: int | None = None) -> int:
+def header_int(path: Path, ds: Any, keyword: str, default: int | None = None) -> int:
     """An integer header element, or UnreadableImage naming the element (never a bare ValueError)."""
     value = ds.get(keyword)
     if value is None or value == "":
@@ -88,7 +88,7 @@ def _int(path: Path, ds: Any, keyword: str, default: int | None = None) -> int:
     return int(number)
 
 
-def _text(ds: Any, keyword: str) -> str | None:
+def header_text(ds: Any, keyword: str) -> str | None:
     value = ds.get(keyword)
     if value is None:
         return None
@@ -96,7 +96,7 @@ def _text(ds: Any, keyword: str) -> str | None:
     return text or None
 
 
-def _spacing(ds: Any) -> tuple[float, float] | None:
+def pixel_spacing(ds: Any) -> tuple[float, float] | None:
     """PixelSpacing, else ImagerPixelSpacing, as (row_mm, col_mm); None if absent or not positive."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)

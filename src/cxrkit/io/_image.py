@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidArgument
+
 __all__ = ["XrayImage", "META_KEYS", "make_meta", "max_pixels", "check_pixel_count", "max_file_bytes",
            "check_file_size"]
 
@@ -92,7 +94,7 @@ def max_pixels() -> int:
     try:
         value = int(float(raw))
     except ValueError:
-        raise ValueError(
+        raise InvalidArgument(
             f"{MAX_PIXELS_ENV} must be a number of pixels (e.g. 500000000), got {raw!r}"
         ) from None
     return value if value > 0 else DEFAULT_MAX_PIXELS

@@ -34,17 +34,17 @@ from typing import Any
 
 from .._logging import guard
 from ..errors import UnreadableImage, UnsupportedDicom
-from ._dicom_codec import _decode
-from ._dicom_header import (
-    _code,
-    _int,
-    _quiet,
-    _short,
-    _spacing,
-    _text,
-    parse_age,
-)
+from ._dicom_codec import decode_pixels
 from ._dicom_deflate import read_deflated
+from ._dicom_header import (
+    code_string,
+    header_int,
+    header_text,
+    parse_age,
+    pixel_spacing,
+    quiet_decoders,
+    short_reason,
+)
 from ._image import XrayImage, check_file_size, check_pixel_count, make_meta
 from ._voi import to_display
 from .detect import detect_format
@@ -58,11 +58,11 @@ def _check_supported(path: Path, ds: Any) -> None:
     """Refuse valid DICOM that is not one greyscale radiograph, saying what was found."""
     from pydicom.uid import UID
 
-    modality = _text(ds, "Modality")
+    modality = header_text(ds, "Modality")
     if modality is not None and modality.upper() not in RADIOGRAPH_MODALITIES:
         raise UnsupportedDicom(
             path,
-            f"modality {_code(modality)} is not a projection radiograph; cxrkit reads "
+            f"modality {code_string(modality)} is not a projection radiograph; cxrkit reads "
             f"{', '.join(sorted(RADIOGRAPH_MODALITIES))} (or no Modality)",
         )
     if "PixelData" not in ds:
@@ -70,7 +70,7 @@ def _check_supported(path: Path, ds: Any) -> None:
             raise UnsupportedDicom(path, "floating-point pixel data is not a radiograph")
         sop = ds.get("SOPClassUID")
         known = isinstance(sop, UID) and sop.name != str(sop)  # a registered UID has a name
-        kind = f" (SOP class: {sop.name if known else _code(sop)})" if sop else ""
+        kind = f" (SOP class: {sop.name if known else code_string(sop)})" if sop else ""
         raise UnsupportedDicom(path, f"contains no pixel data{kind}")
     frames = ds.get("NumberOfFrames")
     try:
@@ -81,12 +81,12 @@ def _check_supported(path: Path, ds: Any) -> None:
         raise UnsupportedDicom(
             path, f"multi-frame DICOM ({n_frames} frames): cxrkit reads single-frame radiographs"
         )
-    samples = _int(path, ds, "SamplesPerPixel", 1) or 1
-    photometric = (_text(ds, "PhotometricInterpretation") or "MONOCHROME2").upper()
+    samples = header_int(path, ds, "SamplesPerPixel", 1) or 1
+    photometric = (header_text(ds, "PhotometricInterpretation") or "MONOCHROME2").upper()
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise UnsupportedDicom(
             path,
-            f"colour image (PhotometricInterpretation {_code(photometric)}, {samples} samples per "
+            f"colour image (PhotometricInterpretation {code_string(photometric)}, {samples} samples per "
             "pixel): radiographs are MONOCHROME1/MONOCHROME2",
         )
     if "Rows" not in ds or "Columns" not in ds or "BitsAllocated" not in ds:
@@ -99,11 +99,11 @@ def _geometry(path: Path, ds: Any) -> tuple[int, int, int]:
     BitsStored above BitsAllocated (or outside 1..32) is a corrupt header with no right white
     level: 2**40 - 1 would make every film black, 2**65535 overflows. It is refused, not guessed.
     """
-    rows, cols = _int(path, ds, "Rows"), _int(path, ds, "Columns")
+    rows, cols = header_int(path, ds, "Rows"), header_int(path, ds, "Columns")
     if rows < 1 or cols < 1:
         raise UnreadableImage(path, f"DICOM header claims a {rows}x{cols} image (Rows x Columns): corrupt header")
-    allocated = _int(path, ds, "BitsAllocated")
-    stored = _int(path, ds, "BitsStored", allocated) or allocated  # 0 or missing: all bits allocated
+    allocated = header_int(path, ds, "BitsAllocated")
+    stored = header_int(path, ds, "BitsStored", allocated) or allocated  # 0 or missing: all bits allocated
     if not 1 <= allocated <= 32 or not 1 <= stored <= allocated:
         raise UnreadableImage(
             path, f"inconsistent bit depth in the DICOM header: BitsStored {stored}, BitsAllocated {allocated} "
@@ -134,7 +134,7 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
     guard()  # after the import (pydicom's config sets up its logger there); cheap, so on every read
     try:
         has_preamble = _has_preamble(path)
-        with _quiet():
+        with quiet_decoders():
             ds = read_deflated(path, has_preamble)
             if ds is None:
                 ds = pydicom.dcmread(path, force=not has_preamble)
@@ -145,16 +145,16 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
     except UnreadableImage:
         raise
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _short(exc)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else short_reason(exc)
         raise UnreadableImage(path, f"not a readable DICOM file: {reason}") from None
     except Exception as exc:  # struct.error and friends from a malformed header
-        raise UnreadableImage(path, f"not a readable DICOM file: {_short(exc)}") from None
+        raise UnreadableImage(path, f"not a readable DICOM file: {short_reason(exc)}") from None
     _ensure_transfer_syntax(ds)
     _check_supported(path, ds)
     rows, cols, bits = _geometry(path, ds)
     check_pixel_count(path, cols, rows)
 
-    raw = _decode(path, ds)
+    raw = decode_pixels(path, ds)
     if raw.ndim != 2 or raw.shape != (rows, cols):
         raise UnsupportedDicom(
             path, f"decoded pixel array has shape {raw.shape}, expected one {rows}x{cols} frame"
@@ -163,19 +163,19 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
     pixels, info = to_display(raw, ds, maxval)
 
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    sex = (_text(ds, "PatientSex") or "").upper()
+    sex = (header_text(ds, "PatientSex") or "").upper()
     meta = make_meta(
         source=str(path),
         format="dicom",
         bit_depth=bits,
         height=rows,
         width=cols,
-        photometric=_text(ds, "PhotometricInterpretation"),
-        modality=_text(ds, "Modality"),
-        view_position=(_text(ds, "ViewPosition") or "").upper() or None,
+        photometric=header_text(ds, "PhotometricInterpretation"),
+        modality=header_text(ds, "Modality"),
+        view_position=(header_text(ds, "ViewPosition") or "").upper() or None,
         patient_age=parse_age(ds.get("PatientAge")),
         patient_sex=sex if sex in ("M", "F", "O") else None,
-        pixel_spacing=_spacing(ds),
+        pixel_spacing=pixel_spacing(ds),
         transfer_syntax=str(ts) if ts else None,
         window_source=info["window_source"],
         window=info["window"],

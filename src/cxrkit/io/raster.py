@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependency, UnreadableImage, UnsupportedImage
+from ..errors import InvalidArgument, MissingDependency, UnreadableImage, UnsupportedImage
 from ._capture import captured_stderr, decoder_damage
 from ._image import XrayImage, check_file_size, check_pixel_count, make_meta
 from ._raster_headers import RasterHeader, parse_header
@@ -53,7 +53,7 @@ def to_gray(arr: np.ndarray, order: str = "BGR") -> np.ndarray:
     if channels == 2:  # grey + alpha
         return np.ascontiguousarray(arr[..., 0])
     if channels not in (3, 4):
-        raise ValueError(f"cannot convert a {channels}-channel image to grey")
+        raise InvalidArgument(f"cannot convert a {channels}-channel image to grey")
     first, second, third = arr[..., 0], arr[..., 1], arr[..., 2]
     if np.array_equal(first, second) and np.array_equal(second, third):
         return np.ascontiguousarray(first)

@@ -2,7 +2,7 @@
 
 Split from :mod:`cxrkit.models.download`, which decides what to do (retry, restart,
 give up with a hint); this module only talks to the server and appends bytes to the
-``.part`` file, raising :class:`_Retryable`, :class:`_Fatal` or :class:`_Restart`.
+``.part`` file, raising :class:`Retryable`, :class:`Fatal` or :class:`Restart`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 #: names the client, so that its traffic can be told apart from anonymous scripts.
 USER_AGENT = f"cxrkit/{_VERSION} Python-urllib/{sys.version_info[0]}.{sys.version_info[1]}"
 
-#: Seconds to wait before retry number ``n`` is ``_BACKOFF * n``. Kept short: dropped
+#: Seconds to wait before retry number ``n`` is ``BACKOFF * n``. Kept short: dropped
 #: connections are usually transient and the caller may be a test or an interactive CLI.
-_BACKOFF = 0.2
+BACKOFF = 0.2
 
 #: HTTP statuses worth one more try (server-side hiccups); every other 4xx/5xx is final.
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -45,7 +45,7 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.IGNORECAS
 ProgressFn = Callable[[int, Optional[int]], None]
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     """Internal: this attempt failed in a way that another attempt may fix."""
 
     def __init__(self, reason: str, *, connect: bool = False):
@@ -56,11 +56,11 @@ class _Retryable(Exception):
         self.connect = connect
 
 
-class _Fatal(Exception):
+class Fatal(Exception):
     """Internal: a failure that retrying will not fix (HTTP 404, 403, a malformed URL)."""
 
 
-class _Restart(Exception):
+class Restart(Exception):
     """Internal: the .part file cannot be resumed; it was discarded, start from zero now."""
 
 
@@ -106,21 +106,21 @@ def _range_start(headers: http.client.HTTPMessage) -> int | None:
     return int(m.group(1))
 
 
-def _part_size(part: Path) -> int:
+def part_size(part: Path) -> int:
     try:
         return part.stat().st_size
     except FileNotFoundError:
         return 0
 
 
-def _unlink(path: Path) -> None:
+def unlink(path: Path) -> None:
     try:
         path.unlink()
     except FileNotFoundError:
         pass
 
 
-def _attempt(
+def attempt(
     url: str,
     part: Path,
     *,
@@ -130,16 +130,16 @@ def _attempt(
 ) -> int | None:
     """One HTTP request, appending to ``part``. Returns the expected total size, if known.
 
-    Raises _Retryable for failures another attempt may fix, _Fatal for those it will
-    not, and _Restart when the part was discarded and a fresh request should follow
+    Raises Retryable for failures another attempt may fix, Fatal for those it will
+    not, and Restart when the part was discarded and a fresh request should follow
     at once. The caller turns these into DownloadError so that every message names
     the URL and carries the manual hint the same way.
     """
-    offset = _part_size(part)
+    offset = part_size(part)
     if offset > 0 and size is not None and offset > size:
         logger.warning("%s is larger than the expected %d bytes; discarding it", part, size)
-        _unlink(part)
-        raise _Restart()
+        unlink(part)
+        raise Restart()
     if offset > 0 and size is not None and offset == size:
         return size  # nothing left to fetch; the caller verifies the sha256
 
@@ -154,7 +154,7 @@ def _attempt(
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
     except ValueError as err:  # malformed URL, unknown scheme
-        raise _Fatal(f"invalid URL: {err}") from err
+        raise Fatal(f"invalid URL: {err}") from err
     except urllib.error.HTTPError as err:
         with err:
             if err.code == 416 and offset > 0:
@@ -164,19 +164,19 @@ def _attempt(
                 if known is not None and offset == known:
                     return known
                 logger.warning("server rejected resuming %s at byte %d; starting again from zero", url, offset)
-                _unlink(part)
-                raise _Restart() from None
+                unlink(part)
+                raise Restart() from None
             reason = f"HTTP {err.code} {err.reason}".rstrip()
             if err.code in _TRANSIENT_STATUS:
-                raise _Retryable(reason) from err
-            raise _Fatal(reason) from err
+                raise Retryable(reason) from err
+            raise Fatal(reason) from err
     except urllib.error.URLError as err:
         reason, connect = _describe_urlerror(err)
-        raise _Retryable(reason, connect=connect) from err
+        raise Retryable(reason, connect=connect) from err
     except (TimeoutError, socket.timeout) as err:  # timeout while reading the headers
-        raise _Retryable(f"timed out after {timeout:g}s waiting for the server") from err
+        raise Retryable(f"timed out after {timeout:g}s waiting for the server") from err
     except (http.client.HTTPException, ConnectionError) as err:
-        raise _Retryable(f"connection lost: {err!r}") from err
+        raise Retryable(f"connection lost: {err!r}") from err
 
     with resp:
         status = resp.status
@@ -190,8 +190,8 @@ def _attempt(
             if start != offset:
                 logger.warning("%s: server answered a range starting at %s instead of %d; restarting",
                                url, start, offset)
-                _unlink(part)
-                raise _Restart()
+                unlink(part)
+                raise Restart()
             mode = "ab"
         else:
             if offset > 0:
@@ -216,9 +216,9 @@ def _attempt(
                 try:
                     block = resp.read1(CHUNK_SIZE)
                 except (TimeoutError, socket.timeout) as err:
-                    raise _Retryable(f"timed out after {timeout:g}s with no data") from err
+                    raise Retryable(f"timed out after {timeout:g}s with no data") from err
                 except (http.client.HTTPException, ConnectionError) as err:
-                    raise _Retryable(f"connection lost: {err!r}") from err
+                    raise Retryable(f"connection lost: {err!r}") from err
                 if not block:
                     break
                 f.write(block)
@@ -236,7 +236,7 @@ def _attempt(
         # short of `size`: the caller then reports a size mismatch, not a network error.
         if body_len is not None:
             if received < body_len:
-                raise _Retryable(f"connection closed after {received} of {body_len} bytes")
+                raise Retryable(f"connection closed after {received} of {body_len} bytes")
         elif total is not None and done < total:
-            raise _Retryable(f"connection closed after {done} of {total} bytes")
+            raise Retryable(f"connection closed after {done} of {total} bytes")
     return total

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ModelNotFound
+from ..errors import InvalidArgument, ModelNotFound
 
 __all__ = ["Architecture", "register_model", "get_architecture", "list_architectures"]
 
@@ -43,7 +43,7 @@ def register_model(name: str, *, input_size: int, family: str, filter_fn: StateD
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _ARCHITECTURES:
-            raise ValueError(f"architecture {name!r} is already registered")
+            raise InvalidArgument(f"architecture {name!r} is already registered")
         doc = (builder.__doc__ or "").strip().splitlines()
         _ARCHITECTURES[name] = Architecture(name, builder, input_size, family, filter_fn, doc[0] if doc else "", task)
         return builder

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, Unavailable
 from ._registry import register_model
 from .base import CxrModel
 
@@ -88,7 +88,7 @@ class ResNetAE(CxrModel):
         values give the same tree with ``base / 64`` of the channels (a model small enough to train on a CPU)."""
         super().__init__()
         if base <= 0 or base % 16:
-            raise CxrkitError(f"the autoencoder's base width must be a positive multiple of 16, got {base}")
+            raise InvalidArgument(f"the autoencoder's base width must be a positive multiple of 16, got {base}")
         self.in_chans = in_chans
         self.num_features = 8 * base
         self.latent_shape = (8 * base, 3, 3)
@@ -132,7 +132,7 @@ class ResNetAE(CxrModel):
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_chans or tuple(x.shape[-2:]) != (AE_INPUT_SIZE, AE_INPUT_SIZE):
-            raise CxrkitError(
+            raise InvalidArgument(
                 f"the autoencoder takes (N, {self.in_chans}, {AE_INPUT_SIZE}, {AE_INPUT_SIZE}) inputs, got {tuple(x.shape)}; "
                 f"resize films to {AE_INPUT_SIZE} px (cxrkit.preprocess.model_input does)"
             )
@@ -166,7 +166,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module |
 
 def _no_head(num_classes: int) -> None:
     if num_classes:
-        raise CxrkitError("an autoencoder has no classification head; its card lists no labels")
+        raise Unavailable("an autoencoder has no classification head; its card lists no labels")
 
 
 @register_model("resnet101_ae", input_size=AE_INPUT_SIZE, family="autoencoder", filter_fn=checkpoint_filter_fn,

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CxrkitError
+from ..errors import Unavailable
 from .card import ModelCard
 
 __all__ = ["CxrModel"]
@@ -40,11 +40,11 @@ class CxrModel(nn.Module):
 
     def get_classifier(self) -> nn.Module:
         """The linear head over the pooled vector."""
-        raise CxrkitError(f"{type(self).__name__} has no classification head")
+        raise Unavailable(f"{type(self).__name__} has no classification head")
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the head, e.g. to fine-tune on a new label set."""
-        raise CxrkitError(f"{type(self).__name__} has no classification head")
+        raise Unavailable(f"{type(self).__name__} has no classification head")
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from ..errors import InvalidArgument
+
 __all__ = ["threshold_vector", "apply_operating_points", "activate", "ACTIVATIONS"]
 
 #: task -> the activation that turns its logits into what a user reads
@@ -29,7 +31,7 @@ def activate(logits: torch.Tensor, task: str) -> torch.Tensor:
     operating-point calibration. The one place the task decides the activation, so prediction,
     explanation, export checks and LIME read the same scores."""
     if task not in ACTIVATIONS:
-        raise ValueError(f"unknown task {task!r}; one of {', '.join(ACTIVATIONS)}")
+        raise InvalidArgument(f"unknown task {task!r}; one of {', '.join(ACTIVATIONS)}")
     if task == "multilabel":
         return torch.sigmoid(logits)
     if task == "multiclass":

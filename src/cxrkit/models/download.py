@@ -32,16 +32,16 @@ from pathlib import Path
 from .._atomic import replace_durably
 from ..errors import ChecksumMismatch, DownloadError
 from ._http_attempt import (
-    _BACKOFF,
+    BACKOFF,
     CHUNK_SIZE,
     USER_AGENT,
+    Fatal,
     ProgressFn,
-    _attempt,
-    _Fatal,
-    _part_size,
-    _Restart,
-    _Retryable,
-    _unlink,
+    Restart,
+    Retryable,
+    attempt,
+    part_size,
+    unlink,
 )
 
 __all__ = ["download", "sha256_file", "USER_AGENT", "CHUNK_SIZE"]
@@ -134,37 +134,37 @@ def download(
     connect_failures = 0  # nothing reached at all: at most one quick retry
     restarts = 0
     restarted_for_checksum = False
-    stale_part = _part_size(part)  # bytes left by an earlier call, which may be from another file
+    stale_part = part_size(part)  # bytes left by an earlier call, which may be from another file
     while True:
         try:
-            total = _attempt(url, part, size=size, timeout=timeout, progress=progress)
-        except _Restart:
+            total = attempt(url, part, size=size, timeout=timeout, progress=progress)
+        except Restart:
             restarts += 1
             if restarts > 3:  # a server that keeps contradicting itself; do not loop forever
                 raise _fail(url, "the server keeps answering resume requests inconsistently", manual_hint)
             continue  # the part was discarded; not a failure of the network
-        except _Fatal as exc:
+        except Fatal as exc:
             raise _fail(url, str(exc), manual_hint) from exc.__cause__
-        except _Retryable as exc:
+        except Retryable as exc:
             failures += 1
             if exc.connect:
                 connect_failures += 1
             if failures > retries or connect_failures > 1:
                 raise _fail(url, exc.reason, manual_hint) from exc.__cause__
-            delay = _BACKOFF * failures
+            delay = BACKOFF * failures
             logger.warning(
                 "download of %s interrupted (%s); retry %d/%d in %.1fs, resuming from byte %d",
-                url, exc.reason, failures, retries, delay, _part_size(part),
+                url, exc.reason, failures, retries, delay, part_size(part),
             )
             time.sleep(delay)
             continue
 
         # The transfer finished; check it before giving it the final name.
-        got = _part_size(part)
+        got = part_size(part)
         if total is not None and got != total:
             # Only possible when the server sent more than it announced, or the
             # caller's `size` disagrees with what the server has: not a network blip.
-            _unlink(part)
+            unlink(part)
             raise ChecksumMismatch(
                 f"{url}: downloaded {got} bytes but expected {total} bytes; "
                 "the file on the server is not the one expected (deleted the partial file)"
@@ -172,7 +172,7 @@ def download(
         if want_sha is not None:
             actual = sha256_file(part)
             if actual != want_sha:
-                _unlink(part)
+                unlink(part)
                 if stale_part > 0 and not restarted_for_checksum:
                     # The stale .part may come from an older version of the file (or
                     # another URL); give a clean download from zero one chance.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, Unavailable
 from .card import ModelCard
 from .factory import create
 
@@ -26,14 +26,14 @@ def parse_device(device: str | torch.device) -> torch.device:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError):
-        raise CxrkitError(f"unknown device {str(device)!r}; use cpu, cuda or cuda:N") from None
+        raise InvalidArgument(f"unknown device {str(device)!r}; use cpu, cuda or cuda:N") from None
 
 
 def check_device(device: str | torch.device) -> torch.device:
     """``device`` as a :class:`torch.device`, refused at once when it names a GPU that is not visible."""
     device = parse_device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise CxrkitError(f"device {str(device)!r} was requested but no CUDA GPU is visible to PyTorch")
+        raise Unavailable(f"device {str(device)!r} was requested but no CUDA GPU is visible to PyTorch")
     return device
 
 
@@ -48,10 +48,10 @@ def load_model(model: nn.Module | str | None, *, default: str, device: str | tor
     module = create(model or default) if model is None or isinstance(model, str) else model
     card = getattr(module, "card", None)
     if not isinstance(card, ModelCard):
-        raise CxrkitError("the model has no .card; build it with cxrkit.models.create()")
+        raise InvalidArgument("the model has no .card; build it with cxrkit.models.create()")
     problem = check(card) if check is not None else None
     if problem:
-        raise CxrkitError(problem)
+        raise InvalidArgument(problem)
     if channels_last:
         return module.to(where, memory_format=torch.channels_last).eval()
     return module.to(where).eval()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, Unavailable
 from .loading import parse_device
 
 __all__ = ["PRECISIONS", "canonical_precision", "cpu_has_native_bf16", "cpu_info", "resolve_precision", "lightning_precision",
@@ -55,7 +55,7 @@ def canonical_precision(precision: str) -> str:
     """One of :data:`PRECISIONS` for a name or a Lightning alias (``bf16-mixed`` -> ``bf16``), unresolved."""
     name = _ALIASES.get(precision, precision)
     if name not in PRECISIONS:
-        raise CxrkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise InvalidArgument(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return name
 
 
@@ -71,7 +71,7 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
             return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp16"
         return "bf16" if cpu_has_native_bf16() else "fp32"
     if name == "fp16" and kind != "cuda":
-        raise CxrkitError("fp16 is only supported on CUDA; use bf16 (or auto) on a CPU")
+        raise Unavailable("fp16 is only supported on CUDA; use bf16 (or auto) on a CPU")
     return name
 
 

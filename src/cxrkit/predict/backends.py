@@ -42,7 +42,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from ..errors import CxrkitError
+from ..errors import ExportMismatch, InvalidArgument, Unavailable
 from ..models.card import ModelCard
 from ..models.loading import check_device, load_model
 from ..models.precision import resolve_precision
@@ -83,7 +83,7 @@ class TorchBackend:
 
     def __init__(self, model: nn.Module, device: torch.device, precision: str):
         if precision == "fp16" and device.type != "cuda":
-            raise CxrkitError("fp16 is only supported on CUDA; use bf16 (or auto) on a CPU")
+            raise Unavailable("fp16 is only supported on CUDA; use bf16 (or auto) on a CPU")
         self.device = device
         self.precision = precision
         self.model = model.to(device, memory_format=torch.channels_last).eval()
@@ -104,12 +104,12 @@ class TorchBackend:
 
 def _factory(name: str) -> Callable[[nn.Module, torch.device, str], Backend]:
     if name not in BACKENDS:
-        raise CxrkitError(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+        raise InvalidArgument(f"unknown backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
     module_name, _, attribute = BACKENDS[name].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:  # an optional runtime that is not installed
-        raise CxrkitError(f"the {name} backend needs a package that is not installed ({exc.name or exc}); "
+        raise Unavailable(f"the {name} backend needs a package that is not installed ({exc.name or exc}); "
                           "install it or use the torch backend") from None
     return getattr(module, attribute)
 
@@ -144,8 +144,6 @@ def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu"
         name, reason = choose_backend(where, precision)
         log.info("backend %s: %s", name, reason)
         if name == "onnx":
-            from .export import ExportMismatch
-
             try:
                 return make_backend("onnx", model, where, precision)
             except ExportMismatch as exc:  # never trade correct numbers for speed
@@ -170,7 +168,7 @@ def load_with_backend(model: nn.Module | str | None, *, default: str, device: st
     if isinstance(model, str) and model.lower().endswith(".onnx"):
         # an exported file carries its own card; only ONNX Runtime can run it
         if backend not in ("onnx", "auto"):
-            raise CxrkitError(f"{Path(model).name} is an ONNX file: it runs on the onnx backend, not {backend!r}")
+            raise InvalidArgument(f"{Path(model).name} is an ONNX file: it runs on the onnx backend, not {backend!r}")
         from .onnx_backend import load_onnx
 
         model = load_onnx(model, device=device)

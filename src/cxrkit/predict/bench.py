@@ -33,7 +33,8 @@ from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL, load_model
 from ..models.precision import cpu_info
 from .engine import predict_files
-from .predictor import Predictor, readable_inputs
+from .inputs import readable_inputs
+from .predictor import Predictor
 
 __all__ = ["BenchResult", "BenchReport", "machine", "run_bench", "decode_rate", "model_rate", "CPU_FLAGS"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CxrkitError, UnreadableImage
+from ..errors import CxrkitError, InvalidArgument, UnreadableImage
 from ..io import read_image
 from .runner import FileTask, Runner
 
@@ -150,7 +150,7 @@ def predict_files(
     group of rows (the writer hooks in here); ``summary`` is filled as rows complete.
     """
     if batch_size < 1:
-        raise CxrkitError("batch size must be at least 1")
+        raise InvalidArgument("batch size must be at least 1")
     summary = summary if summary is not None else PredictionSummary()
     started = time.perf_counter()
     group: list[tuple[str, Prepared | None, str | None]] = []

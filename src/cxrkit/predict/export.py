@@ -30,10 +30,10 @@ from torch import nn
 
 from .. import __version__
 from .._atomic import write_bytes_atomic
-from ..errors import CxrkitError, MissingDependency, OutputError
+from ..errors import ExportMismatch, InvalidArgument, MissingDependency, OutputError, WeightsError
 from ..models import DEFAULT_MODEL, ModelCard, activate, load_model
 from ..models.calibration import ACTIVATIONS
-from .predictor import readable_inputs
+from .inputs import readable_inputs
 
 __all__ = ["ExportMismatch", "OnnxExport", "export_onnx", "onnx_bytes", "onnx_metadata", "card_from_metadata",
            "probabilities", "cpu_fp32_copy", "session_options", "TOLERANCE", "INPUT_NAME", "OUTPUT_NAME", "OPSET",
@@ -45,10 +45,6 @@ TOLERANCE = 1e-4
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 OPSET = 17
-
-
-class ExportMismatch(CxrkitError):
-    """The exported graph's outputs differ from PyTorch's by more than the tolerance; nothing was written."""
 
 
 @dataclass
@@ -101,7 +97,7 @@ def cpu_fp32_copy(model: nn.Module | str | None) -> nn.Module:
     if model is None or isinstance(model, str):
         return load_model(model, default=DEFAULT_MODEL).float()
     if not isinstance(getattr(model, "card", None), ModelCard):
-        raise CxrkitError("the model has no .card; build it with cxrkit.models.create()")
+        raise InvalidArgument("the model has no .card; build it with cxrkit.models.create()")
     module = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).float().eval()
     module.card = model.card
     return module
@@ -141,7 +137,7 @@ def onnx_metadata(card: ModelCard, source_sha256: str) -> dict[str, str]:
 def card_from_metadata(metadata: dict[str, str], source: str) -> ModelCard:
     """The model card embedded in an exported file's metadata."""
     if "cxrkit.card" not in metadata:
-        raise CxrkitError(f"{source} carries no cxrkit model card; export it with cxrkit so labels and "
+        raise WeightsError(f"{source} carries no cxrkit model card; export it with cxrkit so labels and "
                           "thresholds travel with the graph")
     return ModelCard.from_dict(json.loads(metadata["cxrkit.card"]), source).validate()
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from .. import __version__
 from .._atomic import write_bytes_atomic
-from ..errors import CxrkitError, WeightsError
+from ..errors import InvalidArgument, MissingFile, Unavailable, WeightsError
 from ..models import ModelCard, cache_dir
 from .export import (
     OPSET,
@@ -51,7 +51,7 @@ def _providers(device: torch.device) -> list[str]:
         return ["CPUExecutionProvider"]
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
-    raise CxrkitError(f"this onnxruntime build cannot run on {device} (it offers "
+    raise Unavailable(f"this onnxruntime build cannot run on {device} (it offers "
                       f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu or use the torch backend")
 
 
@@ -67,7 +67,7 @@ class OnnxGraph(nn.Module):
         ort = require_onnxruntime()
         self.path = Path(path)
         if not self.path.is_file():
-            raise CxrkitError(f"{self.path} does not exist; export a model with cxrkit first")
+            raise MissingFile(f"{self.path} does not exist; export a model with cxrkit first")
         self.device = torch.device(device)
         try:
             self.session = ort.InferenceSession(str(self.path), session_options(threads),
@@ -153,7 +153,7 @@ class OnnxBackend:
 
     def __init__(self, model: nn.Module, device: torch.device, precision: str, *, threads: int | None = None):
         if precision != "fp32":
-            raise CxrkitError(f"the onnx backend runs in fp32 only, not {precision}; choose fp32, or the torch "
+            raise InvalidArgument(f"the onnx backend runs in fp32 only, not {precision}; choose fp32, or the torch "
                               "backend for reduced precision")
         self.device = torch.device("cpu")  # inputs and logits cross into ONNX Runtime as NumPy arrays
         self.precision = precision

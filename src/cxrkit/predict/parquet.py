@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_path, remove_temporaries
-from ..errors import CxrkitError, MissingDependency, OutputError
+from ..errors import InvalidArgument, InvalidInput, MissingDependency, OutputError
 from .writer import BASE_COLUMNS, OutputExists, PredictionWriter
 
 __all__ = ["ParquetSink", "METADATA_KEY", "part_files"]
@@ -72,7 +72,7 @@ class ParquetSink:
                  vector: Sequence[str] = (), text: Sequence[str] = (), metadata: dict[str, Any] | None = None,
                  flush_rows: int = 2048, flush_seconds: float = 30.0):
         if path is None or hasattr(path, "write"):
-            raise CxrkitError("Parquet output needs a folder path (it is written as part files), not a stream")
+            raise InvalidArgument("Parquet output needs a folder path (it is written as part files), not a stream")
         self.pa, self.pq = _pyarrow()
         self.path = Path(path)
         self.vector = list(vector)
@@ -90,7 +90,7 @@ class ParquetSink:
         self._rows: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
         if self.path.exists() and not self.path.is_dir():
-            raise CxrkitError(f"{self.path} is a file; Parquet output is a folder of part files, so name a new folder")
+            raise InvalidArgument(f"{self.path} is a file; Parquet output is a folder of part files, so name a new folder")
         parts = part_files(self.path)
         if parts and not (resume or overwrite):
             raise OutputExists(self.path)
@@ -113,9 +113,9 @@ class ParquetSink:
             described = json.loads((schema.metadata or {}).get(METADATA_KEY, b"null"))
             files = self.pq.read_table(part, columns=["file"]).column("file").to_pylist()
         except Exception as exc:  # a damaged part: name it rather than guess what it held
-            raise CxrkitError(f"{part}: not a readable part file ({exc}); move it away and resume again") from None
+            raise InvalidInput(f"{part}: not a readable part file ({exc}); move it away and resume again") from None
         if described != self.described:
-            raise CxrkitError(f"{self.path} was written with other columns, model or layer ({part.name}); "
+            raise InvalidInput(f"{self.path} was written with other columns, model or layer ({part.name}); "
                               "write to a new folder or overwrite it")
         return files
 
@@ -126,7 +126,7 @@ class ParquetSink:
             try:
                 str(row["file"]).encode("utf-8")
             except UnicodeEncodeError:  # a name read from disk with undecodable bytes (surrogate escapes)
-                raise CxrkitError(f"{os.fsencode(row['file'])!r}: this file name is not UTF-8, which a Parquet "
+                raise InvalidInput(f"{os.fsencode(row['file'])!r}: this file name is not UTF-8, which a Parquet "
                                   "string column cannot hold; write CSV or JSON Lines (they keep the exact bytes), "
                                   "or rename the file") from None
         self._rows.extend(rows)
@@ -139,7 +139,7 @@ class ParquetSink:
         for column in self.scalars:
             values = [row.get(column) for row in rows]
             if any(isinstance(v, str) and v for v in values):  # a text column not declared as one: never NaN it silently
-                raise CxrkitError(f"column {column!r} holds text; the Parquet writer must list it in text=")
+                raise InvalidArgument(f"column {column!r} holds text; the Parquet writer must list it in text=")
             arrays.append(pa.array([float(v) if isinstance(v, (int, float)) else math.nan for v in values], pa.float64()))
         if self.vector:
             vectors = [None if row.get("status") != "ok" else [row[c] for c in self.vector] for row in rows]

@@ -10,24 +10,21 @@ gets the same preprocessing, activation and calibration.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CxrkitError
-from ..io import XrayImage, read_image
+from ..io import XrayImage
 from ..labels import PATHOLOGIES
 from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points, threshold_vector
 from ..models.precision import PRECISIONS
 from ..preprocess import FilmSteps, model_input
 from .backends import load_with_backend
 
-__all__ = ["Predictor", "PRECISIONS", "as_tensor", "readable_inputs"]
+__all__ = ["Predictor", "PRECISIONS", "as_tensor"]
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +35,6 @@ def as_tensor(batch: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.
         return batch.float()
     return torch.from_numpy(np.ascontiguousarray(np.stack(batch) if isinstance(batch, list) else batch,
                                                  dtype=np.float32))
-
-
-def readable_inputs(files: Sequence[str | os.PathLike[str]], input_size: int) -> np.ndarray:
-    """Model inputs ``(N, 1, S, S)`` of the films that can be read, in order, one thread; an
-    unreadable film is left out (and logged). For checks over a handful of films (export
-    verification, benchmarks), not for batch jobs: those run on the engine, with error rows."""
-    inputs = []
-    for path in files:
-        try:
-            image = read_image(path)
-        except CxrkitError as exc:
-            log.info("leaving out %s: %s", Path(path).name, exc)
-            continue
-        inputs.append(model_input(image.pixels, image.maxval, input_size))
-    if not inputs:
-        raise CxrkitError("none of the films could be read; give real radiographs (PNG, JPEG or DICOM)")
-    return np.stack(inputs).astype(np.float32, copy=False)
 
 
 def _scores_problem(card: ModelCard) -> str | None:

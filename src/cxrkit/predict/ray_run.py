@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, RunFailed, Unavailable
 from ..io import read_image
 from .engine import PredictionSummary, RowSink, error_reason, score_group
 from .runner import Runner
@@ -62,7 +62,7 @@ def _ray():
         import ray
         import ray.data
     except ImportError:
-        raise CxrkitError("running on a Ray cluster needs Ray Data: pip install 'cxrkit[ray]'") from None
+        raise Unavailable("running on a Ray cluster needs Ray Data: pip install 'cxrkit[ray]'") from None
     return ray
 
 
@@ -135,7 +135,7 @@ def _connected(address: str | None) -> Iterator[Any]:
             ray.init(address=address, configure_logging=False, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = "a local Ray" if local else f"the Ray cluster at {address!r}"
-        raise CxrkitError(f"cannot start or reach {where}: {exc}; check the address "
+        raise RunFailed(f"cannot start or reach {where}: {exc}; check the address "
                           "(e.g. 'auto' on a cluster node, 'ray://HEAD:10001' from outside)") from None
     try:
         yield ray
@@ -186,9 +186,9 @@ def predict_files_ray(
     :func:`~cxrkit.predict.predict_files`.
     """
     if batch_size < 1:
-        raise CxrkitError("batch size must be at least 1")
+        raise InvalidArgument("batch size must be at least 1")
     if actors < 1:
-        raise CxrkitError("at least one model actor is needed")
+        raise InvalidArgument("at least one model actor is needed")
     summary = summary if summary is not None else PredictionSummary()
     skip = skip or set()
     names = [str(f) for f in files]
@@ -229,7 +229,7 @@ def predict_files_ray(
                     on_rows(rows)
                 yield from rows
     if following != len(todo):
-        raise CxrkitError(f"the Ray run returned {following} of {len(todo)} rows; resume the run to finish it")
+        raise RunFailed(f"the Ray run returned {following} of {len(todo)} rows; resume the run to finish it")
     summary.seconds = time.perf_counter() - started
 
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import CxrkitError
+from ..errors import MissingFile
 from ..io import is_image_file
 
 __all__ = ["iter_image_files", "scan_inputs"]
@@ -52,8 +52,8 @@ def scan_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     paths = list(paths)
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
-        raise CxrkitError(f"no such file or folder: {', '.join(missing)}")
+        raise MissingFile(f"no such file or folder: {', '.join(missing)}")
     files = list(iter_image_files(paths))
     if not files:  # an empty folder is almost always a wrong path; a run that does nothing would hide it
-        raise CxrkitError(f"no image files under {', '.join(str(p) for p in paths)} (image suffixes, or DICOM by content)")
+        raise MissingFile(f"no image files under {', '.join(str(p) for p in paths)} (image suffixes, or DICOM by content)")
     return files

@@ -23,20 +23,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import CxrkitError, OutputError
+from ..errors import InvalidArgument, InvalidInput, OutputError, OutputExists
 
 __all__ = ["PredictionWriter", "OutputExists", "FORMATS", "BASE_COLUMNS", "SINKS", "open_writer"]
 
 FORMATS = ("csv", "jsonl")
 BASE_COLUMNS = ("file", "status", "error")
-
-
-class OutputExists(CxrkitError):
-    """The output file already holds rows and the run was asked neither to resume nor to replace it."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        super().__init__(f"{path} already exists; resume it to continue it, or overwrite it to replace it")
 
 
 def _truncate_partial_line(path: Path) -> None:
@@ -81,7 +73,7 @@ class PredictionWriter:
         overwrite: bool = False,
     ):
         if fmt not in FORMATS:
-            raise CxrkitError(f"output format must be one of {FORMATS}, got {fmt!r}")
+            raise InvalidArgument(f"output format must be one of {FORMATS}, got {fmt!r}")
         self.fmt = fmt
         self.columns = list(BASE_COLUMNS) + list(columns)
         stream = path if hasattr(path, "write") else None
@@ -89,7 +81,7 @@ class PredictionWriter:
         self.done: set[str] = set()
         if self.path is None:
             if resume:
-                raise CxrkitError("resuming needs an output file: there is nothing to resume from on standard output")
+                raise InvalidArgument("resuming needs an output file: there is nothing to resume from on standard output")
             self._handle: TextIO = stream if stream is not None else sys.stdout
             self._owns = False
             self._start(write_header=True)
@@ -129,7 +121,7 @@ class PredictionWriter:
                 if header is None:
                     return done
                 if header != self.columns:
-                    raise CxrkitError(
+                    raise InvalidInput(
                         f"{self.path} has different columns than this run (another model or version?); "
                         "write to a new file or overwrite this one"
                     )
@@ -140,7 +132,7 @@ class PredictionWriter:
                         try:
                             done.add(json.loads(line)["file"])
                         except (json.JSONDecodeError, KeyError, TypeError):
-                            raise CxrkitError(f"{self.path}:{number}: not a prediction row; cannot resume from it") from None
+                            raise InvalidInput(f"{self.path}:{number}: not a prediction row; cannot resume from it") from None
         return done
 
     @staticmethod
@@ -216,5 +208,5 @@ def open_writer(path: str | Path | TextIO | None, columns: Sequence[str], fmt: s
         module, _, name = SINKS[fmt].partition(":")
         return getattr(importlib.import_module(module), name)(path, columns, resume=resume, overwrite=overwrite, **options)
     if fmt not in FORMATS:
-        raise CxrkitError(f"output format must be one of {FORMATS + tuple(SINKS)}, got {fmt!r}")
+        raise InvalidArgument(f"output format must be one of {FORMATS + tuple(SINKS)}, got {fmt!r}")
     return PredictionWriter(path, columns, fmt, resume=resume, overwrite=overwrite)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument
 from .transforms import model_input
 
 __all__ = ["ORIENTATIONS", "DEFAULT_ORIENTATION_MODEL", "apply_orientation", "undo_orientation",
@@ -35,7 +35,7 @@ DEFAULT_ORIENTATION_MODEL = "resnet18.nih-orientation"
 
 def _parts(index: int) -> tuple[int, bool]:
     if not 0 <= index < len(ORIENTATIONS):
-        raise ValueError(f"orientation index must be 0..{len(ORIENTATIONS) - 1}, got {index}")
+        raise InvalidArgument(f"orientation index must be 0..{len(ORIENTATIONS) - 1}, got {index}")
     return index % 4, index >= 4
 
 
@@ -110,7 +110,7 @@ class OrientationFixer:
         card = getattr(model, "card", None)
         if card is None or tuple(card.labels) != ORIENTATIONS:
             got = None if card is None else list(card.labels)
-            raise CxrkitError(f"not an orientation model: its labels must be {list(ORIENTATIONS)}, got {got}")
+            raise InvalidArgument(f"not an orientation model: its labels must be {list(ORIENTATIONS)}, got {got}")
         self.model = model.eval()
         self.input_size = card.input_size
         self.device = next((t.device for t in model.parameters()), torch.device("cpu"))

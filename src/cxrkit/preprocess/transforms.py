@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..errors import InvalidArgument
 from .geometry import box_areas, clip_boxes, resize_mask, scale_boxes, shift_boxes
 
 __all__ = [
@@ -51,11 +52,11 @@ def normalize(pixels: Array, maxval: float) -> Array:
     input pixel) is not such a value and is let through.
     """
     if maxval <= 0:
-        raise ValueError(f"maxval must be positive, got {maxval}")
+        raise InvalidArgument(f"maxval must be positive, got {maxval}")
     x = np.asarray(pixels, dtype=np.float32)
     peak = float(x.max()) if x.size else 0.0
     if peak > maxval * (1.0 + 1e-5):
-        raise ValueError(f"image maximum {peak} exceeds its declared white level maxval={maxval}")
+        raise InvalidArgument(f"image maximum {peak} exceeds its declared white level maxval={maxval}")
     return (2.0 * (x / np.float32(maxval)) - 1.0) * np.float32(1024.0)
 
 

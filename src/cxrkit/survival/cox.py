@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from .cohort import Cohort
-from .errors import CoxFitError
+from .errors import CoxFitError, SurvivalError
 
 __all__ = [
     "COX_COLUMNS",
@@ -156,7 +156,7 @@ def likelihood_ratio(reduced: CoxModel, full: CoxModel) -> dict[str, object]:
     """
     added = [t for t in full.terms if t not in reduced.terms]
     if set(reduced.terms) - set(full.terms) or not added:
-        raise ValueError(f"{reduced.name!r} is not nested in {full.name!r}")
+        raise SurvivalError(f"{reduced.name!r} is not nested in {full.name!r}")
     ll_r, ll_f = float(reduced.fitter.log_likelihood_), float(full.fitter.log_likelihood_)
     chi2 = max(2.0 * (ll_f - ll_r), 0.0)  # a tiny negative value is optimiser noise
     df = len(added)

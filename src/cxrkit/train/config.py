@@ -198,7 +198,7 @@ def is_setting(dotted: str) -> bool:
     return not is_model(node)
 
 
-def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = data
     for part in parts[:-1]:
@@ -225,7 +225,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
             raise ConfigError(key, f"value {raw!r} is not valid YAML ({' '.join(str(exc).split())})") from None
-        _set_path(data, key, value)
+        set_path(data, key, value)
     return data
 
 

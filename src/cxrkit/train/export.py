@@ -29,6 +29,7 @@ from .metrics import (
     subgroup_regression,
     validation_metrics,
 )
+from .model import build_model
 
 __all__ = ["write_model", "weights_path", "trust_note", "load_checkpoint_weights", "predict_logits", "DEMO_USE"]
 
@@ -85,7 +86,6 @@ def write_model(cfg: TrainConfig, dm: XrayDataModule, best: Any, results: list[A
     the weights with a card holding every number, per subgroup too. ``best``/``results`` are
     :class:`~cxrkit.train.fit.RunResult`; ``machine`` is the hardware line for the card."""
     from ..models.precision import lightning_precision
-    from .fit import build_model
     model = load_checkpoint_weights(build_model(cfg, dm.label_names), best.best_checkpoint)
     stored = getattr(torch, cfg.weights_dtype)
     if stored != torch.float32:  # measure what will be shipped: the weights as the file will hold them

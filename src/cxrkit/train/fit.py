@@ -24,9 +24,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch import nn
 
-from ..models import create, get_architecture
+from ..models import get_architecture
 from ..models.precision import cpu_info, lightning_precision
 from .augment import Augment
 from .callbacks import build_callbacks
@@ -34,6 +33,7 @@ from .config import ConfigError, TrainConfig
 from .config_rules import METRIC_DIRECTIONS
 from .data import XrayDataModule
 from .export import load_checkpoint_weights, predict_logits, weights_path, write_model
+from .model import build_model
 from .module import CxrModule, TaskLoss
 
 __all__ = ["fit", "RunResult", "prepare_data", "build_model", "make_trainer", "predict_logits",
@@ -79,34 +79,6 @@ def prepare_data(cfg: TrainConfig) -> XrayDataModule:
     """Load, split and (optionally) cache the data once; shared by every run of ``--runs``."""
     size = cfg.model.input_size or get_architecture(cfg.model.architecture).input_size
     return XrayDataModule(cfg.data, cfg.task, size, Augment(cfg.data.augment, size))
-
-
-def build_model(cfg: TrainConfig, labels: list[str], head_bias: float | None = None) -> nn.Module:
-    """A fresh model with a head for ``labels``: random init, or ``model.weights`` with a new head if needed.
-
-    ``head_bias`` fills the bias of a *new* head (regression: the training mean age, so an L1
-    loss trains the features instead of spending thousands of steps moving the bias from 0).
-    """
-    if cfg.model.weights:
-        model = create(cfg.model.architecture, weights=cfg.model.weights)
-        new_head = list(model.card.labels) != list(labels)
-        if new_head:
-            model.reset_classifier(len(labels))
-        model.train()
-    else:
-        kwargs = {"drop_rate": cfg.model.drop_rate} if cfg.model.drop_rate else {}
-        model = get_architecture(cfg.model.architecture).builder(num_classes=len(labels), in_chans=1, **kwargs)
-        new_head = True
-    head = model.get_classifier() if cfg.task != "reconstruction" else None
-    if new_head and head_bias is not None and head is not None:
-        with torch.no_grad():
-            head.bias.fill_(float(head_bias))
-    if cfg.model.freeze_backbone and head is not None:
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        for parameter in head.parameters():
-            parameter.requires_grad_(True)
-    return model
 
 
 def _loss(cfg: TrainConfig, dm: XrayDataModule) -> TaskLoss:

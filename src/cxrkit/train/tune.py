@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, TrainConfig, _set_path, config_from_dict, is_setting
+from .config import ConfigError, TrainConfig, config_from_dict, is_setting, set_path
 from .config_rules import METRIC_DIRECTIONS, task_metrics
 
 __all__ = ["TuneSpec", "parse_tune", "tune"]
@@ -163,7 +163,7 @@ def _trial_config(cfg: TrainConfig, params: dict[str, Any], out: Path) -> TrainC
     raw = cfg.to_dict()
     raw["tune"] = {}
     for name, value in params.items():
-        _set_path(raw, name, value)
+        set_path(raw, name, value)
     raw["output_dir"] = str(out)
     raw["weights_out"] = None
     try:
