@@ -38,7 +38,7 @@ def site(tmp_path_factory) -> Path:
 
 def test_every_page_is_built(site):
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("index.html"))
-    assert len(pages) >= 40, pages
+    assert len(pages) >= 36, pages  # home, 3 getting started, 6 tutorials, 13 guides, 2 design, 11 API
     for name in ("predict", "models", "io", "serve", "design"):
         assert f"{name}/index.html" in pages
     assert len([p for p in pages if p.startswith("tutorials/")]) == 6

@@ -46,7 +46,9 @@ with Image.open(out) as png:
 # ![Grad-CAM overlay on an NIH film](../images/gradcam-overlay.png)
 #
 # (The picture above is the same overlay, written by `scripts/docs_screenshots.py` with
-# `cxr explain`.)
+# `cxr explain`.) Look at where the warm colours are: the film's corners and edges, not the
+# lungs. The bundled demonstration model scores no better than chance on held-out patients
+# (its card says so), and its map shows why; a map is a question to ask, not an answer.
 #
 # ## Another label, another method
 # Explain a label by name; plain saliency (input gradients) is the cheapest method.

@@ -21,6 +21,15 @@ import httpx
 EXAMPLES = Path(os.environ.get("CXRKIT_EXAMPLES", "examples"))
 
 # %% [markdown]
+# Opened in a browser, the same server shows this page (two example films dropped on it, a
+# finding clicked for its Grad-CAM overlay), and prints a one-page report per film:
+#
+# ![The page of cxr serve](../images/serve-page.png)
+#
+# ![The printable report](../images/serve-report.png)
+#
+# (Both pictures are taken by `scripts/docs_screenshots.py` in headless chromium.)
+#
 # ## Start the server
 # `--port 0` takes any free port; the URL it prints says which. The age and orientation
 # models are skipped here to start faster.
