@@ -31,11 +31,12 @@ EXAMPLES = Path(os.environ.get("CXRKIT_EXAMPLES", "examples"))
 # (Both pictures are taken by `scripts/docs_screenshots.py` in headless chromium.)
 #
 # ## Start the server
-# `--port 0` takes any free port; the URL it prints says which. The age and orientation
-# models are skipped here to start faster.
+# `--port 0` takes any free port; the URL it prints says which. `--precision fp32` gives the
+# reference numbers (the default `auto` may pick bf16). The age and orientation models are
+# skipped here to start faster.
 
 # %%
-cmd = [sys.executable, "-m", "cxrkit.cli.main", "serve", "--port", "0", "--threads", "1",
+cmd = [sys.executable, "-m", "cxrkit.cli.main", "serve", "--port", "0", "--threads", "1", "--precision", "fp32",
        "--age-model", "none", "--orientation-model", "none"]
 server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 log: list[str] = []
@@ -81,9 +82,9 @@ subprocess.run([sys.executable, "-m", "cxrkit.cli.main", "predict", *map(str, fi
 import json  # noqa: E402  (kept next to its use in a tutorial)
 
 cli_rows = [json.loads(line) for line in open("cli.jsonl")]
-worst = max(abs(a[k] - b[k]) for a, b in zip(rows, cli_rows, strict=True) for k in a
+worst = max((abs(a[k] - b[k]), a["file"], k) for a, b in zip(rows, cli_rows, strict=True) for k in a
             if isinstance(a[k], float) and isinstance(b[k], float))
-print(f"{len(rows)} films, largest difference between API and CLI: {worst:.2e}")
+print(f"{len(rows)} films, largest difference between API and CLI: {worst[0]:.2e} ({worst[1]}, {worst[2]})")
 
 # %% [markdown]
 # ## A Grad-CAM overlay over HTTP
