@@ -45,7 +45,7 @@ def run(script: Path) -> dict:
                     continue
                 buffer = io.StringIO()
                 with contextlib.redirect_stdout(buffer):
-                    exec(compile(cell.source, str(script), "exec"), namespace)  # noqa: S102 - our own tutorial
+                    exec(compile(cell.source, str(script), "exec"), namespace)  # the tutorial's own cells
                 outputs.append(buffer.getvalue())
         finally:
             os.chdir(cwd)

@@ -36,7 +36,7 @@ for name, age in labels["Patient Age"].items():
                  "gap": round(est.age_gap, 1)})
 ages = pd.DataFrame(rows)
 print(ages.to_string(index=False))
-print("mean absolute error on these six films: %.1f years" % ages["gap"].abs().mean())
+print(f"mean absolute error on these six films: {ages['gap'].abs().mean():.1f} years")
 
 # %% [markdown]
 # The bundled age model was trained on 954 films; its card (and `docs/age.md`) shows that it
@@ -77,7 +77,7 @@ print(result.cox.lr_test.round(4).to_string(index=False))
 
 # %%
 print(result.km.groups.round(3).to_string(index=False))
-print("log-rank p = %.2g" % result.km.logrank_p)
+print(f"log-rank p = {result.km.logrank_p:.2g}")
 
 # %% [markdown]
 # `cxr survival cohort.csv --time years --event died --predicted-age cxr_age --age age --covariates sex
