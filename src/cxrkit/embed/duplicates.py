@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument
 from ..io import read_image
 from .index import EmbeddingIndex
 
@@ -140,7 +140,7 @@ def find_duplicates(index: EmbeddingIndex, *, threshold: float = DEFAULT_THRESHO
     as exact when the pixels are identical, best score first.
     """
     if not -2.0 <= threshold <= 2.0:
-        raise CxrkitError(f"`threshold` (a similarity margin) must lie in [-2, 2], got {threshold}")
+        raise InvalidArgument(f"`threshold` (a similarity margin) must lie in [-2, 2], got {threshold}")
     files = index.files
     exact = _exact_pairs(files, hashes or {})
     found = {(i, j): (score, similarity) for i, j, similarity, score in near_pairs(index, threshold)}

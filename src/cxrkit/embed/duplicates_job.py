@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, InvalidInput, MissingFile
 from ..models import DEFAULT_MODEL
 from ..predict import OutputSpec, Progress, run_files
 from ..predict.parquet import part_files
@@ -96,7 +96,7 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
     """
     paths = [Path(p) for p in paths]
     if not paths:
-        raise CxrkitError("give at least one folder of films or embeddings table")
+        raise InvalidArgument("give at least one folder of films or embeddings table")
     report_dir = Path(report_dir)
     embedder = None
     files: list[str] = []
@@ -105,7 +105,7 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
     first: dict[str, Any] | None = None
     for path, name in zip(paths, _names(paths)):
         if not path.exists():
-            raise CxrkitError(f"no such file or folder: {path}")
+            raise MissingFile(f"no such file or folder: {path}")
         table = path
         if not is_embeddings_table(path):
             embedder = embedder or Embedder(model or DEFAULT_MODEL, device=device, precision=precision)
@@ -113,7 +113,7 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
         names, found, meta = read_embeddings(table)
         first = first or meta
         if any(meta.get(key) != first.get(key) for key in _SAME):
-            raise CxrkitError(f"{path} was embedded with {meta.get('model')} ({meta.get('layer')}), the first input with "
+            raise InvalidInput(f"{path} was embedded with {meta.get('model')} ({meta.get('layer')}), the first input with "
                               f"{first.get('model')} ({first.get('layer')}); embed every input with one model")
         fresh = [i for i, f in enumerate(names) if f not in dataset]
         for i in fresh:
@@ -121,7 +121,7 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
         files += [names[i] for i in fresh]
         vectors.append(found[fresh])
     if len(files) < 2:
-        raise CxrkitError(f"{len(files)} embedded film(s) in all: nothing to compare")
+        raise InvalidInput(f"{len(files)} embedded film(s) in all: nothing to compare")
     meta = first or {}
     index = EmbeddingIndex(files, np.concatenate(vectors), meta, _transform(files, np.concatenate(vectors), meta, embedder))
     hashes = pixel_hashes(files, workers) if hash_pixels else {}

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import write_bytes_atomic, write_text_atomic
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, InvalidInput
 from ..io import read_image
 from .duplicates import DuplicateReport
 
@@ -58,7 +58,7 @@ def _key_column(frame: pd.DataFrame, files: Sequence[str]) -> tuple[str, bool]:
         values = set(frame[column].dropna().astype(str))
         best = max(best, (len(values & full), column, False), (len(values & base), column, True))
     if best[0] == 0:
-        raise CxrkitError(f"no column of the metadata names the films (tried {', '.join(map(str, frame.columns))} "
+        raise InvalidInput(f"no column of the metadata names the films (tried {', '.join(map(str, frame.columns))} "
                           "against their paths and file names)")
     return best[1], best[2]
 
@@ -70,7 +70,7 @@ def _column(frame: pd.DataFrame, wanted: str, what: str) -> str:
     for column in frame.columns:
         if _squash(str(column)) in names:
             return str(column)
-    raise CxrkitError(f"the `metadata` table has no {what} column {wanted!r}; columns: {', '.join(map(str, frame.columns))}")
+    raise InvalidInput(f"the `metadata` table has no {what} column {wanted!r}; columns: {', '.join(map(str, frame.columns))}")
 
 
 def film_labels(files: Sequence[str], metadata: str | Path | None = None, *, split_column: str | None = None,
@@ -79,7 +79,7 @@ def film_labels(files: Sequence[str], metadata: str | Path | None = None, *, spl
     from the folder names otherwise; ``group_of`` is None when no ``group_by`` column is asked for."""
     if metadata is None:
         if group_by:
-            raise CxrkitError(f"`group_by` {group_by} needs a `metadata` table with a {group_by} column per film")
+            raise InvalidArgument(f"`group_by` {group_by} needs a `metadata` table with a {group_by} column per film")
         return split_from_path, None
     frame = pd.read_csv(metadata, dtype=str)
     key, bare = _key_column(frame, files)

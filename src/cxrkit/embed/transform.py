@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, InvalidInput
 
 __all__ = ["METHODS", "VectorTransform", "files_digest", "transform_path"]
 
@@ -93,7 +93,7 @@ class VectorTransform:
         which the alterations move a film, and the rescaling shrinks them.
         """
         if method not in METHODS:
-            raise CxrkitError(f"transform must be one of {', '.join(METHODS)}, got {method!r}")
+            raise InvalidArgument(f"transform must be one of {', '.join(METHODS)}, got {method!r}")
         vectors = np.asarray(vectors, dtype=np.float64)
         info: dict[str, Any] = {"method": method, "films": len(vectors)}
         if files is not None:
@@ -101,14 +101,14 @@ class VectorTransform:
         if method == "none":
             return cls(method, info=info)
         if len(vectors) < 2:
-            raise CxrkitError(f"centring needs at least 2 films in the index, it has {len(vectors)}")
+            raise InvalidInput(f"centring needs at least 2 films in the index, it has {len(vectors)}")
         unit = _unit(vectors)
         mean = unit.mean(axis=0)
         if method == "centre":
             return cls(method, mean.astype(np.float32), info=info)
         if method == "learned":
             if pairs is None or len(pairs[0]) < 2 or np.shape(pairs[0]) != np.shape(pairs[1]):
-                raise CxrkitError("a learned transform needs the vectors of films and of their altered copies, row for row")
+                raise InvalidArgument("a learned transform needs the vectors of films and of their altered copies, row for row")
             moves = _unit(np.asarray(pairs[0], np.float64)) - _unit(np.asarray(pairs[1], np.float64))
             covariance = moves.T @ moves / len(moves)
             info["pairs"] = len(moves)
@@ -117,13 +117,13 @@ class VectorTransform:
             covariance = centred.T @ centred / (len(vectors) - 1)
         shrinkage = DEFAULT_SHRINKAGE[method] if shrinkage is None else float(shrinkage)
         if shrinkage <= 0:
-            raise CxrkitError(f"whitening shrinkage must be positive, got {shrinkage}")
+            raise InvalidArgument(f"whitening shrinkage must be positive, got {shrinkage}")
         # eigen-decomposition of the D x D covariance: exact, and O(N D^2) however many films
         variance, axes = np.linalg.eigh(covariance)
         variance = np.clip(variance, 0.0, None)
         floor = shrinkage * float(variance.mean())
         if floor <= 0:
-            raise CxrkitError("every film of the index has the same embedding; nothing to whiten")
+            raise InvalidInput("every film of the index has the same embedding; nothing to whiten")
         matrix = axes / np.sqrt(variance + floor)[None, :] * np.sqrt(floor)  # unit scale on unseen axes
         info.update(shrinkage=shrinkage, rank=int((variance > 1e-12 * variance.max()).sum()))
         return cls(method, mean.astype(np.float32), matrix.astype(np.float32), info)
@@ -132,7 +132,7 @@ class VectorTransform:
         """Transformed vectors, float32, each of length 1 (a dot product is the cosine); zero rows stay zero."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if self.mean is not None and vectors.shape[1] != self.mean.shape[0]:
-            raise CxrkitError(f"vectors have {vectors.shape[1]} components, the transform {self.mean.shape[0]}")
+            raise InvalidInput(f"vectors have {vectors.shape[1]} components, the transform {self.mean.shape[0]}")
         out = _unit(vectors)
         if self.mean is not None:
             out = out - self.mean
@@ -165,10 +165,10 @@ class VectorTransform:
                 info = json.loads((handle.metadata() or {}).get("cxrkit_transform", "{}"))
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
         except (OSError, SafetensorError, ValueError) as exc:
-            raise CxrkitError(f"{path}: not a readable embedding transform ({exc}); delete it to refit") from None
+            raise InvalidInput(f"{path}: not a readable embedding transform ({exc}); delete it to refit") from None
         method = info.get("method")
         if method not in METHODS:
-            raise CxrkitError(f"{path}: unknown transform method {method!r}; delete it to refit")
+            raise InvalidInput(f"{path}: unknown transform method {method!r}; delete it to refit")
         return cls(method, tensors.get("mean"), tensors.get("matrix"), info)
 
     def __repr__(self) -> str:

@@ -1,0 +1,64 @@
+"""``cxr similar``: the films of an embeddings table closest to a query film (exact cosine search)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..embed import Embedder, EmbeddingIndex
+from ..errors import CxrkitError
+from . import _options
+from ._output import emit, speaks_flags, table
+
+
+@speaks_flags()
+def similar(
+    queries: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="Query image file(s)."),
+    index: Path = typer.Option(..., "--index", "-i", help="Embeddings written by cxr embed (Parquet folder or file)."),
+    k: int = typer.Option(10, "-k", "--top", min=1, help="How many neighbours per query."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model to embed the queries with (default: the one the index names; its weights must match)."),
+    include_self: bool = typer.Option(False, "--include-self", help="Keep a query that is itself in the index in its own answer."),
+    transform: str = typer.Option("auto", "--transform", help="auto (the one stored with the index: centred, whitened against altered copies), whiten (on the index alone), centre, or none (plain cosine of the raw vectors)."),
+    device: str = _options.DEVICE,
+    precision: str | None = typer.Option(None, "--precision", help="Precision of the query's forward pass (default: the index's)."),
+    fmt: str = _options.FORMAT,
+) -> None:
+    """Nearest films by cosine similarity of their embeddings (1 = same direction), best first.
+
+    The query is embedded with the index's model and layer (stored in the table). Vectors are
+    centred and whitened on the index first, so a weak model's features still tell films apart.
+    For archives beyond memory, feed the same vectors to FAISS (see docs/representations.md).
+    """
+    if transform not in ("auto", "whiten", "centre", "none"):
+        raise CxrkitError(f"--transform must be auto, whiten, centre or none; got {transform!r}")
+    found = EmbeddingIndex.load(index, transform=transform)
+    meta = found.metadata
+    if not meta.get("model") or meta.get("layer") is None:
+        raise CxrkitError(f"{index} does not say which model and layer made it; rebuild it with cxr embed")
+    embedder = Embedder(model or meta["model"], layer=meta["layer"], device=device,
+                        precision=precision or meta.get("precision", "auto"))
+    if meta.get("weights_sha256") and embedder.card.sha256 != meta["weights_sha256"]:
+        raise CxrkitError(f"{index} was built with other weights ({meta['model']}, sha256 {meta['weights_sha256'][:12]}...) "
+                          f"than {embedder.card.name}; pass the same --model the index was built with")
+    film = meta.get("film") or {}
+    if film.get("clean") or film.get("orientation_model"):  # prepare the queries as the archive was
+        embedder.film = _options.film_steps(bool(film.get("clean")), bool(film.get("orientation_model")),
+                                            bool(film.get("mirror")), film.get("orientation_model") or "", device)
+    vectors = embedder.embed_files(queries)
+    names = [str(q) for q in queries]
+    exclude = None if include_self else _as_indexed(queries, found.files)
+    answers = found.search(vectors, k=k, exclude=exclude)
+    data = {"index": str(index), "model": embedder.card.name, "layer": embedder.layer, "transform": found.transform.method,
+            "results": [{"query": name, "neighbours": [{"rank": n.rank, "file": n.file, "similarity": round(n.similarity, 6)}
+                                                       for n in hits]} for name, hits in zip(names, answers)]}
+    rows = [[name, n.rank, n.file, f"{n.similarity:.4f}"] for name, hits in zip(names, answers) for n in hits]
+    emit(data, fmt, table(["query", "rank", "file", "cosine"], rows, title=f"nearest films ({embedder.card.name}, {embedder.layer}, {found.transform.method})"))
+
+
+def _as_indexed(queries: list[Path], files: list[str]) -> list[str | None]:
+    """Each query as the index spells it (None when it is not in the archive); only index entries
+    with a query's file name are resolved, not the whole archive."""
+    wanted = {q.name for q in queries}
+    spelled = {str(Path(f).resolve()): f for f in files if Path(f).name in wanted}
+    return [spelled.get(str(q.resolve())) for q in queries]
