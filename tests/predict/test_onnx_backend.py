@@ -178,3 +178,16 @@ def test_auto_runs_torch_when_the_graph_fails_its_check(monkeypatch, cxrkit_home
     assert not list(cxrkit_home.rglob("*.onnx"))  # a graph that failed is never cached
     with pytest.raises(CxrkitError, match="differs from PyTorch"):
         Predictor(str(tiny_model_file), backend="onnx")  # asked for by name, it is an error
+
+
+def test_an_onnx_predictor_survives_pickling(tiny_model_file, example_images, cxrkit_home):
+    """Ray ships the predictor to its tasks: the session is reopened from the graph on the other side."""
+    import pickle
+
+    predictor = Predictor(str(tiny_model_file), backend="onnx")
+    copy = pickle.loads(pickle.dumps(predictor))
+    images = [read_image(p) for p in example_images[:3]]
+    batch = np.stack([predictor.preprocess(i.pixels, i.maxval) for i in images])
+    a, b = predictor.predict_batch(batch), copy.predict_batch(batch)
+    assert copy.backend.name == "onnx" and np.array_equal(np.isnan(a), np.isnan(b))
+    assert np.nanmax(np.abs(a - b)) == 0.0

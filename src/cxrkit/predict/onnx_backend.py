@@ -157,15 +157,31 @@ class OnnxBackend:
                               "backend for reduced precision")
         self.device = torch.device("cpu")  # inputs and logits cross into ONNX Runtime as NumPy arrays
         self.precision = precision
+        self._where, self._threads = torch.device(device), threads
         if isinstance(model, OnnxGraph):
-            if model.device != torch.device(device):
+            if model.device != self._where:
                 model = OnnxGraph(model.path, device=device, threads=threads)
             self.session = model.session
+            self._graph: bytes | str = str(model.path)
         else:
-            ort = require_onnxruntime()
-            self.session = ort.InferenceSession(cached_graph(model), session_options(threads),
-                                                providers=_providers(torch.device(device)))
+            self._graph = cached_graph(model)
+            self.session = self._open()
         self.card: ModelCard = model.card
+
+    def _open(self):
+        ort = require_onnxruntime()
+        return ort.InferenceSession(self._graph, session_options(self._threads), providers=_providers(self._where))
+
+    def __getstate__(self) -> dict:
+        """Picklable without its session (Ray ships a predictor to its read tasks and actors): the
+        graph travels as bytes (or the exported file's path) and the session is opened again."""
+        state = dict(self.__dict__)
+        state.pop("session", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.session = self._open()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())

@@ -1,1 +1,0 @@
-"""The ``cxr`` command line: a thin typer layer, one file per command group."""
