@@ -13,6 +13,8 @@ What runs:
   page does per film), until ``--requests`` requests were sent or ``--max-seconds``
   passed; a request with no answer within ``--timeout`` counts as a hang;
 * one prober calling ``/healthz`` every 50 ms; its latencies while the model is busy are reported;
+* one warm-up request before the clock starts (the first one builds the model's runtime),
+  as the in-process reference warms up too;
 * for reference (the peer of this claim: the same work without HTTP), the films scored
   in this process with ``Predictor`` + ``predict_files``, one film per call, sequentially.
 
@@ -98,6 +100,8 @@ def main() -> None:
     payloads = [(f.name, f.read_bytes()) for f in films]
 
     proc, url, server_log = start_server(args.threads, args.queue_size)
+    with httpx.Client(base_url=url, timeout=600, trust_env=False) as http:  # warm-up, as the reference has
+        http.post("/v1/predict", files=[("files", payloads[0])]).raise_for_status()
     latencies: list[float] = []
     health_busy: list[float] = []
     health_all: list[float] = []
