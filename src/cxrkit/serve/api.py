@@ -37,7 +37,7 @@ from .config import MB, ServeConfig
 from .errors import BadRequest, Unauthorized
 from .jobs import JobQueue
 from .rows import FORMATS, MEDIA_TYPES, columns_of, render_rows
-from .service import Picture, Rows, Service
+from .service import Picture, Rows, RowsJob, Service, check_age
 from .uploads import Form, Limits, declared_length, read_form, read_json
 
 __all__ = ["create_app"]
@@ -106,7 +106,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     """The FastAPI application of ``cxr serve``; pass ``service`` to share models loaded elsewhere (tests)."""
     owned = service is None
     service = service or Service(config)
-    jobs = JobQueue(config.queue_size)
+    jobs = JobQueue(config.queue_size, window=config.batch_window_ms / 1000, max_films=config.batch_size)
     admission = Admission(config.queue_size, config.max_inflight_bytes, jobs.retry_after)
     limits = Limits(config.max_file_bytes, config.max_request_bytes, config.max_files,
                     body_idle_seconds=config.body_idle_seconds, body_seconds=config.body_seconds,
@@ -211,6 +211,14 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         cancelled = threading.Event()
         return await unless_gone(request, jobs.run(fn, cancelled), on_gone=cancelled.set)
 
+    async def run_rows(request: Request, key: tuple[Any, ...], form: Form, run_many: Callable[[Any], Any],
+                       age: float | None = None) -> Rows:
+        """Rows of ``form``'s films from the model queue, scored with other requests of the same
+        ``key`` in shared batches (``run_many`` answers each one); dropped if the client leaves."""
+        job = RowsJob(form.files, threading.Event(), check_age(age))
+        work = jobs.run_batch(key, job, run_many, films=len(form.files))
+        return await unless_gone(request, work, on_gone=job.cancelled.set)
+
     def fmt_query(default: str = "json") -> Any:
         return Query(default, alias="format", pattern="^(" + "|".join(FORMATS) + ")$",
                      description="json (rows in an object), jsonl (as `cxr predict --format jsonl`) or csv.")
@@ -233,8 +241,8 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
     ) -> Response:
         """`cxr predict` on the uploaded films: a bad file costs its own error row, never the request."""
         async with upload(request) as form:
-            result = await run_job(request, lambda cancelled: service.predict(
-                form.files, model=model, calibrate=calibrate, fix_orientation=fix_orientation, cancelled=cancelled))
+            result = await run_rows(request, ("predict", model, calibrate, fix_orientation), form, lambda many: (
+                service.predict_many(many, model=model, calibrate=calibrate, fix_orientation=fix_orientation)))
         return _rows_response(result, fmt)
 
     @v1.post("/age", tags=["age"], openapi_extra=_upload_body(extra={"age": {
@@ -248,8 +256,8 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         """`cxr age` on the uploaded films: CXR-Age, its TTA spread, and the gap to the known age."""
         async with upload(request) as form:
             known = _age_field(form)
-            result = await run_job(request, lambda cancelled: service.age(
-                form.files, chronological_age=known, tta=tta, fix_orientation=fix_orientation, cancelled=cancelled))
+            result = await run_rows(request, ("age", tta, fix_orientation), form, lambda many: (
+                service.age_many(many, tta=tta, fix_orientation=fix_orientation)), age=known)
         return _rows_response(result, fmt)
 
     @v1.post("/explain", tags=["explain"], openapi_extra=_upload_body(single=True),

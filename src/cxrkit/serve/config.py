@@ -29,6 +29,11 @@ class ServeConfig:
     ``age_model`` / ``orientation_model`` may be ``None`` to skip loading them (their
     endpoints then answer 404). ``queue_size`` bounds the model jobs waiting or running;
     one more gets 503 with ``Retry-After`` instead of an ever-growing wait.
+    Prediction and age requests that meet in the queue are scored together (up to
+    ``batch_size`` films, the model's batch): the model waits at most ``batch_window_ms``
+    for more of them after taking the first, so a lone request is delayed by that little
+    and busy clients share batches instead of each scoring one film; 0 merges only
+    requests already waiting.
 
     The availability limits (see ``docs/serve.md``, "Limits and guarantees") keep one
     client from starving the others: ``header_seconds`` to send a request's headers
@@ -53,6 +58,7 @@ class ServeConfig:
     max_files: int = 64
     queue_size: int = 16
     batch_size: int = 8
+    batch_window_ms: float = 5.0
     device: str = "cpu"
     precision: str = "auto"
     threads: int | None = None
@@ -82,6 +88,8 @@ class ServeConfig:
             problems.append("`queue_size`, `batch_size` and the file count limit must be at least 1")
         if self.max_request_bytes > self.max_inflight_bytes:
             problems.append("the per-request limit is larger than the in-flight upload budget")
+        if not 0.0 <= self.batch_window_ms <= 1000.0:
+            problems.append(f"`batch_window_ms` must lie in 0..1000, got {self.batch_window_ms:g}")
         if self.max_json_bytes < 1:
             problems.append("`max_json_bytes` must be positive")
         if min(self.header_seconds, self.keep_alive_seconds, self.body_idle_seconds, self.body_seconds,

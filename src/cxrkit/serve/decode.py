@@ -211,9 +211,14 @@ class DecodePool:
         """Each upload decoded, in order, with at most ``window`` decodes queued or running ahead
         of the consumer: films decode while the model scores the previous ones, and only a
         window's worth of decoded pixels is in memory at once."""
+        return self.decode_each([(upload, cancelled) for upload in uploads], window)
+
+    def decode_each(self, work: Sequence[tuple[Upload, threading.Event | None]], window: int) -> Iterator[Decoded]:
+        """:meth:`decode_ahead` with a ``cancelled`` event per upload (films of several requests
+        decoded together: one client leaving kills only its own films' decodes)."""
         pending: deque[Future] = deque()
         try:
-            for upload in uploads:
+            for upload, cancelled in work:
                 pending.append(self.submit(upload, cancelled))
                 if len(pending) >= window:
                     yield pending.popleft().result()

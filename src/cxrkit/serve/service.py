@@ -40,7 +40,7 @@ from .loaded import LoadedModels
 from .rows import rows_to_json
 from .uploads import Upload
 
-__all__ = ["Service", "Rows", "Picture", "UnreadableUpload"]
+__all__ = ["Service", "Rows", "RowsJob", "Picture", "UnreadableUpload", "check_age"]
 
 
 class UnreadableUpload(BadRequest):
@@ -58,6 +58,29 @@ class Rows:
 
     def records(self) -> list[dict[str, Any]]:
         return rows_to_json(self.rows, self.columns)
+
+
+@dataclass
+class RowsJob:
+    """One request's share of a batched row job: its uploads, its client-left flag, its typed age."""
+
+    uploads: Sequence[Upload]
+    cancelled: threading.Event | None = None
+    chronological_age: float | None = None
+
+
+def check_age(years: float | None) -> float | None:
+    """A typed chronological age, checked before any work is queued for it."""
+    if years is not None and not 0.0 <= years < 150.0:
+        raise BadRequest(f"age must be a number of years between 0 and 150, got {years:g}")
+    return years
+
+
+def _one(answers: Sequence[Rows | ClientGone]) -> Rows:
+    (answer,) = answers
+    if isinstance(answer, ClientGone):
+        raise answer
+    return answer
 
 
 @dataclass
@@ -118,55 +141,84 @@ class Service:
     def predict(self, uploads: Sequence[Upload], *, model: str | None = None, calibrate: bool = True,
                 fix_orientation: bool = False, cancelled: threading.Event | None = None) -> Rows:
         """``cxr predict`` on the uploads: one row per file, bad files as error rows."""
+        return _one(self.predict_many([RowsJob(uploads, cancelled)], model=model, calibrate=calibrate,
+                                      fix_orientation=fix_orientation))
+
+    def predict_many(self, jobs: Sequence[RowsJob], *, model: str | None = None, calibrate: bool = True,
+                     fix_orientation: bool = False) -> list[Rows | ClientGone]:
+        """:meth:`predict` for several requests at once, their films scored in shared batches:
+        each request gets its own rows, or :class:`ClientGone` if its client left meanwhile."""
         predictor = self.models.predictor(model, calibrate=calibrate, fix_orientation=fix_orientation)
-        rows = self._rows(uploads, predictor, cancelled)
-        return Rows(rows, output_columns(predictor), _identity(predictor.card), predictor.columns)
+        columns, identity = output_columns(predictor), _identity(predictor.card)
+        return [rows if isinstance(rows, ClientGone) else Rows(rows, columns, identity, predictor.columns)
+                for rows in self._rows(jobs, predictor)]
 
     def age(self, uploads: Sequence[Upload], *, chronological_age: float | None = None, tta: bool = True,
             fix_orientation: bool = False, cancelled: threading.Event | None = None) -> Rows:
         """``cxr age`` on the uploads; a typed ``chronological_age`` overrides the DICOM header's, as
         ``--metadata`` does, and gives ``age_gap`` (CXR-Age minus the real age)."""
-        if chronological_age is not None and not 0.0 <= chronological_age < 150.0:
-            raise BadRequest(f"age must be a number of years between 0 and 150, got {chronological_age:g}")
-        estimator = self.models.estimator(tta=tta, fix_orientation=fix_orientation)
-        rows = self._rows(uploads, estimator, cancelled)
-        for row in rows:
-            if chronological_age is not None:
-                row["chronological_age"] = chronological_age
-            known = row.get("chronological_age")
-            row["age_gap"] = (AgeEstimate(row["cxr_age"], row["cxr_age_sd"], known).age_gap
-                              if row["status"] == "ok" and known is not None else None)
-        columns = output_columns(estimator) + ["chronological_age", "age_gap"]
-        return Rows(rows, columns, _identity(estimator.card), estimator.columns)
+        job = RowsJob(uploads, cancelled, check_age(chronological_age))
+        return _one(self.age_many([job], tta=tta, fix_orientation=fix_orientation))
 
-    def _rows(self, uploads: Sequence[Upload], runner: Runner, cancelled: threading.Event | None
-              ) -> list[dict[str, Any]]:
-        """One row per upload, batched as ``predict_files`` batches (so the numbers are ``cxr predict``'s)."""
+    def age_many(self, jobs: Sequence[RowsJob], *, tta: bool = True, fix_orientation: bool = False
+                 ) -> list[Rows | ClientGone]:
+        """:meth:`age` for several requests at once (each with its own typed age), as :meth:`predict_many`."""
+        estimator = self.models.estimator(tta=tta, fix_orientation=fix_orientation)
+        columns = output_columns(estimator) + ["chronological_age", "age_gap"]
+        answers: list[Rows | ClientGone] = []
+        for job, rows in zip(jobs, self._rows(jobs, estimator), strict=True):
+            if isinstance(rows, ClientGone):
+                answers.append(rows)
+                continue
+            for row in rows:
+                if job.chronological_age is not None:
+                    row["chronological_age"] = job.chronological_age
+                known = row.get("chronological_age")
+                row["age_gap"] = (AgeEstimate(row["cxr_age"], row["cxr_age_sd"], known).age_gap
+                                  if row["status"] == "ok" and known is not None else None)
+            answers.append(Rows(rows, columns, _identity(estimator.card), estimator.columns))
+        return answers
+
+    def _rows(self, jobs: Sequence[RowsJob], runner: Runner) -> list[list[dict[str, Any]] | ClientGone]:
+        """One row per upload of each job, batched as ``predict_files`` batches (so the numbers are
+        ``cxr predict``'s) across the jobs' films; a job whose client left gets :class:`ClientGone`
+        and its films are neither decoded further nor scored."""
         summary = PredictionSummary()
         empty = {column: float("nan") for column in runner.columns}
-        rows: list[dict[str, Any]] = []
-        group: list[tuple[str, Prepared | None, str | None]] = []
+        rows: list[list[dict[str, Any]]] = [[] for _ in jobs]
+        group: list[tuple[int, tuple[str, Prepared | None, str | None]]] = []
+
+        def gone(j: int) -> bool:
+            return jobs[j].cancelled is not None and jobs[j].cancelled.is_set()
 
         def flush() -> None:
-            rows.extend(summary.add(name, fields, error, empty) for name, fields, error in score_group(runner, group))
+            live = [(j, entry) for j, entry in group if not gone(j)]
+            for (j, _), (name, fields, error) in zip(live, score_group(runner, [e for _, e in live]), strict=True):
+                rows[j].append(summary.add(name, fields, error, empty))
             group.clear()
 
+        work = [(j, upload) for j, job in enumerate(jobs) for upload in job.uploads]
         window = 2 * self.config.batch_size + self.decoder.workers  # as predict_files reads ahead
-        with self._lock, closing(self.decoder.decode_ahead(uploads, window, cancelled)) as images:
-            for upload, image in zip(uploads, images, strict=True):
-                self._check(cancelled)
+        decoding = self.decoder.decode_each([(upload, jobs[j].cancelled) for j, upload in work], window)
+        with self._lock, closing(decoding) as images:
+            for (j, upload), image in zip(work, images, strict=True):
+                if all(gone(k) for k in range(len(jobs))):
+                    break
+                if gone(j):
+                    continue
                 if isinstance(image, str):
-                    group.append((upload.name, None, image))
+                    group.append((j, (upload.name, None, image)))
                     continue
                 try:
-                    group.append((upload.name, runner.prepare(image), None))
+                    group.append((j, (upload.name, runner.prepare(image), None)))
                 except Exception as exc:
-                    group.append((upload.name, None, error_reason(exc)))
-                if sum(prepared is not None for _, prepared, _ in group) >= self.config.batch_size:
+                    group.append((j, (upload.name, None, error_reason(exc))))
+                if sum(prepared is not None for _, (_, prepared, _) in group) >= self.config.batch_size:
                     flush()
             if group:
                 flush()
-        return rows
+        return [ClientGone("the client closed the connection before its answer was ready") if gone(j) else rows[j]
+                for j in range(len(jobs))]
 
     # --- pictures -------------------------------------------------------------------------
 
