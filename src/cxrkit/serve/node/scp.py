@@ -71,8 +71,9 @@ class DicomNode:
     def __init__(self, config: NodeConfig, runner: Predictor | None = None):
         self.config = config
         self.spool = Spool(config.spool)
+        # the backend `cxr predict` picks by default, so a report holds the command's numbers
         self.runner = runner if runner is not None else Predictor(config.model, device=config.device,
-                                                                    precision=config.precision)
+                                                                    precision=config.precision, backend="auto")
         reports = ReportWriter(self.spool.outbox, self.runner.card, calibrated=self.runner.calibrated, durable=True)
         self.reporter = Reporter(self.spool, self.runner, reports, config.batch_size)
         d = config.destination
