@@ -22,7 +22,7 @@ from cxrkit.cli.main import app
 
 from .conftest import ENV, cli, stderr_lines
 
-COMMANDS = ("predict", "age", "convert", "train", "tune", "evaluate", "explain", "survival", "serve", "embed",
+COMMANDS = ("predict", "age", "convert", "train", "tune", "evaluate", "explain", "survival", "serve", "listen", "embed",
             "ood-fit", "similar", "export", "bench", "models", "datasets")
 SUBCOMMANDS = (("models", "list"), ("models", "info"), ("models", "import"), ("models", "fetch"),
                ("datasets", "list"), ("datasets", "summary"), ("datasets", "shard"),
