@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cxrkit"
 #: layer of each top-level module or package; a module may import only lower layers
 #: (and itself). Equal layers are siblings: neither imports the other.
 LAYERS = {
-    "__init__": 0, "errors": 0, "labels": 0, "_atomic": 0, "_logging": 0, "allocator": 0,
+    "__init__": 0, "errors": 0, "labels": 0, "_atomic": 0, "_logging": 0, "_warnings": 0, "allocator": 0,
     "io": 1,
     "preprocess": 2,
     "datasets": 3, "models": 3,

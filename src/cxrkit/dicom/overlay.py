@@ -16,9 +16,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._warnings import withheld_warnings
 from ..errors import CxrkitError
 from ..io import detect_format
-from .results import _drop_invalid_age, _silenced, read_source, save_dataset
+from .results import _drop_invalid_age, read_source, save_dataset
 from .sr import MANUFACTURER, _hd, _sha, result_uid
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def overlay_image(source: Dataset, card: ModelCard, png: str | os.PathLike[str])
     sha = _sha(card)
     orientation = list(source.get("PatientOrientation") or [])
     known = len(orientation) == 2 and all(orientation)
-    with _silenced():
+    with withheld_warnings():
         sc = hd.sc.SCImage.from_ref_dataset(
             ref_dataset=source, pixel_array=bgr[:, :, ::-1].copy(), photometric_interpretation="RGB", bits_allocated=8,
             coordinate_system="PATIENT", patient_orientation=tuple(orientation) if known else ("L", "F"),

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._atomic import atomic_path
+from .._warnings import withheld_warnings
 from ..errors import CxrkitError
 from ..io import detect_format
 from .sr import age_report, findings_report
@@ -42,20 +40,12 @@ COLUMN = "dicom_sr"
 _AGE_UNITS = ("D", "W", "M", "Y")
 
 
-@contextmanager
-def _silenced() -> Iterator[None]:
-    """Drop highdicom's and pydicom's value warnings: they quote header values (a patient's name)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
 def read_source(path: str | os.PathLike[str]) -> Dataset:
     """The header of a DICOM source (no pixel data), for filing a result beside it."""
     import pydicom
 
     try:
-        with _silenced():
+        with withheld_warnings():
             return pydicom.dcmread(path, stop_before_pixels=True)
     except (OSError, pydicom.errors.InvalidDicomError) as exc:
         raise CxrkitError(f"cannot read the DICOM header again: {type(exc).__name__}") from None
@@ -71,7 +61,7 @@ def _drop_invalid_age(sr: Dataset) -> None:
 
 def save_dataset(ds: Dataset, path: Path, durable: bool) -> Path:
     """Write ``ds`` as a DICOM file (preamble, file meta) atomically: never half a file under ``path``."""
-    with atomic_path(path, durable=durable) as temp, _silenced():
+    with atomic_path(path, durable=durable) as temp, withheld_warnings():
         ds.save_as(temp, enforce_file_format=True)
     return path
 
@@ -95,7 +85,7 @@ class ReportWriter:
 
     def report(self, source: Dataset, row: dict[str, Any]) -> Dataset:
         """The report of one ok row about ``source``."""
-        with _silenced():
+        with withheld_warnings():
             if self.kind == "age":
                 sr = age_report(source, self.card, row["cxr_age"], row.get("cxr_age_sd"))
             else:

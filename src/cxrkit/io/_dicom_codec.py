@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from .._warnings import withheld_warnings
 from ..errors import MissingDependency, UnreadableImage, UnsupportedImage
 from ._codestream import MAX_SCAN_PIXELS, MAX_SCANS, MAX_TILES, parse_codestream, scan_budget_exceeded
-from ._dicom_header import code_string, quiet_decoders, short_reason
+from ._dicom_header import code_string, short_reason
 
 __all__ = ["decode_pixels"]
 
@@ -111,7 +112,7 @@ def decode_pixels(path: Path, ds: Any) -> np.ndarray:
             log.debug("imagecodecs failed on %s (%s): trying pydicom", ts_name, short_reason(exc))
 
     try:
-        with quiet_decoders():
+        with withheld_warnings():
             if uid == "1.2.840.10008.1.2.5":
                 # RLE with pydicom's own decoder, not pylibjpeg-rle: identical output, and on a
                 # corrupt segment the Rust decoder panics (pyo3 PanicException, a BaseException)

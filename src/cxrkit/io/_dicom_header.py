@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import UnreadableImage
 
-__all__ = ["parse_age", "quiet_decoders", "short_reason", "code_string", "header_int", "header_text", "pixel_spacing"]
+__all__ = ["parse_age", "short_reason", "code_string", "header_int", "header_text", "pixel_spacing"]
 
 log = logging.getLogger("cxrkit.io.dicom")
 
@@ -29,17 +27,6 @@ _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|b'[^']*'")
 # digits, space, underscore; UI: digits and dots), or it is not shown at all.
 _CODE = re.compile(r"^[A-Z0-9 _]{0,16}$|^[0-9.]{1,64}$")
 _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0, "": 1.0}
-
-
-@contextmanager
-def quiet_decoders() -> Iterator[None]:
-    """Route pydicom's warnings (odd VRs, padding) to debug logging, for this call only, without
-    their text: it quotes element values, which a corrupt length fills with the patient's name."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:  # the category only: the text quotes header values (patient data)
-        log.debug("pydicom warned: %s (text withheld)", w.category.__name__)
 
 
 def short_reason(exc: BaseException, limit: int = 200) -> str:

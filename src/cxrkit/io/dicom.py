@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .._logging import guard
+from .._warnings import withheld_warnings
 from ..errors import UnreadableImage, UnsupportedDicom
 from ._dicom_codec import decode_pixels
 from ._dicom_deflate import read_deflated
@@ -42,7 +43,6 @@ from ._dicom_header import (
     header_text,
     parse_age,
     pixel_spacing,
-    quiet_decoders,
     short_reason,
 )
 from ._image import XrayImage, check_file_size, check_pixel_count, make_meta
@@ -134,7 +134,7 @@ def read_dicom(path: str | os.PathLike[str]) -> XrayImage:
     guard()  # after the import (pydicom's config sets up its logger there); cheap, so on every read
     try:
         has_preamble = _has_preamble(path)
-        with quiet_decoders():
+        with withheld_warnings():
             ds = read_deflated(path, has_preamble)
             if ds is None:
                 ds = pydicom.dcmread(path, force=not has_preamble)

@@ -19,12 +19,12 @@ from __future__ import annotations
 import io
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._warnings import withheld_warnings
 from ..errors import InvalidArgument, MissingDependency, UnreadableImage, UnsupportedImage
 from ._capture import captured_stderr, decoder_damage
 from ._image import XrayImage, check_file_size, check_pixel_count, make_meta
@@ -90,9 +90,8 @@ def _decode_pillow(path: Path, fmt: str, data: bytes) -> np.ndarray:
     except ImportError:  # pragma: no cover
         raise MissingDependency("opencv-python-headless", f"Reading {fmt.upper()} files") from None
     try:
-        with warnings.catch_warnings():
-            # Our own pixel limit was checked already; Pillow's lower default must not veto it.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Our own pixel limit was checked already: Pillow's DecompressionBombWarning is not news.
+        with withheld_warnings():
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
                 mode = im.mode
