@@ -125,7 +125,7 @@ class ServerState:
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def log_message(self, format: str, *args: object) -> None:  # keep test output clean
         pass

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cxrkit.models.download import download, sha256_file
 from cxrkit.errors import ChecksumMismatch, DownloadError
+from cxrkit.models.download import download, sha256_file
 
 # the bytes the loopback server of conftest.py serves by default
 PAYLOAD = random.Random(1234).randbytes(3 * 1024 * 1024 + 123)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cxrkit.errors import UnusableFilm
-from cxrkit.preprocess import FilmSteps, clean_film, trim_box
 from cxrkit.io import XrayImage, read_image
+from cxrkit.preprocess import FilmSteps, clean_film, trim_box
 
 
 def _bordered(rng, shape=(100, 80), box=(10, 90, 5, 70), border=0, maxval=4095):

@@ -15,7 +15,14 @@ from cxrkit.cli.main import app
 from cxrkit.errors import CxrkitError
 from cxrkit.io import read_image
 from cxrkit.models import ModelCard, create, load_model
-from cxrkit.preprocess import DEFAULT_ORIENTATION_MODEL, ORIENTATIONS, OrientationFixer, apply_orientation, orientation_accuracy, undo_orientation
+from cxrkit.preprocess import (
+    DEFAULT_ORIENTATION_MODEL,
+    ORIENTATIONS,
+    OrientationFixer,
+    apply_orientation,
+    orientation_accuracy,
+    undo_orientation,
+)
 
 runner = CliRunner()
 

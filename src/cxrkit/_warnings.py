@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 __all__ = ["withheld_warnings"]
 

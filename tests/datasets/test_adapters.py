@@ -9,8 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from cxrkit.datasets import (LabelFileError, MissingImage, UnknownDataset, csv_dataset, folder_dataset, get_dataset,
-                             list_datasets)
+from cxrkit.datasets import (
+    LabelFileError,
+    MissingImage,
+    UnknownDataset,
+    csv_dataset,
+    folder_dataset,
+    get_dataset,
+    list_datasets,
+)
 
 nan = np.nan
 

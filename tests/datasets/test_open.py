@@ -6,8 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxrkit.datasets import (OWN_SOURCES, DatasetError, DatasetSpec, LabelFileError, UnknownDataset, XrayDataset,
-                             csv_dataset, folder_dataset, get_dataset, list_datasets, open_dataset, source_names)
+from cxrkit.datasets import (
+    OWN_SOURCES,
+    DatasetError,
+    DatasetSpec,
+    LabelFileError,
+    UnknownDataset,
+    XrayDataset,
+    csv_dataset,
+    folder_dataset,
+    get_dataset,
+    list_datasets,
+    open_dataset,
+    source_names,
+)
 
 from .test_adapters import NIH_ROWS, _labels, _png
 

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from cxrkit.evaluate import bootstrap_auc, bootstrap_indices, evaluate_predictions, fast_auc, load_labels, load_predictions
+from cxrkit.evaluate import (
+    bootstrap_auc,
+    bootstrap_indices,
+    evaluate_predictions,
+    fast_auc,
+    load_labels,
+    load_predictions,
+)
 
 
 def _fixture(fixture_dir):

@@ -12,8 +12,15 @@ import pytest
 
 from cxrkit.errors import CxrkitError
 from cxrkit.evaluate import (
-    InputFileError, LabelColumnMissing, NoOverlap, PrefixMatchesNothing, evaluate_predictions, image_id,
-    load_labels, load_nih_labels, load_predictions,
+    InputFileError,
+    LabelColumnMissing,
+    NoOverlap,
+    PrefixMatchesNothing,
+    evaluate_predictions,
+    image_id,
+    load_labels,
+    load_nih_labels,
+    load_predictions,
 )
 from cxrkit.labels import NIH_PATHOLOGIES
 

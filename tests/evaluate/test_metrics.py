@@ -10,7 +10,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from cxrkit.evaluate import (
-    EvaluationError, auroc, binary_metrics, choose_threshold, evaluate_predictions, metrics_at_threshold,
+    EvaluationError,
+    auroc,
+    binary_metrics,
+    choose_threshold,
+    evaluate_predictions,
+    metrics_at_threshold,
 )
 
 # 4 positives, 6 negatives. J = TP/4 - FP/6 at each threshold: 0.9 -> 1/4, 0.8 -> 1/2,

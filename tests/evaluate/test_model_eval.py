@@ -8,8 +8,8 @@ import torch
 from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
-from cxrkit.models import ModelCard, create, save_weights
 from cxrkit.labels import NIH_PATHOLOGIES
+from cxrkit.models import ModelCard, create, save_weights
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -10,8 +10,13 @@ import pandas as pd
 from PIL import Image
 
 from cxrkit.evaluate import (
-    METRICS_COLUMNS, evaluate_predictions, load_labels, load_predictions, write_compare, write_report,
+    METRICS_COLUMNS,
     compare_predictions,
+    evaluate_predictions,
+    load_labels,
+    load_predictions,
+    write_compare,
+    write_report,
 )
 
 

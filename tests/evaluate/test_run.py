@@ -10,9 +10,20 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrkit.errors import InvalidArgument
-from cxrkit.evaluate import (DatasetSplit, InputFileError, LabelFile, Scoring, Subgroups, compare_to_folder,
-                             evaluate_file_to_folder, evaluate_model_to_folder, evaluate_predictions, load_labels_csv,
-                             load_predictions, read_thresholds)
+from cxrkit.evaluate import (
+    DatasetSplit,
+    InputFileError,
+    LabelFile,
+    Scoring,
+    Subgroups,
+    compare_to_folder,
+    evaluate_file_to_folder,
+    evaluate_model_to_folder,
+    evaluate_predictions,
+    load_labels_csv,
+    load_predictions,
+    read_thresholds,
+)
 
 
 def test_library_run_equals_the_command(fixture_dir, evaluate_app, tmp_path):

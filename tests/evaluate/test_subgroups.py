@@ -12,8 +12,17 @@ from typer.testing import CliRunner
 
 from cxrkit.datasets.metadata import age_bands, band_labels, join_metadata
 from cxrkit.datasets.splits import stratified_patient_split
-from cxrkit.evaluate import (InputFileError, evaluate_predictions, evaluate_subgroups, group_table, label_rates,
-                             load_labels, load_predictions, shortcut_probe, shortcut_warning)
+from cxrkit.evaluate import (
+    InputFileError,
+    evaluate_predictions,
+    evaluate_subgroups,
+    group_table,
+    label_rates,
+    load_labels,
+    load_predictions,
+    shortcut_probe,
+    shortcut_warning,
+)
 
 runner = CliRunner()
 

@@ -120,7 +120,6 @@ def j2k_tiles_dicom(side: int = 300, tile: int = 1) -> bytes:
     """A ``side`` x ``side`` JPEG 2000 DICOM whose SIZ declares ``tile`` x ``tile`` tiles (1x1:
     90,000 tiles here, 18.5 million over a 4300 x 4300 film; the standard allows 65535)."""
     import imagecodecs
-
     import numpy as np
 
     arr = np.zeros((side, side), np.uint16)  # flat: a codestream of a few hundred bytes

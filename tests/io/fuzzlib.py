@@ -1418,7 +1418,7 @@ class Runner:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self
 
     def __exit__(self, *exc: object) -> None:

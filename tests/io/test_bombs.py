@@ -21,12 +21,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bombs  # noqa: E402
-import fuzzlib  # noqa: E402
+import bombs
+import fuzzlib
 
-from cxrkit.errors import UnreadableImage, UnsupportedImage  # noqa: E402
-from cxrkit.io import read_image  # noqa: E402
-from cxrkit.io._image import DEFAULT_MAX_PIXELS, max_file_bytes, max_pixels  # noqa: E402
+from cxrkit.errors import UnreadableImage, UnsupportedImage
+from cxrkit.io import read_image
+from cxrkit.io._image import DEFAULT_MAX_PIXELS, max_file_bytes, max_pixels
 
 EXAMPLES = sorted(fuzzlib.EXAMPLES.glob("*.png"))
 

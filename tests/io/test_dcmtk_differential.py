@@ -30,6 +30,7 @@ TOLERANCE_16 = 1.0 + 1e-2
 
 
 from . import dcmtk_cases as dc  # noqa: E402  (the case generator; also a script)
+
 AGREE = [case for case in dc.CASES if case.expect == "agree"]
 AGREE_16 = [case for case in AGREE if case.source != "voi_lut" and not case.slack]
 DIFFER = {case.expect: case for case in dc.CASES if case.expect != "agree"}

@@ -39,6 +39,7 @@ READABLE = [
 
 
 from . import dcmtk_cases as dc  # noqa: E402  (the case generator; also a script)
+
 VOI_OPTION = {"window": ("+Wi", "1"), "voi_lut": ("+Wl", "1"), "minmax": ("+Wm",)}
 
 

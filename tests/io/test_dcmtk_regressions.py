@@ -6,14 +6,13 @@ computed here from PS3.3 C.11 directly, so these tests run wherever cxrkit does.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from cxrkit.io import read_image
 
+from . import dcmtk_cases as dc
 
-from . import dcmtk_cases as dc  # noqa: E402  (the case generator; also a script)
 RAW = dc.film(0, 4095)  # 12-bit stored values
 MAXVAL = 4095.0
 

@@ -18,8 +18,16 @@ import pytest
 
 from cxrkit.errors import CxrkitError
 from cxrkit.io import read_image
-from cxrkit.predict import (FileTask, OutputSpec, PredictionSummary, Runner, map_files, output_columns,
-                            predict_files, run_files)
+from cxrkit.predict import (
+    FileTask,
+    OutputSpec,
+    PredictionSummary,
+    Runner,
+    map_files,
+    output_columns,
+    predict_files,
+    run_files,
+)
 
 
 def _mean(image) -> float:

@@ -11,15 +11,15 @@ from typer.testing import CliRunner
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-import onnxruntime as ort  # noqa: E402
+import onnxruntime as ort
 
-from cxrkit.cli.main import app  # noqa: E402
-from cxrkit.errors import MissingDependency  # noqa: E402
-from cxrkit.models import create  # noqa: E402
-from cxrkit.models.store import sha256_file  # noqa: E402
-from cxrkit.predict import export as export_module  # noqa: E402
-from cxrkit.predict.export import ExportMismatch, export_onnx, probabilities  # noqa: E402
-from cxrkit.predict.inputs import readable_inputs  # noqa: E402
+from cxrkit.cli.main import app
+from cxrkit.errors import MissingDependency
+from cxrkit.models import create
+from cxrkit.models.store import sha256_file
+from cxrkit.predict import export as export_module
+from cxrkit.predict.export import ExportMismatch, export_onnx, probabilities
+from cxrkit.predict.inputs import readable_inputs
 
 runner = CliRunner()
 

@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from cxrkit.cli.main import app  # noqa: E402
-from cxrkit.errors import CxrkitError, MissingDependency  # noqa: E402
-from cxrkit.io import read_image  # noqa: E402
-from cxrkit.models import create  # noqa: E402
-from cxrkit.predict import Predictor, make_backend  # noqa: E402
-from cxrkit.predict.export import export_onnx, session_options  # noqa: E402
-from cxrkit.predict.onnx_backend import load_onnx  # noqa: E402
+from cxrkit.cli.main import app
+from cxrkit.errors import CxrkitError, MissingDependency
+from cxrkit.io import read_image
+from cxrkit.models import create
+from cxrkit.predict import Predictor, make_backend
+from cxrkit.predict.export import export_onnx, session_options
+from cxrkit.predict.onnx_backend import load_onnx
 
 runner = CliRunner()
 

@@ -20,8 +20,18 @@ import pytest
 
 from cxrkit.labels import PATHOLOGIES
 
-from .conftest import (ENV, N_IMAGES, assert_same_rows, cli, csv_rows, kill, start, stderr_lines, tear_last_row,
-                       wait_for_rows)
+from .conftest import (
+    ENV,
+    N_IMAGES,
+    assert_same_rows,
+    cli,
+    csv_rows,
+    kill,
+    start,
+    stderr_lines,
+    tear_last_row,
+    wait_for_rows,
+)
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
 
-import uvicorn  # noqa: E402
+import uvicorn
 
-from cxrkit.serve import ServeConfig, create_app  # noqa: E402
-from cxrkit.serve.server import bind, uvicorn_config  # noqa: E402
-from cxrkit.serve.service import Service  # noqa: E402
+from cxrkit.serve import ServeConfig, create_app
+from cxrkit.serve.server import bind, uvicorn_config
+from cxrkit.serve.service import Service
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

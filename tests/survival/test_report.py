@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cxrkit.survival import ARTEFACTS, COX_COLUMNS, InvalidCohortValues, MODELS_COLUMNS
+from cxrkit.survival import ARTEFACTS, COX_COLUMNS, MODELS_COLUMNS, InvalidCohortValues
 
 runner = CliRunner()
 

@@ -17,8 +17,14 @@ from cxrkit.cli.main import app
 from cxrkit.train import config_from_dict, fit, load_config, prepare_data
 from cxrkit.train.config import ConfigError
 from cxrkit.train.fit import build_model
-from cxrkit.train.reconstruction import (blurred, image_errors, mean_image, reconstruct, reconstruction_validation,
-                                         set_output_scale)
+from cxrkit.train.reconstruction import (
+    blurred,
+    image_errors,
+    mean_image,
+    reconstruct,
+    reconstruction_validation,
+    set_output_scale,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "configs" / "autoencoder-nih.yaml"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -31,7 +31,7 @@ def _files(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _open(name: str, root: Optional[Path], labels: Optional[Path], views: Optional[str], one_per_patient: bool,
+def _open(name: str, root: Path | None, labels: Path | None, views: str | None, one_per_patient: bool,
           files: list[str], uncertain: str, **kwargs: Any):
     from ..datasets import open_dataset
 
@@ -60,13 +60,13 @@ def list_cmd(fmt: str = _options.FORMAT) -> None:
 @speaks_flags()
 def summary_cmd(
     name: str = typer.Argument(..., help="Dataset name (see `cxr datasets list`), or folder / csv."),
-    root: Optional[Path] = RootOpt,
-    labels: Optional[Path] = LabelsOpt,
-    views: Optional[str] = ViewsOpt,
+    root: Path | None = RootOpt,
+    labels: Path | None = LabelsOpt,
+    views: str | None = ViewsOpt,
     one_per_patient: bool = OnePerPatientOpt,
     no_images: bool = typer.Option(False, "--no-images",
                                    help="Count from the label file alone; do not look for images."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write per-label counts to this CSV."),
+    output: Path | None = typer.Option(None, "--output", help="Write per-label counts to this CSV."),
     file: list[str] = FileOpt,
     uncertain: str = UncertainOpt,
     fmt: str = _options.FORMAT,
@@ -98,9 +98,9 @@ def summary_cmd(
 def shard_cmd(
     name: str = typer.Argument(..., help="Dataset name, or folder / csv."),
     out: Path = typer.Option(..., "--out", help="Output folder for the .tar shards and dataset.json."),
-    root: Optional[Path] = RootOpt,
-    labels: Optional[Path] = LabelsOpt,
-    views: Optional[str] = ViewsOpt,
+    root: Path | None = RootOpt,
+    labels: Path | None = LabelsOpt,
+    views: str | None = ViewsOpt,
     one_per_patient: bool = OnePerPatientOpt,
     size: int = typer.Option(256, "--size", help="Image side in pixels after centre crop and resize."),
     per_shard: int = typer.Option(1000, "--per-shard", help="Samples per shard."),
@@ -131,11 +131,11 @@ def shard_cmd(
 def duplicates_cmd(
     inputs: list[Path] = typer.Argument(..., help="Folders of films and/or embeddings tables (cxr embed); each one a dataset."),
     out: Path = typer.Option(..., "--out", help="Report folder: pairs.csv, summary.json, thumbnails/, and the embeddings made."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model that embeds folders of films (default: the bundled default model)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score (whitened cosine minus the films' mean cosine to their 5 nearest films) at or above which two films are near duplicates (default 0.22: calibrated on altered copies, see docs/representations.md)."),
-    metadata: Optional[Path] = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a column naming each film, and its split and patient columns."),
-    split_column: Optional[str] = typer.Option(None, "--split-column", help="Column of --metadata holding the split (default: 'split'; else the train/valid/test folder in the film's path)."),
-    group_by: Optional[str] = typer.Option(None, "--group-by", help="Column of --metadata to compare a pair's films by, e.g. patient (same patient vs different patients)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model that embeds folders of films (default: the bundled default model)."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Score (whitened cosine minus the films' mean cosine to their 5 nearest films) at or above which two films are near duplicates (default 0.22: calibrated on altered copies, see docs/representations.md)."),
+    metadata: Path | None = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="CSV with a column naming each film, and its split and patient columns."),
+    split_column: str | None = typer.Option(None, "--split-column", help="Column of --metadata holding the split (default: 'split'; else the train/valid/test folder in the film's path)."),
+    group_by: str | None = typer.Option(None, "--group-by", help="Column of --metadata to compare a pair's films by, e.g. patient (same patient vs different patients)."),
     thumbnails: int = typer.Option(50, "--thumbnails", min=0, help="Side-by-side pictures of the first this many pairs."),
     no_hash: bool = typer.Option(False, "--no-hash", help="Skip the exact pixel-hash pass (it decodes every film once more)."),
     device: str = _options.DEVICE,

@@ -100,7 +100,7 @@ class EmbeddingIndex:
                      "FAISS index on these transformed vectors is faster (docs/representations.md)", len(self.files))
 
     @classmethod
-    def load(cls, path: str | Path, transform: str = "auto") -> "EmbeddingIndex":
+    def load(cls, path: str | Path, transform: str = "auto") -> EmbeddingIndex:
         """The index at ``path`` (``cxr embed``'s table); ``transform="auto"`` uses the stored one.
 
         An index written before transforms were stored, or grown since (a resumed run),

@@ -57,7 +57,7 @@ class OodDetector:
 
     @classmethod
     def fit(cls, reference: np.ndarray, validation: np.ndarray, *, k: int = 5, quantile: float = 0.99,
-            max_reference: int = 5000, info: dict[str, Any] | None = None) -> "OodDetector":
+            max_reference: int = 5000, info: dict[str, Any] | None = None) -> OodDetector:
         """References from the training films; threshold at ``quantile`` of the validation films' scores.
 
         More than ``max_reference`` training films are subsampled (fixed seed): the sidecar stays
@@ -96,7 +96,7 @@ class OodDetector:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "OodDetector":
+    def load(cls, path: str | Path) -> OodDetector:
         from safetensors import safe_open
 
         try:

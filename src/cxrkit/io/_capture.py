@@ -20,8 +20,8 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 __all__ = ["captured_stderr", "decoder_damage"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Union
 
 __all__ = ["IMAGE_SUFFIXES", "HEADER_SIZE", "detect_format", "is_image_file", "read_header"]
 
@@ -30,7 +29,7 @@ _DICOM_VRS = frozenset(
 )
 
 
-def read_header(path: Union[str, os.PathLike[str]], size: int = HEADER_SIZE) -> bytes:
+def read_header(path: str | os.PathLike[str], size: int = HEADER_SIZE) -> bytes:
     """Return the first ``size`` bytes of a file (fewer if the file is shorter)."""
     with open(path, "rb") as fh:
         return fh.read(size)
@@ -57,7 +56,7 @@ def _looks_like_bare_dicom(head: bytes) -> bool:
     return length < 0x10000 and length % 2 == 0
 
 
-def detect_format(path_or_header_bytes: Union[str, os.PathLike[str], bytes, bytearray]) -> str | None:
+def detect_format(path_or_header_bytes: str | os.PathLike[str] | bytes | bytearray) -> str | None:
     """Name the format of a file (or of its first bytes) from its magic bytes.
 
     Returns ``'dicom'``, ``'png'``, ``'jpeg'``, ``'tiff'``, ``'bmp'``, ``'jp2'``,
@@ -95,7 +94,7 @@ def detect_format(path_or_header_bytes: Union[str, os.PathLike[str], bytes, byte
     return None
 
 
-def is_image_file(path: Union[str, os.PathLike[str]]) -> bool:
+def is_image_file(path: str | os.PathLike[str]) -> bool:
     """Decide whether a folder scan should pick up ``path``.
 
     True for a regular, non-hidden file whose suffix is in ``IMAGE_SUFFIXES``

@@ -14,10 +14,10 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _pkg_version
 from pathlib import Path
-from typing import Callable, Optional
 
 logger = logging.getLogger("cxrkit.models.download")
 
@@ -42,7 +42,7 @@ _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.IGNORECASE)
 
-ProgressFn = Callable[[int, Optional[int]], None]
+ProgressFn = Callable[[int, int | None], None]
 
 
 class Retryable(Exception):
@@ -173,7 +173,7 @@ def attempt(
     except urllib.error.URLError as err:
         reason, connect = _describe_urlerror(err)
         raise Retryable(reason, connect=connect) from err
-    except (TimeoutError, socket.timeout) as err:  # timeout while reading the headers
+    except TimeoutError as err:  # timeout while reading the headers
         raise Retryable(f"timed out after {timeout:g}s waiting for the server") from err
     except (http.client.HTTPException, ConnectionError) as err:
         raise Retryable(f"connection lost: {err!r}") from err
@@ -215,7 +215,7 @@ def attempt(
             while True:
                 try:
                     block = resp.read1(CHUNK_SIZE)
-                except (TimeoutError, socket.timeout) as err:
+                except TimeoutError as err:
                     raise Retryable(f"timed out after {timeout:g}s with no data") from err
                 except (http.client.HTTPException, ConnectionError) as err:
                     raise Retryable(f"connection lost: {err!r}") from err

@@ -81,7 +81,7 @@ class ModelCard:
         (:func:`cxrkit.models.evidence.assess`); None where the card records no such metrics."""
         return assess(self)
 
-    def validate(self) -> "ModelCard":
+    def validate(self) -> ModelCard:
         """Check the card is self-consistent; raise :class:`WeightsError` naming the problem."""
         problems = []
         if not self.name:
@@ -120,7 +120,7 @@ class ModelCard:
         return path
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "ModelCard":
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> ModelCard:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
@@ -134,7 +134,7 @@ class ModelCard:
         return card.validate()
 
     @classmethod
-    def load(cls, path: str | Path) -> "ModelCard":
+    def load(cls, path: str | Path) -> ModelCard:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -27,8 +27,8 @@ from .._atomic import write_bytes_atomic
 from ..errors import InvalidArgument, MissingFile, Unavailable, WeightsError
 from ..models import ModelCard, cache_dir
 from .export import (
-    OPSET,
     INPUT_NAME,
+    OPSET,
     OUTPUT_NAME,
     TOLERANCE,
     ExportMismatch,

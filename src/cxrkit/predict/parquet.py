@@ -169,7 +169,7 @@ class ParquetSink:
     def close(self) -> None:
         self.flush()
 
-    def __enter__(self) -> "ParquetSink":
+    def __enter__(self) -> ParquetSink:
         return self
 
     def __exit__(self, kind: type | None, *exc: object) -> None:

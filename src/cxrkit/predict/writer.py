@@ -183,7 +183,7 @@ class PredictionWriter:
             except OSError as exc:
                 self._fail(exc)
 
-    def __enter__(self) -> "PredictionWriter":
+    def __enter__(self) -> PredictionWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,9 +7,8 @@ per option set (calibrated or raw, orientation fix on or off) wraps the same net
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import logging
+from dataclasses import asdict
 from typing import Any
 
 from torch import nn

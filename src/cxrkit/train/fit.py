@@ -61,7 +61,7 @@ class RunResult:
                 "wall_time_s": self.wall_time_s, "history": self.history}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RunResult":
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
         return cls(seed=data["seed"], run_dir=Path(data["run_dir"]), best_checkpoint=Path(data["best_checkpoint"]),
                    best_epoch=data["best_epoch"], metrics=data["metrics"], epochs=data["epochs"],
                    wall_time_s=data["wall_time_s"], history=data.get("history", []))
