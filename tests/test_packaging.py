@@ -157,6 +157,9 @@ def test_wheel_carries_weights_cards_page_and_py_typed(built):
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(built["wheel"]).read(metadata).decode()
     assert "Requires-Dist: torch>=" in text and "torch==" not in text  # a range, not a pin
+    # the licence travels with the code it licenses
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
+    assert "Apache" in text
 
 
 @needs_build
