@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL, load_model
 from ..models.precision import cpu_info
-from .card import card_of
+from .contract import card_of
 from .engine import predict_files
 from .inputs import readable_inputs
 from .predictor import Predictor

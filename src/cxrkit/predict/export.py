@@ -33,7 +33,7 @@ from .._atomic import write_bytes_atomic
 from ..errors import ExportMismatch, MissingDependency, OutputError, WeightsError
 from ..models import DEFAULT_MODEL, ModelCard, activate, load_model
 from ..models.calibration import ACTIVATIONS
-from .card import card_of
+from .contract import card_of
 from .inputs import readable_inputs
 
 __all__ = ["ExportMismatch", "OnnxExport", "export_onnx", "onnx_bytes", "onnx_metadata", "card_from_metadata",

@@ -26,7 +26,7 @@ from .. import __version__
 from .._atomic import write_bytes_atomic
 from ..errors import InvalidArgument, MissingFile, Unavailable, WeightsError
 from ..models import ModelCard, cache_dir
-from .card import card_of
+from .contract import card_of
 from .export import (
     INPUT_NAME,
     OPSET,

@@ -23,7 +23,7 @@ from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points,
 from ..models.precision import PRECISIONS
 from ..preprocess import FilmSteps, model_input
 from .backends import load_with_backend
-from .card import card_of
+from .contract import card_of
 
 __all__ = ["Predictor", "PRECISIONS", "as_tensor"]
 
