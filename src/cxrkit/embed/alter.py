@@ -42,7 +42,7 @@ def alter(pixels: np.ndarray, maxval: float, rng: np.random.Generator) -> np.nda
     0.85-1.2 about the mean, a gamma of 0.8-1.25, Gaussian noise of 0.5-3 % of the range,
     a blur or a down-and-up resize, and a JPEG round trip at quality 70-95.
     """
-    out = np.asarray(pixels, dtype=np.float32) / max(float(maxval), 1e-6)
+    out: np.ndarray = np.asarray(pixels, dtype=np.float32) / max(float(maxval), 1e-6)
     steps = rng.permutation(7)[: rng.integers(2, 5)]
     for step in sorted(steps):
         if step == 0:
@@ -67,7 +67,9 @@ def alter(pixels: np.ndarray, maxval: float, rng: np.random.Generator) -> np.nda
         else:
             eight = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
             encoded = cv2.imencode(".jpg", eight, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 96))])[1]
-            out = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+            decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+            assert decoded is not None, "OpenCV decodes the JPEG it has just encoded"
+            out = decoded.astype(np.float32) / 255.0
         out = np.clip(out, 0, 1)
     return out * np.float32(maxval)
 

@@ -29,6 +29,7 @@ from .duplicates import (
 from .duplicates_report import film_labels, write_report
 from .index import EmbeddingIndex, read_embeddings
 from .runner import Embedder
+from .transform import VectorTransform
 
 __all__ = ["duplicates_job", "is_embeddings_table"]
 
@@ -94,8 +95,8 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
     Returns the :class:`~cxrkit.embed.duplicates.DuplicateReport` that ``pairs.csv`` and
     ``summary.json`` hold. ``model`` embeds the inputs that are films (tables keep their own).
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
+    inputs = [Path(p) for p in paths]
+    if not inputs:
         raise InvalidArgument("give at least one folder of films or embeddings table")
     report_dir = Path(report_dir)
     embedder = None
@@ -103,7 +104,7 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
     vectors: list[np.ndarray] = []
     dataset: dict[str, str] = {}
     first: dict[str, Any] | None = None
-    for path, name in zip(paths, _names(paths)):
+    for path, name in zip(inputs, _names(inputs)):
         if not path.exists():
             raise MissingFile(f"no such file or folder: {path}")
         table = path
@@ -126,9 +127,10 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
     index = EmbeddingIndex(files, np.concatenate(vectors), meta, _transform(files, np.concatenate(vectors), meta, embedder))
     hashes = pixel_hashes(files, workers) if hash_pixels else {}
     split_of, group_of = film_labels(files, metadata, split_column=split_column, group_by=group_by)
-    report = find_duplicates(index, threshold=threshold, hashes=hashes, dataset_of=dataset.get,
+    report = find_duplicates(index, threshold=threshold, hashes=hashes, dataset_of=dataset.__getitem__,
                              split_of=split_of, group_of=group_of)
+    assert isinstance(index.transform, VectorTransform)  # EmbeddingIndex fits a named transform when it is made
     write_report(report, report_dir, thumbnails=thumbnails,
                  extra={"model": meta.get("model"), "layer": meta.get("layer"), "transform": index.transform.info,
-                        "inputs": {name: str(path) for path, name in zip(paths, _names(paths))}})
+                        "inputs": {name: str(path) for path, name in zip(inputs, _names(inputs))}})
     return report

@@ -47,7 +47,7 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, dict[str, 
     except ImportError:
         raise MissingDependency("pyarrow", "Reading an embeddings table") from None
     path = Path(path)
-    first = (part_files(path) or [None])[0] if path.is_dir() else path
+    first = next(iter(part_files(path)), None) if path.is_dir() else path
     if first is None or not first.exists():
         raise CxrkitError(f"{path}: no embeddings table there; build one with cxr embed")
     try:
@@ -148,7 +148,8 @@ class EmbeddingIndex:
         position = {name: i for i, name in enumerate(self.files)}
         out = []
         for row, scores in enumerate(similarity):
-            skip = position.get(exclude[row]) if exclude and exclude[row] is not None else None
+            excluded = exclude[row] if exclude else None
+            skip = position.get(excluded) if excluded is not None else None
             if skip is not None:
                 scores[skip] = -np.inf
             take = min(k, len(self.files) - (skip is not None))

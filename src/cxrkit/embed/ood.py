@@ -30,6 +30,7 @@ from ..errors import CxrkitError, WeightsError
 from ..io import XrayImage
 from ..models import ModelCard
 from ..models.store import model_dirs
+from ..predict.contract import classifier_of
 from ..predict.predictor import Predictor
 from ..preprocess import model_input
 from .index import unit_vectors
@@ -169,7 +170,7 @@ class OodPredictor:
         if self.shared:
             features = self.embedder.predict_batch(batch)
             with torch.inference_mode():
-                logits = self.predictor.model.get_classifier()(torch.from_numpy(features).to(self.predictor.device))
+                logits = classifier_of(self.predictor.model)(torch.from_numpy(features).to(self.predictor.device))
                 scores = self.predictor.scores(logits.float())
         else:
             batch = np.asarray(batch)

@@ -30,6 +30,7 @@ from ..io import XrayImage
 from ..models import DEFAULT_MODEL, ModelCard, load_model
 from ..models.precision import resolve_precision
 from ..predict.backends import make_backend
+from ..predict.contract import card_of, encoder_of, features_of
 from ..predict.engine import predict_files
 from ..predict.predictor import as_tensor
 from ..preprocess import FilmSteps, model_input
@@ -53,18 +54,19 @@ class _Cut(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layer == "latent":
-            return self.model.encode(x).flatten(1)
-        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+            return encoder_of(self.model).encode(x).flatten(1)
+        parts = features_of(self.model)
+        return parts.forward_head(parts.forward_features(x), pre_logits=True)
 
 
 def _layer_problem(model: nn.Module, layer: str) -> str | None:
     if layer not in LAYERS:
         return f"layer must be one of {', '.join(LAYERS)}, got {layer!r}"
     if layer == "latent" and not callable(getattr(model, "encode", None)):
-        return (f"{model.card.name} has no latent code (it is a {model.card.task} model); embed its 'features' layer, "
+        return (f"{card_of(model).name} has no latent code (it is a {card_of(model).task} model); embed its 'features' layer, "
                 "or use an autoencoder such as 101-elastic")
     if not callable(getattr(model, "forward_features", None)):
-        return f"{model.card.name} has no forward_features; only cxrkit registry models can be embedded"
+        return f"{card_of(model).name} has no forward_features; only cxrkit registry models can be embedded"
     return None
 
 
@@ -78,7 +80,7 @@ class Embedder:
         problem = _layer_problem(self.model, layer)
         if problem:
             raise CxrkitError(problem)
-        self.card: ModelCard = self.model.card
+        self.card: ModelCard = card_of(self.model)
         self.layer = layer
         self.input_size = self.card.input_size
         self.backend = make_backend("torch", _Cut(self.model, layer), device, precision)
@@ -90,10 +92,11 @@ class Embedder:
         self.film = FilmSteps()
 
     def _dim(self) -> int:
-        if self.layer == "latent" and hasattr(self.model, "latent_shape"):
-            return math.prod(self.model.latent_shape)
-        if self.layer == "features" and isinstance(getattr(self.model, "num_features", None), int):
-            return self.model.num_features
+        latent_shape, num_features = getattr(self.model, "latent_shape", None), getattr(self.model, "num_features", None)
+        if self.layer == "latent" and latent_shape is not None:
+            return math.prod(latent_shape)
+        if self.layer == "features" and isinstance(num_features, int):
+            return num_features
         probe = torch.zeros(1, 1, self.input_size, self.input_size)
         return int(self.backend(probe).shape[1])
 
@@ -123,7 +126,7 @@ class Embedder:
     def _film_settings(self) -> dict[str, Any]:
         """The film steps in force, so a query can be prepared the same way as the archive."""
         fixer = self.film.orientation
-        return {"clean": self.film.clean, "orientation_model": fixer.model.card.name if fixer is not None else None,
+        return {"clean": self.film.clean, "orientation_model": card_of(fixer.model).name if fixer is not None else None,
                 "mirror": bool(fixer is not None and fixer.mirror)}
 
     def __repr__(self) -> str:

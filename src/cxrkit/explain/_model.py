@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from ..predict.contract import features_of
 from .errors import ExplainError
 
 __all__ = ["Staged", "frozen", "head_order_scores"]
@@ -31,9 +32,9 @@ class _Trunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.detach:
-            return self.model.forward_features(x)
+            return features_of(self.model).forward_features(x)
         with torch.no_grad():
-            fmap = self.model.forward_features(x)
+            fmap = features_of(self.model).forward_features(x)
         return fmap.detach().requires_grad_(True)
 
 
@@ -56,7 +57,7 @@ class Staged(nn.Module):
         self.trunk = _Trunk(model, detach_trunk)
 
     def head(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(fmap)
+        return features_of(self.model).forward_head(fmap)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..io import XrayImage, read_image
 from ..models import DEFAULT_MODEL, load_model
+from ..predict.contract import card_of
 from ..preprocess import FilmSteps, crop_box, model_input
 from . import attributions, cams
 from ._model import frozen, head_order_scores
@@ -157,7 +158,7 @@ def explain(
 def _explain(model: nn.Module, scan: XrayImage, label: str | int, method: str, calibrate: bool,
              device: torch.device, options: dict[str, Any]) -> Heatmap:
     """One map of a prepared film with a ready model (options already checked)."""
-    card = model.card
+    card = card_of(model)
     pixels = scan.pixels
     started = time.perf_counter()
     size = int(card.input_size)
@@ -202,8 +203,8 @@ def _explain(model: nn.Module, scan: XrayImage, label: str | int, method: str, c
                 extra["signed"] = True
     score = float(head_order_scores(model, logits[None].cpu(), calibrate)[0, index])
     array = to_original_geometry(heat, pixels.shape[:2], nearest=method == "lime")
-    name = card.labels[index] if index < len(card.labels) and card.labels[index] else f"output_{index}"
-    meta = {
+    name = (card.labels[index] if index < len(card.labels) else None) or f"output_{index}"
+    meta: dict[str, Any] = {
         "model": card.name,
         "task": card.task,
         "source": scan.meta.get("source"),

@@ -21,6 +21,7 @@ from torch import nn
 
 from .._atomic import atomic_path, remove_temporaries
 from ..io import XrayImage, read_image
+from ..predict.contract import card_of
 from ..preprocess import FilmSteps
 from .api import METHODS, check_method, explain, prepare_film, ready_model
 from .errors import ExplainError, UnknownMethod
@@ -76,11 +77,11 @@ class HeatmapWriter:
         self.device = device
         self.film = film
         self.raw = raw  # also keep each map itself (float32, film geometry) as <same name>.npy, for scoring
-        trained = list(self.model.card.trained_labels)
+        trained = list(card_of(self.model).trained_labels)
         if isinstance(self.labels, list):
             unknown = [name for name in self.labels if name not in trained]
             if unknown:
-                raise ExplainError(f"heatmap labels: {self.model.card.name} does not predict {unknown}; it predicts {trained}")
+                raise ExplainError(f"heatmap labels: {card_of(self.model).name} does not predict {unknown}; it predicts {trained}")
         self._stems: dict[str, str] = {}
         self._taken: set[str] = set()
         for file in files:
@@ -91,7 +92,7 @@ class HeatmapWriter:
 
     def labels_for(self, scores: Mapping[str, float]) -> list[str]:
         """The labels to draw for one row: its k best trained labels, all of them, or the names given."""
-        trained = list(self.model.card.trained_labels)
+        trained = list(card_of(self.model).trained_labels)
         if isinstance(self.labels, list):
             return self.labels
         if self.labels == "all":

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import MissingDependency
+from ..predict.contract import classifier_of, features_of
 from ._model import Staged
 from .errors import ExplainError
 
@@ -83,11 +84,11 @@ def cam(model: nn.Module, x: torch.Tensor, pick: Pick) -> tuple[np.ndarray, torc
     """
     staged = Staged(model, detach_trunk=True)
     with torch.no_grad():
-        fmap = model.forward_features(x)
+        fmap = features_of(model).forward_features(x)
         logits = staged.head(fmap)[0]
         index = int(pick(logits[None]))
         _, channels, height, width = fmap.shape
-        per_position = model.get_classifier()(fmap[0].permute(1, 2, 0).reshape(-1, channels))
+        per_position = classifier_of(model)(fmap[0].permute(1, 2, 0).reshape(-1, channels))
         raw = per_position[:, index].reshape(height, width).float()
     raw = raw - raw.min()
     top = float(raw.max())

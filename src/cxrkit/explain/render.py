@@ -66,6 +66,7 @@ def explain_to_files(
     heatmaps = explain_grid(model, image, labels, methods, options, calibrate=calibrate, device=device,
                             maxval=maxval, film=film)
     scan = heatmaps[0].film
+    assert scan is not None  # every map explain_grid draws lies on the film it was computed from
     if grid:
         picture = contact_sheet(scan, heatmaps, height=height or 512, columns=columns, alpha=alpha)
     else:

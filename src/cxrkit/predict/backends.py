@@ -86,7 +86,7 @@ class TorchBackend:
             raise Unavailable("fp16 is only supported on CUDA; use bf16 (or auto) on a CPU")
         self.device = device
         self.precision = precision
-        self.model = model.to(device, memory_format=torch.channels_last).eval()
+        self.model = model.to(device).to(memory_format=torch.channels_last).eval()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":

@@ -32,6 +32,7 @@ from torch import nn
 from ..errors import CxrkitError
 from ..models import DEFAULT_MODEL, load_model
 from ..models.precision import cpu_info
+from .contract import card_of
 from .engine import predict_files
 from .inputs import readable_inputs
 from .predictor import Predictor
@@ -122,10 +123,10 @@ def run_bench(files: Sequence[str | os.PathLike[str]], model: nn.Module | str | 
               batch_sizes: Sequence[int] = (1, 8), device: str = "cpu", workers: int = 1) -> BenchReport:
     """Time every backend x precision x batch size on ``files``; a configuration this machine
     cannot run (bf16 in ONNX Runtime, a missing runtime) is kept with the reason."""
-    files = [Path(f) for f in files]
+    paths = [Path(f) for f in files]
     module = load_model(model, default=DEFAULT_MODEL, device=device)
-    inputs, decode = decode_rate(files, module.card.input_size)
-    report = BenchReport(images=len(files), decode_only=decode, machine=machine())
+    inputs, decode = decode_rate(paths, card_of(module).input_size)
+    report = BenchReport(images=len(paths), decode_only=decode, machine=machine())
     for backend in backends:
         for precision in precisions:
             try:
@@ -136,7 +137,7 @@ def run_bench(files: Sequence[str | os.PathLike[str]], model: nn.Module | str | 
             for batch_size in batch_sizes:
                 model_only = model_rate(predictor, inputs, batch_size)
                 result = BenchResult(backend, predictor.precision, batch_size,
-                                     end_to_end=_end_to_end_rate(predictor, files, batch_size, workers),
+                                     end_to_end=_end_to_end_rate(predictor, paths, batch_size, workers),
                                      model_only=model_only, bound=1.0 / (1.0 / decode + 1.0 / model_only))
                 report.results.append(result)
     return report

@@ -14,9 +14,10 @@ conversion). Both share one read-ahead loop and one way of writing error rows.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -82,8 +83,8 @@ def _settle(name: str, future: Future) -> tuple[str, Any, str | None]:
         return name, None, error_reason(exc)
 
 
-def _read_ahead(files: Iterable[str | Path], work: Callable[[Path], Any], *, workers: int, window: int,
-                skip: set[str], summary: PredictionSummary) -> Iterator[tuple[str, Any, str | None]]:
+def _read_ahead(files: Iterable[str | os.PathLike[str]], work: Callable[[Path], Any], *, workers: int, window: int,
+                skip: set[str], summary: PredictionSummary) -> Generator[tuple[str, Any, str | None], None, None]:
     """``(name, work(file), None)`` or ``(name, None, error)`` for each file not in ``skip``, in input
     order, with at most ``window`` files submitted to ``workers`` threads ahead of the consumer."""
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cxr-read") as pool:
@@ -134,7 +135,7 @@ def score_group(runner: Runner, group: Sequence[tuple[str, Prepared | None, str 
 
 
 def predict_files(
-    files: Iterable[str | Path],
+    files: Iterable[str | os.PathLike[str]],
     runner: Runner,
     *,
     batch_size: int = 8,
@@ -180,7 +181,7 @@ def predict_files(
 
 
 def map_files(
-    files: Iterable[str | Path],
+    files: Iterable[str | os.PathLike[str]],
     task: FileTask | Callable[[Path], dict[str, Any]],
     *,
     workers: int = 1,

@@ -30,9 +30,10 @@ from torch import nn
 
 from .. import __version__
 from .._atomic import write_bytes_atomic
-from ..errors import ExportMismatch, InvalidArgument, MissingDependency, OutputError, WeightsError
+from ..errors import ExportMismatch, MissingDependency, OutputError, WeightsError
 from ..models import DEFAULT_MODEL, ModelCard, activate, load_model
 from ..models.calibration import ACTIVATIONS
+from .contract import card_of
 from .inputs import readable_inputs
 
 __all__ = ["ExportMismatch", "OnnxExport", "export_onnx", "onnx_bytes", "onnx_metadata", "card_from_metadata",
@@ -96,10 +97,9 @@ def cpu_fp32_copy(model: nn.Module | str | None) -> nn.Module:
     """A float32 CPU copy in eval mode; a module handed in by the caller is left as it was."""
     if model is None or isinstance(model, str):
         return load_model(model, default=DEFAULT_MODEL).float()
-    if not isinstance(getattr(model, "card", None), ModelCard):
-        raise InvalidArgument("the model has no .card; build it with cxrkit.models.create()")
-    module = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).float().eval()
-    module.card = model.card
+    card = card_of(model)
+    module = copy.deepcopy(model).to("cpu").to(memory_format=torch.contiguous_format).float().eval()
+    module.card = card  # type: ignore[assignment]  # torch types Module.__setattr__ for tensors and modules only
     return module
 
 
@@ -110,7 +110,8 @@ def onnx_bytes(module: nn.Module, input_size: int) -> bytes:
     dummy = torch.zeros(2, 1, input_size, input_size)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated, and says so on every call
-        torch.onnx.export(module, (dummy,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        # torch's stub names only paths, but the TorchScript exporter (dynamo=False) writes to a file object too
+        torch.onnx.export(module, (dummy,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],  # type: ignore[arg-type]
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
     return buffer.getvalue()
@@ -179,7 +180,7 @@ def export_onnx(model: nn.Module | str | None, output: str | os.PathLike[str] | 
     onnx = require_onnx()
     started = time.perf_counter()
     module = cpu_fp32_copy(model)
-    card: ModelCard = module.card
+    card = card_of(module)
     graph = onnx_bytes(module, card.input_size)
     inputs = readable_inputs(images, card.input_size)
     diff = max_difference(module, graph, inputs, card.task)

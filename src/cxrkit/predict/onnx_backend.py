@@ -26,6 +26,7 @@ from .. import __version__
 from .._atomic import write_bytes_atomic
 from ..errors import InvalidArgument, MissingFile, Unavailable, WeightsError
 from ..models import ModelCard, cache_dir
+from .contract import card_of
 from .export import (
     INPUT_NAME,
     OPSET,
@@ -45,7 +46,7 @@ __all__ = ["OnnxBackend", "OnnxGraph", "load_onnx", "cached_graph"]
 log = logging.getLogger(__name__)
 
 
-def _providers(device: torch.device) -> list[str]:
+def _providers(device: torch.device) -> list[str | tuple[str, dict[str, int]]]:
     ort = require_onnxruntime()
     if device.type == "cpu":
         return ["CPUExecutionProvider"]
@@ -94,7 +95,7 @@ def load_onnx(path: str | os.PathLike[str], *, device: str | torch.device = "cpu
 def _weights_digest(module: nn.Module) -> str:
     """sha256 of the tensors themselves (names, dtypes, shapes, bytes), not of the card: weights
     changed in memory (a fine-tuned model) must never meet a graph exported from the old ones."""
-    digest = hashlib.sha256(f"{type(module).__name__}|{module.card.input_size}".encode())
+    digest = hashlib.sha256(f"{type(module).__name__}|{card_of(module).input_size}".encode())
     for name, tensor in module.state_dict().items():
         digest.update(f"|{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
@@ -131,10 +132,11 @@ def cached_graph(model: nn.Module) -> bytes:
     if path.is_file():
         log.debug("ONNX graph from the cache: %s", path)
         return path.read_bytes()
-    graph = onnx_bytes(module, module.card.input_size)
-    diff = max_difference(module, graph, _check_films(module.card.input_size), module.card.task)
+    card = card_of(module)
+    graph = onnx_bytes(module, card.input_size)
+    diff = max_difference(module, graph, _check_films(card.input_size), card.task)
     if not diff <= TOLERANCE:
-        raise ExportMismatch(f"the ONNX graph of {module.card.name} differs from PyTorch by {diff:.3g} in "
+        raise ExportMismatch(f"the ONNX graph of {card.name} differs from PyTorch by {diff:.3g} in "
                              f"probability (tolerance {TOLERANCE:g})")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,7 +168,7 @@ class OnnxBackend:
         else:
             self._graph = cached_graph(model)
             self.session = self._open()
-        self.card: ModelCard = model.card
+        self.card = card_of(model)
 
     def _open(self):
         ort = require_onnxruntime()

@@ -56,7 +56,14 @@ def part_files(folder: Path) -> list[Path]:
     """The complete part files of a dataset folder, in write order."""
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if _PART.match(p.name)), key=lambda p: int(_PART.match(p.name).group(1)))
+    return sorted((p for p in folder.iterdir() if _PART.match(p.name)), key=_part_number)
+
+
+def _part_number(part: Path) -> int:
+    """The write order of a part file (its name matched :data:`_PART`, as every listed part's did)."""
+    found = _PART.match(part.name)
+    assert found is not None, part.name
+    return int(found.group(1))
 
 
 class ParquetSink:
@@ -105,7 +112,7 @@ class ParquetSink:
             self._fail(exc)
         for part in parts:
             self.done.update(self._read_done(part))
-        self._next = int(_PART.match(parts[-1].name).group(1)) + 1 if parts else 0
+        self._next = _part_number(parts[-1]) + 1 if parts else 0
 
     def _read_done(self, part: Path) -> list[str]:
         try:

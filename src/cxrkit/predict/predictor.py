@@ -23,6 +23,7 @@ from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points,
 from ..models.precision import PRECISIONS
 from ..preprocess import FilmSteps, model_input
 from .backends import load_with_backend
+from .contract import card_of
 
 __all__ = ["Predictor", "PRECISIONS", "as_tensor"]
 
@@ -66,7 +67,7 @@ class Predictor:
     ):
         self.model, self.backend = load_with_backend(model, default=DEFAULT_MODEL, device=device,
                                                      precision=precision, backend=backend, check=_scores_problem)
-        card = self.model.card
+        card = card_of(self.model)
         self.card = card
         self.device = self.backend.device
         #: the precision the backend runs (``auto`` resolved)

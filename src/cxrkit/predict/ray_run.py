@@ -107,7 +107,9 @@ class _ModelActor:
     """Ray actor: one copy of the model, scoring prepared batches with the in-process engine's rules."""
 
     def __init__(self, runner: Runner | None, build: Callable[[], Runner] | None):
-        self.runner = build() if build is not None else runner
+        chosen = build() if build is not None else runner
+        assert chosen is not None, "the engine hands every actor a runner or a way to build one"
+        self.runner = chosen
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         group = [(str(name), None if error else (_unpack(x), json.loads(fields)), str(error) or None)

@@ -65,7 +65,7 @@ class PredictionWriter:
 
     def __init__(
         self,
-        path: str | Path | TextIO | None,
+        path: str | os.PathLike[str] | TextIO | None,
         columns: Sequence[str],
         fmt: str = "csv",
         *,
@@ -76,8 +76,8 @@ class PredictionWriter:
             raise InvalidArgument(f"output format must be one of {FORMATS}, got {fmt!r}")
         self.fmt = fmt
         self.columns = list(BASE_COLUMNS) + list(columns)
-        stream = path if hasattr(path, "write") else None
-        self.path = Path(path) if path is not None and stream is None else None
+        stream = None if isinstance(path, (str, os.PathLike)) else path
+        self.path = Path(path) if isinstance(path, (str, os.PathLike)) else None
         self.done: set[str] = set()
         if self.path is None:
             if resume:
@@ -197,7 +197,7 @@ class PredictionWriter:
 SINKS: dict[str, str] = {"parquet": "cxrkit.predict.parquet:ParquetSink"}
 
 
-def open_writer(path: str | Path | TextIO | None, columns: Sequence[str], fmt: str = "csv", *,
+def open_writer(path: str | os.PathLike[str] | TextIO | None, columns: Sequence[str], fmt: str = "csv", *,
                 resume: bool = False, overwrite: bool = False, **options: Any) -> Any:
     """The writer for ``fmt``: :class:`PredictionWriter` for the text formats, the registered sink otherwise.
 

@@ -50,7 +50,7 @@ _NO_CSP = ("/docs", "/redoc")  # FastAPI's API docs pages load Swagger UI / ReDo
 _CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
-_UPLOAD_SCHEMA = {
+_UPLOAD_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
                              "description": "One or more radiographs: PNG, JPEG, TIFF, BMP or DICOM (recognised by content)."}},
@@ -215,9 +215,10 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
                        age: float | None = None) -> Rows:
         """Rows of ``form``'s films from the model queue, scored with other requests of the same
         ``key`` in shared batches (``run_many`` answers each one); dropped if the client leaves."""
-        job = RowsJob(form.files, threading.Event(), check_age(age))
+        cancelled = threading.Event()
+        job = RowsJob(form.files, cancelled, check_age(age))
         work = jobs.run_batch(key, job, run_many, films=len(form.files))
-        return await unless_gone(request, work, on_gone=job.cancelled.set)
+        return await unless_gone(request, work, on_gone=cancelled.set)
 
     def fmt_query(default: str = "json") -> Any:
         return Query(default, alias="format", pattern="^(" + "|".join(FORMATS) + ")$",
@@ -305,7 +306,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         """Rows returned by /v1/predict or /v1/age as the CSV `cxr predict` writes (no model runs)."""
         with admission.enter(declared_length(request), slot=False) as ticket:  # its bytes count too
             body = await read_json(request, limits, ticket)
-            rows = body.get("rows") if isinstance(body, dict) else None
+            rows: list[dict[str, Any]] = body.get("rows", []) if isinstance(body, dict) else []  # columns_of checks them
             text = await asyncio.to_thread(lambda: render_rows(rows, columns_of(rows), "csv"))
         return Response(text, media_type=MEDIA_TYPES["csv"])
 

@@ -25,7 +25,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -213,7 +213,7 @@ class DecodePool:
         window's worth of decoded pixels is in memory at once."""
         return self.decode_each([(upload, cancelled) for upload in uploads], window)
 
-    def decode_each(self, work: Sequence[tuple[Upload, threading.Event | None]], window: int) -> Iterator[Decoded]:
+    def decode_each(self, work: Sequence[tuple[Upload, threading.Event | None]], window: int) -> Generator[Decoded, None, None]:
         """:meth:`decode_ahead` with a ``cancelled`` event per upload (films of several requests
         decoded together: one client leaving kills only its own films' decodes)."""
         pending: deque[Future] = deque()

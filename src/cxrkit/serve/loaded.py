@@ -17,6 +17,7 @@ from .. import __version__
 from ..age import AgeEstimator
 from ..models import ModelCard, create, load_model
 from ..predict import Predictor
+from ..predict.contract import card_of
 from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
 from .config import ServeConfig
 from .errors import NotLoaded
@@ -80,10 +81,10 @@ class LoadedModels:
                             if config.orientation_model else None)
         self._predictors: dict[tuple[str, bool, bool], Predictor] = {}
         self._estimators: dict[tuple[bool, bool], AgeEstimator] = {}
-        log.info("loaded %s", ", ".join([*self.classifiers, *(m.card.name for m in self._others())]))
+        log.info("loaded %s", ", ".join([*self.classifiers, *(card_of(m).name for m in self._others())]))
 
     def _others(self) -> list[nn.Module]:
-        return [m for m in (self.age_model, self.orientation and self.orientation.model) if m is not None]
+        return [m for m in (self.age_model, self.orientation.model if self.orientation is not None else None) if m is not None]
 
     def classifier(self, name: str | None) -> nn.Module:
         """The loaded classifier called ``name`` (default: the first one loaded)."""
@@ -104,7 +105,7 @@ class LoadedModels:
     def predictor(self, name: str | None, *, calibrate: bool = True, fix_orientation: bool = False) -> Predictor:
         """A predictor over the shared network, as ``cxr predict [--raw] [--fix-orientation]`` builds it."""
         model = self.classifier(name)
-        key = (model.card.name, calibrate, fix_orientation)
+        key = (card_of(model).name, calibrate, fix_orientation)
         if key not in self._predictors:
             # the backend `cxr predict` picks by default, so the API's rows stay byte for byte the command's
             predictor = Predictor(model, device=self.config.device, precision=self.config.precision,
@@ -127,9 +128,9 @@ class LoadedModels:
 
     def summaries(self) -> dict[str, Any]:
         """Every loaded model's :func:`model_summary`, and which classifier answers by default."""
-        models = [model_summary(m.card, "classifier") for m in self.classifiers.values()]
+        models = [model_summary(card_of(m), "classifier") for m in self.classifiers.values()]
         if self.age_model is not None:
             models.append(model_summary(self.age_model.card, "age"))
         if self.orientation is not None:
-            models.append(model_summary(self.orientation.model.card, "orientation"))
+            models.append(model_summary(card_of(self.orientation.model), "orientation"))
         return {"cxrkit_version": __version__, "default": self.default, "models": models}

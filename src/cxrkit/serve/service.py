@@ -31,6 +31,7 @@ from ..errors import CxrkitError
 from ..explain import explain, render_overlay
 from ..io import XrayImage
 from ..predict import PredictionSummary, Runner, error_reason, output_columns
+from ..predict.contract import card_of
 from ..predict.engine import Prepared, score_group
 from ..preprocess import resize, to_uint8
 from .config import ServeConfig
@@ -189,7 +190,8 @@ class Service:
         group: list[tuple[int, tuple[str, Prepared | None, str | None]]] = []
 
         def gone(j: int) -> bool:
-            return jobs[j].cancelled is not None and jobs[j].cancelled.is_set()
+            cancelled = jobs[j].cancelled
+            return cancelled is not None and cancelled.is_set()
 
         def flush() -> None:
             live = [(j, entry) for j, entry in group if not gone(j)]
@@ -276,7 +278,7 @@ class Service:
             film = XrayImage(pixels=pixels, maxval=maxval, meta={})
             heat = explain(network, film, label, method, calibrate=calibrate, device=self.config.device)
             facts = {
-                "model": network.card.name, "label": heat.label, "method": heat.method, "score": heat.score,
+                "model": card_of(network).name, "label": heat.label, "method": heat.method, "score": heat.score,
                 "has_evidence": heat.has_evidence, "peak": list(heat.peak()) if heat.has_evidence else None,
                 "shape": list(heat.array.shape), "original_height": int(full.shape[0]),
                 "original_width": int(full.shape[1]),

@@ -104,6 +104,8 @@ class Augment:
         return self._run({"image": tv_tensors.Image(image)}, seed)["image"].as_subclass(torch.Tensor)
 
     def _run(self, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+        if self.transform is None:
+            return inputs
         # v2 draws from the global generator; fork it so augmentation neither depends on
         # nor disturbs the training RNG (dropout), and is reproducible per sample.
         with torch.random.fork_rng(devices=[]):

@@ -161,7 +161,7 @@ class DataConfig(Section):
     skip_missing: bool = True  # drop label rows whose image is not on disk (partial downloads)
     max_images: int | None = None
     cache: bool = True  # decode + resize every image once and keep it in memory (float16)
-    batch_size: int = Field(16, gt=0)
+    batch_size: int = Field(default=16, gt=0)  # default= by keyword: type checkers read it as the default
     num_workers: int = 0
     oversample: bool = False  # multiclass: sample classes equally often (with replacement)
     metadata: list[str] = Field(default_factory=list)  # sidecar CSVs joined by image file name (site, source, scanner)

@@ -22,7 +22,7 @@ __all__ = ["ConfigError", "METRIC_DIRECTIONS", "check_config", "config_error", "
            "task_metrics"]
 
 #: how each validation metric is optimised (model selection, early stopping, tuning)
-METRIC_DIRECTIONS = {"val_loss": "minimize", "val_auc": "maximize", "val_mae": "minimize", "val_mse": "minimize",
+METRIC_DIRECTIONS: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "val_auc": "maximize", "val_mae": "minimize", "val_mse": "minimize",
                      "val_ssim": "maximize"}
 
 
@@ -79,7 +79,9 @@ def _options(annotation: Any) -> list[Any]:
 def _locate(loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[str, Any, type[BaseModel] | None, bool]:
     """Walk pydantic's error location through the models: (dotted key, annotation there, the model
     holding the key, whether the location stopped at a union of several types)."""
-    key, node, parent = "", root, None
+    key = ""
+    parent: type[BaseModel] | None = None
+    node: Any = root  # the annotation at the location so far: a model, a union, a container or a leaf
     for item in loc:
         node = strip_annotated(node)
         if len(_options(node)) > 1:

@@ -82,6 +82,7 @@ def split_train_valid(dataset: XrayDataset, cfg: DataConfig) -> dict[str, XrayDa
             idx = patient_split(parts["train"].patients, {"train": 0.875, "valid": 0.125}, cfg.split_seed)
             parts = {**parts, "train": parts["train"].subset(idx["train"]), "valid": parts["train"].subset(idx["valid"])}
     else:
+        assert isinstance(cfg.split, dict)  # the config refuses any other string than "official"
         if cfg.stratify:
             strata = group_column(dataset, cfg.stratify, "data.stratify").fillna("(none)").to_numpy()
             idx = stratified_patient_split(dataset.patients, strata, cfg.split, cfg.split_seed)
@@ -127,7 +128,7 @@ def mask_labels(dataset: XrayDataset, targets: Targets, cfg: DataConfig) -> Targ
         if not match.any():
             raise ConfigError(f"{key}.value", f"no training image has {rule.column} == {rule.value!r}")
         columns = [names.index(n) for n in chosen]
-        values[np.ix_(np.flatnonzero(match), columns)] = float("nan")
+        values[np.ix_(np.flatnonzero(match), np.asarray(columns, dtype=np.intp))] = float("nan")
         log.info("masked %d labels on %d training images where %s == %s", len(columns), int(match.sum()),
                  rule.column, rule.value)
     return Targets(values, names, targets.keep)
@@ -147,6 +148,7 @@ def sampler_weights(dataset: XrayDataset, targets: Targets, cfg: DataConfig) -> 
         rarity = np.where(positive, 1.0 / np.maximum(n_pos, 1), 0.0).max(axis=1)
         weights = np.where(none, 1.0 / max(int(none.sum()), 1), rarity)
         return torch.as_tensor(weights / weights.sum(), dtype=torch.double)
+    assert cfg.sampler.column is not None  # the config refuses a group or weights sampler without one
     groups = group_column(dataset, cfg.sampler.column, "data.sampler.column").fillna("(none)").to_numpy()[rows]
     values, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
     if kind == "group":
@@ -215,8 +217,8 @@ class XrayDataModule(pl.LightningDataModule):
                                                           f"{cfg.select_on.value!r}")
             self.select_mask = torch.as_tensor(mask)
         self.label_names = train_targets.names
-        self.train_set = ImageSet(self.parts["train"], train_targets, size, augment if augment.active else None, cfg.cache)
-        self.valid_set = ImageSet(self.parts["valid"], valid_targets, size, None, cfg.cache)
+        self.train_set: ImageSet | OrientationSet = ImageSet(self.parts["train"], train_targets, size, augment if augment.active else None, cfg.cache)
+        self.valid_set: ImageSet | OrientationSet = ImageSet(self.parts["valid"], valid_targets, size, None, cfg.cache)
         if cfg.target == "orientation":
             self.train_set = OrientationSet(self.train_set, every_orientation=False)
             self.valid_set = OrientationSet(self.valid_set, every_orientation=True)
@@ -225,11 +227,12 @@ class XrayDataModule(pl.LightningDataModule):
         self._pending_skip: tuple[int, int] | None = None
 
     def summary(self) -> dict[str, Any]:
-        def part(ds: ImageSet) -> dict[str, int]:
+        def part(ds: ImageSet | OrientationSet) -> dict[str, int]:
             return {"images": len(ds), "patients": int(len(set(ds.patients)))}
 
         out: dict[str, Any] = {"train": part(self.train_set), "valid": part(self.valid_set)}
         if self.select_mask is not None:
+            assert self.cfg.select_on is not None  # the mask is made from it
             patients = self.valid_set.patients[self.select_mask.numpy()]
             out["selected_on"] = {"column": self.cfg.select_on.column, "value": str(self.cfg.select_on.value),
                                   "images": int(self.select_mask.sum()), "patients": int(len(set(patients)))}

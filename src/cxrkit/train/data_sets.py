@@ -102,7 +102,9 @@ class OrientationSet(Dataset):
 
     def _oriented(self, index: int, orientation: int) -> torch.Tensor:
         film = index // self.k if self.every else index
-        return apply_orientation(self.upright.image(film), orientation).contiguous()
+        oriented = apply_orientation(self.upright.image(film), orientation)
+        assert isinstance(oriented, torch.Tensor)  # a tensor in, a tensor out
+        return oriented.contiguous()
 
     def image(self, index: int) -> torch.Tensor:
         return self._oriented(index, int(self.targets[index]))

@@ -21,7 +21,7 @@ from ..models import ModelCard, activate, save_weights
 from ..predict import Predictor
 from ..preprocess import orientation_accuracy
 from .config import ConfigError, TrainConfig
-from .data import ImageSet, XrayDataModule
+from .data import ImageSet, OrientationSet, XrayDataModule
 from .metrics import (
     regression_metrics,
     subgroup_frame,
@@ -47,7 +47,7 @@ def load_checkpoint_weights(model: nn.Module, checkpoint: Path) -> nn.Module:
     return model
 
 
-def predict_logits(model: nn.Module, images: ImageSet, batch_size: int = 32, device: str | None = None) -> torch.Tensor:
+def predict_logits(model: nn.Module, images: ImageSet | OrientationSet, batch_size: int = 32, device: str | None = None) -> torch.Tensor:
     """fp32 logits of every image of a split, in order: the :class:`~cxrkit.predict.Predictor` forward pass
     that prediction runs at fp32, so a card's numbers are the ones users get (the model needs its ``.card``)."""
     predictor = Predictor(model, device=device or next(model.parameters()).device.type, precision="fp32",
@@ -100,8 +100,9 @@ def write_model(cfg: TrainConfig, dm: XrayDataModule, best: Any, results: list[A
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
     if cfg.task != "reconstruction":  # an autoencoder is scored on its reconstructions, below
         # the card-to-be, so validation runs through the Predictor (the final card needs these numbers)
-        model.card = ModelCard(name=cfg.name, architecture=cfg.model.architecture, labels=list(dm.label_names),
-                               input_size=dm.size, task=cfg.task)
+        # torch types Module.__setattr__ for tensors and modules only
+        model.card = ModelCard(name=cfg.name, architecture=cfg.model.architecture,  # type: ignore[assignment]
+                               labels=list(dm.label_names), input_size=dm.size, task=cfg.task)
         logits = predict_logits(model, dm.valid_set, device="cuda" if gpu else "cpu")
         model = model.cpu()
     valid = dm.valid_set

@@ -18,8 +18,9 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import lightning.pytorch as pl
 import torch
@@ -91,6 +92,7 @@ def _loss(cfg: TrainConfig, dm: XrayDataModule) -> TaskLoss:
             neg = known.sum(0) - pos
             pos_weight = (neg / pos.clamp(min=1)).clamp(min=1.0, max=cfg.loss.pos_weight_max)
         else:
+            assert isinstance(cfg.loss.pos_weight, dict)  # the config refuses any other string than "balanced"
             pos_weight = torch.tensor([float(cfg.loss.pos_weight.get(n, 1.0)) for n in dm.label_names])
     if cfg.task == "multiclass":
         k = len(dm.label_names)
@@ -124,13 +126,15 @@ def torch_flags() -> Iterator[None]:
     """Restore torch's global determinism flags afterwards: Lightning's ``deterministic`` sets them
     process-wide, and a library should not leave them changed behind its caller's back."""
     saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark,
+             # torch sets this attribute through a module subclass, which its type information does not show
+             torch.utils.deterministic.fill_uninitialized_memory,  # type: ignore[attr-defined]
+             torch.backends.cudnn.benchmark,
              torch.backends.cudnn.deterministic)
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        torch.utils.deterministic.fill_uninitialized_memory = saved[2]
+        torch.utils.deterministic.fill_uninitialized_memory = saved[2]  # type: ignore[attr-defined]  # as above
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3], saved[4]
 
 
@@ -144,16 +148,18 @@ def make_trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], log
     tc = cfg.trainer
     trainer = pl.Trainer(
         max_epochs=tc.max_epochs,
-        max_time={"minutes": tc.max_time_minutes} if tc.max_time_minutes else None,
+        max_time=timedelta(minutes=tc.max_time_minutes) if tc.max_time_minutes else None,
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
-        precision=lightning_precision(tc.precision, tc.accelerator), deterministic=tc.deterministic,
+        # lightning_precision returns one of these three of Lightning's names; its signature says str
+        precision=cast(Literal["32-true", "bf16-mixed", "16-mixed"], lightning_precision(tc.precision, tc.accelerator)),
+        deterministic=tc.deterministic,
         gradient_clip_val=tc.gradient_clip, accumulate_grad_batches=tc.accumulate_grad_batches,
         limit_train_batches=tc.limit_train_batches, limit_val_batches=tc.limit_val_batches,
         log_every_n_steps=tc.log_every_n_steps, enable_progress_bar=tc.progress, enable_model_summary=False,
         num_sanity_val_steps=0, use_distributed_sampler=False, default_root_dir=str(run_dir),
         logger=_logger(run_dir) if logger is None else logger, callbacks=callbacks,
     )
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]  # see torch_flags
     return trainer
 
 

@@ -31,7 +31,7 @@ def _clean(value: Any) -> Any:
 
 
 def validation_metrics(truth: np.ndarray, scores: np.ndarray, labels: Sequence[str], ids: Sequence[str],
-                       patients: Sequence[str], *, task: str, threshold_method: str, n_bootstrap: int,
+                       patients: Sequence[str] | np.ndarray, *, task: str, threshold_method: str, n_bootstrap: int,
                        seed: int = 0) -> dict[str, Any]:
     """Per-label AUC with patient-level bootstrap 95 % CI, the chosen threshold and its operating point.
 
@@ -62,7 +62,7 @@ def validation_metrics(truth: np.ndarray, scores: np.ndarray, labels: Sequence[s
     return out
 
 
-def regression_metrics(pred: np.ndarray, target: np.ndarray, patients: Sequence[str], *, reference: float,
+def regression_metrics(pred: np.ndarray, target: np.ndarray, patients: Sequence[str] | np.ndarray, *, reference: float,
                        n_bootstrap: int, seed: int = 0) -> dict[str, Any]:
     """MAE (with a patient-level bootstrap 95 % CI), RMSE, Pearson r, and the MAE of always
     predicting ``reference`` (the training mean): a model is only useful where it beats that."""
@@ -123,17 +123,17 @@ def subgroup_metrics(evaluation: Any, groups: pd.DataFrame, *, n_bootstrap: int,
     return out
 
 
-def subgroup_regression(pred: np.ndarray, target: np.ndarray, patients: Sequence[str], groups: pd.DataFrame, *,
+def subgroup_regression(pred: np.ndarray, target: np.ndarray, patients: Sequence[str] | np.ndarray, groups: pd.DataFrame, *,
                         reference: float, n_bootstrap: int, seed: int = 0) -> dict[str, Any]:
     """:func:`regression_metrics` on the images of each group of each column."""
     out: dict[str, Any] = {}
-    patients = np.asarray([str(p) for p in patients], dtype=object)
+    ids = np.asarray([str(p) for p in patients], dtype=object)
     for column in groups.columns:
         values = groups[column].to_numpy()
         for g in sorted({str(v) for v in values if v is not None}):
             rows = values == g
             if rows.sum() < 2:
                 continue
-            out.setdefault(column, {})[g] = regression_metrics(pred[rows], target[rows], patients[rows],
+            out.setdefault(column, {})[g] = regression_metrics(pred[rows], target[rows], ids[rows],
                                                                reference=reference, n_bootstrap=n_bootstrap, seed=seed)
     return out

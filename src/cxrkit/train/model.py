@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..models import create, get_architecture
+from ..predict.contract import classifier_of
 from .config import TrainConfig
 
 __all__ = ["build_model"]
@@ -22,19 +23,21 @@ def build_model(cfg: TrainConfig, labels: list[str], head_bias: float | None = N
     loss trains the features instead of spending thousands of steps moving the bias from 0).
     """
     if cfg.model.weights:
-        model = create(cfg.model.architecture, weights=cfg.model.weights)
-        new_head = list(model.card.labels) != list(labels)
+        pretrained = create(cfg.model.architecture, weights=cfg.model.weights)
+        new_head = list(pretrained.card.labels) != list(labels)
         if new_head:
-            model.reset_classifier(len(labels))
-        model.train()
+            pretrained.reset_classifier(len(labels))
+        model: nn.Module = pretrained.train()
     else:
         kwargs = {"drop_rate": cfg.model.drop_rate} if cfg.model.drop_rate else {}
         model = get_architecture(cfg.model.architecture).builder(num_classes=len(labels), in_chans=1, **kwargs)
         new_head = True
-    head = model.get_classifier() if cfg.task != "reconstruction" else None
+    head = classifier_of(model) if cfg.task != "reconstruction" else None
     if new_head and head_bias is not None and head is not None:
+        bias = head.bias
+        assert isinstance(bias, torch.Tensor), "a new head is a linear layer with a bias"
         with torch.no_grad():
-            head.bias.fill_(float(head_bias))
+            bias.fill_(float(head_bias))
     if cfg.model.freeze_backbone and head is not None:
         for parameter in model.parameters():
             parameter.requires_grad_(False)

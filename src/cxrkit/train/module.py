@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 
 from ..models import activate
@@ -44,6 +46,9 @@ def masked_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Te
 class TaskLoss(nn.Module):
     """The loss of a task: masked BCE (multilabel), weighted CE (multiclass), L1/MSE (regression, and
     reconstruction, where the target is the input film itself)."""
+
+    pos_weight: torch.Tensor | None  # buffers, typed here as nn.Module cannot type them
+    class_weights: torch.Tensor | None
 
     def __init__(self, task: str, cfg: LossConfig, pos_weight: torch.Tensor | None = None,
                  class_weights: torch.Tensor | None = None):
@@ -82,7 +87,7 @@ class CxrModule(pl.LightningModule):
         self._val_logits: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
         self.history: list[dict[str, float]] = []
-        self.on_resume = None  # set by fit: called with the checkpoint when restoring
+        self.on_resume: Callable[[dict[str, Any]], None] | None = None  # set by fit: called with the checkpoint when restoring
         self._seconds_before = 0.0  # training wall time of earlier (interrupted) processes of this run
         self._started: float | None = None
 
@@ -162,8 +167,8 @@ class CxrModule(pl.LightningModule):
             self.log(key, value, prog_bar=key in ("val_loss", "val_auc"), sync_dist=False)
         if self.trainer.sanity_checking:
             return
-        self.log("lr", self.optimizers().param_groups[0]["lr"])
-        self.history.append({"epoch": int(self.current_epoch), **metrics, "lr": self.optimizers().param_groups[0]["lr"],
+        self.log("lr", self._optimizer().param_groups[0]["lr"])
+        self.history.append({"epoch": int(self.current_epoch), **metrics, "lr": self._optimizer().param_groups[0]["lr"],
                              "elapsed_s": round(self.train_seconds, 1)})
         log.info("epoch %d: %s", self.current_epoch, ", ".join(f"{k} {v:.4f}" for k, v in self.history[-1].items() if k not in ("epoch", "elapsed_s")))
         self._step_scheduler(val_loss)
@@ -172,12 +177,13 @@ class CxrModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         cfg = self.optim_cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer: torch.optim.Optimizer
         if cfg.name == "sgd":
             optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         elif cfg.name == "adam":
-            optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+            optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), weight_decay=cfg.weight_decay)
         else:
-            optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+            optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), weight_decay=cfg.weight_decay)
         if cfg.scheduler == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr)
@@ -189,10 +195,16 @@ class CxrModule(pl.LightningModule):
                 group["lr"] = cfg.lr / (cfg.warmup_epochs + 1)
         return optimizer
 
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """The one optimizer :meth:`configure_optimizers` made, unwrapped from Lightning's wrapper."""
+        wrapped = self.optimizers()
+        assert not isinstance(wrapped, list), "configure_optimizers returns one optimizer"
+        return wrapped.optimizer if isinstance(wrapped, LightningOptimizer) else wrapped
+
     def _step_scheduler(self, val_loss: float) -> None:
         cfg = self.optim_cfg
         epoch = int(self.current_epoch) + 1  # epochs completed after this one
-        optimizer = self.optimizers().optimizer if hasattr(self.optimizers(), "optimizer") else self.optimizers()
+        optimizer = self._optimizer()
         if epoch < cfg.warmup_epochs:
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * (epoch + 1) / (cfg.warmup_epochs + 1)

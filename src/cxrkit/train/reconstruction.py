@@ -34,6 +34,7 @@ def image_errors(recon: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tenso
         recon, images = recon.float(), images.float()
         mse = ((recon - images) ** 2).mean(dim=(1, 2, 3))
         ssim = structural_similarity_index_measure(recon, images, data_range=SSIM_DATA_RANGE, reduction="none")
+    assert isinstance(ssim, torch.Tensor)  # the full SSIM image comes back only when asked for
     return mse, ssim.reshape(-1)
 
 
@@ -51,10 +52,11 @@ def _stack(images: Any, rows: range) -> torch.Tensor:
 
 def mean_image(images: Any, batch: int = 64) -> torch.Tensor:
     """Pixel-wise mean ``(1, H, W)`` of a split's films (no augmentation): the mean-image baseline."""
-    total = None
+    total: torch.Tensor | None = None
     for start in range(0, len(images), batch):
         part = _stack(images, range(start, min(start + batch, len(images)))).double().sum(0)
         total = part if total is None else total + part
+    assert total is not None, "a split to average holds films"
     return (total / len(images)).float()
 
 
@@ -129,7 +131,7 @@ def reconstruction_validation(model: nn.Module, dm: Any, cfg: Any, device: str =
     }
     beats = True
     for name, (b_mse, b_ssim) in errors.items():
-        entry = {"mse": float(b_mse.mean()), "ssim": float(b_ssim.mean()),
+        entry: dict[str, Any] = {"mse": float(b_mse.mean()), "ssim": float(b_ssim.mean()),
                  "model_minus_baseline_mse": float((mse - b_mse).mean()),
                  "model_minus_baseline_mse_ci": _ci(mse - b_mse, resamples),
                  "model_minus_baseline_ssim": float((ssim - b_ssim).mean()),

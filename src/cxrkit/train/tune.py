@@ -28,7 +28,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .config import ConfigError, TrainConfig, config_from_dict, is_setting, set_path
 from .config_rules import METRIC_DIRECTIONS, task_metrics
@@ -50,7 +50,7 @@ PARAM_KEYS = {"float": ("type", "low", "high", "log", "step"), "int": ("type", "
 class TuneSpec:
     trials: int
     metric: str
-    direction: str
+    direction: Literal["minimize", "maximize"]
     seed: int
     space: dict[str, dict[str, Any]]
     pruner: str = "none"
@@ -122,7 +122,7 @@ def parse_tune(cfg: TrainConfig) -> TuneSpec:
             raise ConfigError(key, f"a log scale needs low > 0, got {entry['low']}")
         if entry.get("log") and entry.get("step") is not None:
             raise ConfigError(key, "step and log cannot be combined")
-    return TuneSpec(trials=trials, metric=metric, direction=direction, seed=seed, space=space, pruner=pruner,
+    return TuneSpec(trials=trials, metric=metric, direction=METRIC_DIRECTIONS[metric], seed=seed, space=space, pruner=pruner,
                     pruner_warmup_epochs=warmup)
 
 

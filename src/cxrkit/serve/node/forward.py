@@ -12,9 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Destination
 from .spool import Spool
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
 
 __all__ = ["Forwarder", "STORED"]
 
@@ -43,8 +47,8 @@ class Forwarder:
         if not reports:
             return True
         if self.destination.url is not None:
-            return self._stow(reports)
-        datasets: list[tuple[Path, object]] = []
+            return self._stow(self.destination.url, reports)
+        datasets: list[tuple[Path, Dataset]] = []
         for path in reports:
             try:
                 datasets.append((path, dcmread(path)))
@@ -80,7 +84,7 @@ class Forwarder:
             log.info("sent %d report(s) to %s", sent, self.destination)
         return sent == len(datasets)
 
-    def _stow(self, reports: list[Path]) -> bool:
+    def _stow(self, url: str, reports: list[Path]) -> bool:
         """Store the reports by STOW-RS, a few per request; each removed once its request succeeded."""
         from ...dicom import store_instances
         from ...errors import CxrkitError
@@ -88,7 +92,7 @@ class Forwarder:
         for start in range(0, len(reports), 16):
             batch = [path for path in reports[start:start + 16] if path.exists()]
             try:
-                store_instances(self.destination.url, batch)
+                store_instances(url, batch)
             except CxrkitError as exc:
                 log.warning("%s; %d report(s) wait in the spool", exc, len(reports) - start)
                 return False

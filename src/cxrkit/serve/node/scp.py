@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...dicom import ReportWriter
 from ...io.dicom import RADIOGRAPH_MODALITIES
@@ -28,6 +28,9 @@ from ...predict import Predictor
 from .config import NodeConfig
 from .forward import Forwarder
 from .spool import Spool
+
+if TYPE_CHECKING:
+    from pynetdicom.events import EventHandlerType
 from .worker import Reporter
 
 __all__ = ["DicomNode", "RADIOGRAPH_SOP_CLASSES"]
@@ -116,7 +119,9 @@ class DicomNode:
     def start(self) -> tuple[str, int]:
         """Start listening (returns the bound address; port 0 picks a free one) and the two workers."""
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
-        from pynetdicom.sop_class import Verification
+
+        # pynetdicom makes its SOP classes at import time, so its type information does not list them
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
         # pynetdicom logs every PDU and dataset at debug and info level: keep it to warnings, which carry no data
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
@@ -130,8 +135,9 @@ class DicomNode:
             ae.require_calling_aet = list(c.allow_ae)
         ae.add_supported_context(Verification)
         for context in StoragePresentationContexts:  # every storage class: a CT gets a DIMSE refusal, not silence
+            assert context.abstract_syntax is not None  # pynetdicom's storage contexts all name their class
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-        handlers = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store)]
+        handlers: list[EventHandlerType] = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_STORE, self._on_store)]
         self._server = ae.start_server((c.host, c.port), block=False, evt_handlers=handlers)
         self.address = self._server.server_address[:2]
         workers = [threading.Thread(target=self.reporter.run, name="cxr-node-report", daemon=True,
