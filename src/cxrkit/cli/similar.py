@@ -51,8 +51,8 @@ def similar(
     answers = found.search(vectors, k=k, exclude=exclude)
     data = {"index": str(index), "model": embedder.card.name, "layer": embedder.layer, "transform": found.transform.method,
             "results": [{"query": name, "neighbours": [{"rank": n.rank, "file": n.file, "similarity": round(n.similarity, 6)}
-                                                       for n in hits]} for name, hits in zip(names, answers)]}
-    rows = [[name, n.rank, n.file, f"{n.similarity:.4f}"] for name, hits in zip(names, answers) for n in hits]
+                                                       for n in hits]} for name, hits in zip(names, answers, strict=True)]}
+    rows = [[name, n.rank, n.file, f"{n.similarity:.4f}"] for name, hits in zip(names, answers, strict=True) for n in hits]
     emit(data, fmt, table(["query", "rank", "file", "cosine"], rows, title=f"nearest films ({embedder.card.name}, {embedder.layer}, {found.transform.method})"))
 
 

@@ -97,7 +97,7 @@ def _load_mimic(files: Mapping[str, Path | None]) -> pd.DataFrame:
     if split_path is not None:
         split = read_table(split_path)
         require_columns(split, ("dicom_id", "split"), split_path)
-        mapping = dict(zip(split["dicom_id"].astype(str), split["split"].astype(str).replace({"validate": "valid"})))
+        mapping = dict(zip(split["dicom_id"].astype(str), split["split"].astype(str).replace({"validate": "valid"}), strict=True))
         out["split"] = out["dicom_id"].map(mapping).fillna("")
     return pd.concat([out, _label_part(frame)], axis=1)
 

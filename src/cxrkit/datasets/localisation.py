@@ -90,7 +90,7 @@ def rle_decode(rle: str, height: int = 1024, width: int = 1024) -> np.ndarray:
         starts = np.cumsum(offsets) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
         if len(starts) and (starts[-1] + lengths[-1] > mask.size or (offsets < 0).any() or (lengths < 0).any()):
             raise InvalidArgument(f"run-length string runs past a {height}x{width} mask")
-        for start, length in zip(starts, lengths):
+        for start, length in zip(starts, lengths, strict=True):
             mask[start:start + length] = 1
     return mask.reshape(width, height).T
 
@@ -127,8 +127,8 @@ def read_annotations(spec: DatasetSpec, path: Path) -> pd.DataFrame:
     originals = (raw[loc.label].astype(str).str.strip().replace(dict(loc.renames)) if loc.label
                  else pd.Series(loc.constant_label, index=raw.index))
     unique = list(dict.fromkeys(originals))  # harmonise each spelling once, not each of 36k VinDr rows
-    targets = originals.map(dict(zip(unique, box_label_table(spec, unique)))).tolist()
-    unmapped = sorted({o for o, t in zip(originals, targets) if not t})
+    targets = originals.map(dict(zip(unique, box_label_table(spec, unique), strict=True))).tolist()
+    unmapped = sorted({o for o, t in zip(originals, targets, strict=True) if not t})
     if unmapped:
         log.warning("%s: annotations labelled %s have no standard label and are left out", spec.name, unmapped)
     out = pd.DataFrame({"key": raw[loc.image].astype(str).str.strip(), "label": targets})

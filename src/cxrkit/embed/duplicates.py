@@ -107,7 +107,7 @@ def near_pairs(index: EmbeddingIndex, threshold: float, block: int = 2048, k: in
         rows, cols = np.nonzero((scores >= threshold) & (similarity >= min_similarity))
         keep = cols > rows + start  # each pair once, never a film with itself
         out += [(int(r + start), int(c), float(similarity[r, c]), float(scores[r, c]))
-                for r, c in zip(rows[keep], cols[keep])]
+                for r, c in zip(rows[keep], cols[keep], strict=True)]
     return out
 
 

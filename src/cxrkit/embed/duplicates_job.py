@@ -103,7 +103,7 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
     vectors: list[np.ndarray] = []
     dataset: dict[str, str] = {}
     first: dict[str, Any] | None = None
-    for path, name in zip(paths, _names(paths)):
+    for path, name in zip(paths, _names(paths), strict=True):
         if not path.exists():
             raise MissingFile(f"no such file or folder: {path}")
         table = path
@@ -130,5 +130,5 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
                              split_of=split_of, group_of=group_of)
     write_report(report, report_dir, thumbnails=thumbnails,
                  extra={"model": meta.get("model"), "layer": meta.get("layer"), "transform": index.transform.info,
-                        "inputs": {name: str(path) for path, name in zip(paths, _names(paths))}})
+                        "inputs": {name: str(path) for path, name in zip(paths, _names(paths), strict=True)}})
     return report

@@ -98,12 +98,12 @@ class ResNetAE(CxrModel):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         channels = base
         encoder = []
-        for width, depth, stride in zip((base, 2 * base, 4 * base, 2 * base), depths, (1, 2, 2, 6)):
+        for width, depth, stride in zip((base, 2 * base, 4 * base, 2 * base), depths, (1, 2, 2, 6), strict=True):
             layer, channels = self._down(channels, width, depth, stride)
             encoder.append(layer)
         self.layer1, self.layer2, self.layer3, self.layer4 = encoder
         decoder = []
-        for width, depth in zip((2 * base, base, base // 2, base // 4), reversed(depths)):
+        for width, depth in zip((2 * base, base, base // 2, base // 4), reversed(depths), strict=True):
             layer, channels = self._up(channels, width, depth, 6 if not decoder else 2)
             decoder.append(layer)
         self.uplayer1, self.uplayer2, self.uplayer3, self.uplayer4 = decoder
