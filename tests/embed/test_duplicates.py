@@ -70,7 +70,7 @@ def test_pairs_are_labelled_by_dataset_split_and_group():
     assert exact["kind"] == "exact" and exact["across_splits"] and not exact["across_datasets"] and exact["same_group"]
     near = pairs.loc[("one/train/a.png", "two/d.png")]
     assert near["kind"] == "near" and near["similarity"] > 0.99 and near["across_datasets"]
-    assert near["split_b"] is None and near["across_splits"] is None and near["same_group"] == False
+    assert near["split_b"] is None and near["across_splits"] is None and near["same_group"] is False
     assert report.summary == {"pairs": 2, "exact": 1, "near": 1, "across_datasets": 1, "across_splits": 1,
                               "same_group": 1, "different_group": 1}
     with pytest.raises(CxrkitError, match="threshold"):

@@ -162,10 +162,10 @@ def find_duplicates(index: EmbeddingIndex, *, threshold: float = DEFAULT_THRESHO
     frame = frame.sort_values(["kind", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
     # the label columns hold True, False or None (unknown): count the True and the False ones only
     summary = {"pairs": len(frame), "exact": int((frame["kind"] == "exact").sum()), "near": int((frame["kind"] == "near").sum()),
-               "across_datasets": int((frame["across_datasets"] == True).sum()),
-               "across_splits": int((frame["across_splits"] == True).sum()),
-               "same_group": int((frame["same_group"] == True).sum()),
-               "different_group": int((frame["same_group"] == False).sum())}
+               "across_datasets": int(frame["across_datasets"].eq(True).sum()),
+               "across_splits": int(frame["across_splits"].eq(True).sum()),
+               "same_group": int(frame["same_group"].eq(True).sum()),
+               "different_group": int(frame["same_group"].eq(False).sum())}
     return DuplicateReport(frame, len(files), threshold, len(hashes or {}), summary)
 
 
