@@ -109,11 +109,17 @@ def box_label_table(spec: DatasetSpec, originals: Sequence[str]) -> list[tuple[s
     return [tuple(names[j] for j in np.flatnonzero(row == 1)) for row in matrix]
 
 
+def _localisation_of(spec: DatasetSpec) -> Localisation:
+    if spec.localisation is None:
+        raise InvalidArgument(f"{spec.name} has no boxes or masks")
+    return spec.localisation
+
+
 def read_annotations(spec: DatasetSpec, path: Path) -> pd.DataFrame:
     """The annotation file of a source as rows ``key, label, x0, y0, x1, y1`` (boxes, in the
     declared grid) or ``key, label, rle``; one row per standard label of each annotation.
     Rows without coordinates (VinDr's "No finding", RSNA's negatives, SIIM's ``-1``) are dropped."""
-    loc = spec.localisation
+    loc = _localisation_of(spec)
     raw = read_table(Path(path))
     raw.columns = [str(c).strip() for c in raw.columns]
     wanted = [loc.image, *([loc.label] if loc.label else []), *(loc.boxes or ()), *([loc.rle] if loc.rle else [])]
@@ -146,7 +152,7 @@ class Localiser:
     """The annotations of one dataset, indexed by image, attached to samples by :meth:`attach`."""
 
     def __init__(self, spec: DatasetSpec, path: Path):
-        self.spec, self.loc, self.path = spec, spec.localisation, Path(path)
+        self.spec, self.loc, self.path = spec, _localisation_of(spec), Path(path)
         table = read_annotations(spec, self.path)
         self.count = len(table)
         self._rows: dict[str, pd.DataFrame] = {str(k): g for k, g in table.groupby("key", sort=False)}
