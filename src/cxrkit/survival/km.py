@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .cohort import Cohort
+
+if TYPE_CHECKING:  # lifelines is imported when curves are fitted, not with this module
+    from lifelines import KaplanMeierFitter
 
 __all__ = ["KaplanMeier", "quartile_groups", "kaplan_meier_by_quartile", "plot_kaplan_meier"]
 
@@ -28,7 +32,7 @@ GROUPS = ("Q1", "Q2", "Q3", "Q4")
 class KaplanMeier:
     """Curves (one lifelines fitter per quartile), group summary, at-risk table, log-rank test."""
 
-    fitters: dict[str, object]
+    fitters: dict[str, KaplanMeierFitter]
     groups: pd.DataFrame  # group, cxr_age_min, cxr_age_max, n, events, median_survival
     at_risk: pd.DataFrame  # group, then one column per time point
     times: tuple[float, ...]
