@@ -19,6 +19,8 @@ import pytest
 from cxrkit.errors import ChecksumMismatch, DownloadError
 from cxrkit.models.download import download, sha256_file
 
+from .conftest import Srv
+
 # the bytes the loopback server of conftest.py serves by default
 PAYLOAD = random.Random(1234).randbytes(3 * 1024 * 1024 + 123)
 pytestmark = pytest.mark.usefixtures("_no_proxy")

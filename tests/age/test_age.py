@@ -145,7 +145,7 @@ def test_age_estimator_is_a_runner_the_engine_drives(age_model_file, example_ima
     estimator = AgeEstimator(str(age_model_file), tta=True, precision="fp32")
     assert isinstance(estimator, Runner) and estimator.precision == "fp32"
     rows = list(predict_files(example_images[:3], estimator, batch_size=2))
-    for row, path in zip(rows, example_images[:3]):
+    for row, path in zip(rows, example_images[:3], strict=True):
         direct = estimator.estimate(path)
         assert row["status"] == "ok"
         assert row["cxr_age"] == pytest.approx(direct.cxr_age, abs=1e-4)

@@ -136,10 +136,10 @@ def test_one_per_patient_keeps_one_real_images_labels(tmp_path):
     csv.write_text(header + "\n".join(rows) + "\n")
     ds = get_dataset("chexpert", None, csv, one_per_patient=True)
     assert len(ds) == 2
-    first = dict(zip(ds.label_names, ds.labels[0]))
+    first = dict(zip(ds.label_names, ds.labels[0], strict=True))
     assert first["Cardiomegaly"] == 1 and np.isnan(first["Edema"])  # row 0's own labels, not a mix
     assert ds.frame["row"].tolist() == [0, 2] and ds.frame["view"].tolist() == ["PA", "PA"]
-    healthy = dict(zip(ds.label_names, ds.labels[1]))
+    healthy = dict(zip(ds.label_names, ds.labels[1], strict=True))
     assert healthy["Cardiomegaly"] == 0 and healthy["Support Devices"] == 1  # No Finding fills blanks, not devices
     seeded = get_dataset("chexpert", None, csv, one_per_patient=True, seed=3)
     for i in range(len(seeded)):  # whichever row is picked, its labels are that row's

@@ -30,7 +30,7 @@ def test_summary_with_images_writes_counts(nih_subset, tmp_path):
     assert "1200 images, 881 patients" in result.output and "missing images: 0" in result.output
     counts = pd.read_csv(out)
     assert list(counts.columns) == ["label", "positive", "negative", "unknown"]
-    got = dict(zip(counts["label"], counts["positive"]))
+    got = dict(zip(counts["label"], counts["positive"], strict=True))
     assert got["Pneumonia"] == 503 and got["Infiltration"] == 224 and got["Hernia"] == 8 and len(counts) == 14
     assert (counts["positive"] + counts["negative"] + counts["unknown"] == 1200).all()
 

@@ -22,7 +22,7 @@ def _rle_encode(mask: np.ndarray) -> str:
     edges = np.flatnonzero(flat[1:] != flat[:-1])
     starts, ends = edges[0::2], edges[1::2]
     out, position = [], 0
-    for start, end in zip(starts, ends):
+    for start, end in zip(starts, ends, strict=True):
         out += [start - position, end - start]
         position = end
     return " ".join(map(str, out)) if out else "-1"

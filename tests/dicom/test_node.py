@@ -18,11 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
+from cxrkit.serve.node import DicomNode, NodeConfig  # imports pynetdicom only when a node starts
 
 pytest.importorskip("highdicom", reason="the dicom extra (highdicom) is not installed")
 pynetdicom = pytest.importorskip("pynetdicom", reason="the dicom extra (pynetdicom) is not installed")
-
-from cxrkit.serve.node import DicomNode, NodeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data" / "dicom"

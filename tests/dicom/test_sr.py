@@ -17,13 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
+from cxrkit.dicom import FINDING_CODES, PRIVATE_SCHEME, ReportWriter, result_uid  # highdicom is imported on use
 from cxrkit.models import ModelCard
 
 hd = pytest.importorskip("highdicom", reason="the dicom extra (highdicom) is not installed")
-
-from highdicom._standard_utils import get_module_attribute_map
-
-from cxrkit.dicom import FINDING_CODES, PRIVATE_SCHEME, ReportWriter, result_uid
+get_module_attribute_map = pytest.importorskip("highdicom._standard_utils").get_module_attribute_map
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

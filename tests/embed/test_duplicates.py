@@ -35,7 +35,7 @@ def test_near_pairs_are_every_pair_whose_score_reaches_the_threshold_once():
     crowd = np.sort(similarity, axis=1)[:, -5:].mean(axis=1)
     assert np.allclose(neighbourhood(index, 5, block=7), crowd, atol=1e-6)
     score = similarity - (crowd[:, None] + crowd[None, :]) / 2
-    expected = {(i, j) for i, j in zip(*np.nonzero(score >= 0.1)) if i < j}
+    expected = {(i, j) for i, j in zip(*np.nonzero(score >= 0.1), strict=True) if i < j}
     found = near_pairs(index, 0.1, block=7, min_similarity=-1.0)  # blocks that do not divide the films
     assert {(i, j) for i, j, _, _ in found} == expected and len(found) == len(expected) > 0
     assert all(abs(s - similarity[i, j]) < 1e-5 and abs(z - score[i, j]) < 1e-5 for i, j, s, z in found)
@@ -70,7 +70,7 @@ def test_pairs_are_labelled_by_dataset_split_and_group():
     assert exact["kind"] == "exact" and exact["across_splits"] and not exact["across_datasets"] and exact["same_group"]
     near = pairs.loc[("one/train/a.png", "two/d.png")]
     assert near["kind"] == "near" and near["similarity"] > 0.99 and near["across_datasets"]
-    assert near["split_b"] is None and near["across_splits"] is None and near["same_group"] == False
+    assert near["split_b"] is None and near["across_splits"] is None and near["same_group"] is False
     assert report.summary == {"pairs": 2, "exact": 1, "near": 1, "across_datasets": 1, "across_splits": 1,
                               "same_group": 1, "different_group": 1}
     with pytest.raises(CxrkitError, match="threshold"):
@@ -149,7 +149,7 @@ def test_planted_duplicates_are_found_across_datasets_and_splits(shared_data, he
     assert result.exit_code == 0, result.output
     pairs = pd.read_csv(out / "pairs.csv", dtype={"group_a": str, "group_b": str})
     found = {frozenset((a.split("/")[-1], b.split("/")[-1])): row for a, b, row in
-             zip(pairs["file_a"], pairs["file_b"], pairs.itertuples())}
+             zip(pairs["file_a"], pairs["file_b"], pairs.itertuples(), strict=True)}
     expected = {frozenset((c.name, name)) for c, name in copies.items()} | {frozenset((exact.name, HELD_OUT[9]))}
     assert set(found) == expected, pairs[["file_a", "file_b", "kind", "similarity"]]
     assert found[frozenset((exact.name, HELD_OUT[9]))].kind == "exact"

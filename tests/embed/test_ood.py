@@ -55,7 +55,7 @@ def test_predict_ood_uses_one_pass_and_keeps_the_scores(tiny_model_file, example
     assert result.exit_code == 0, result.output
     plain_rows, ood_rows = list(csv.DictReader(plain.open())), list(csv.DictReader(flagged.open()))
     assert list(ood_rows[0])[-2:] == ["ood_score", "ood"]
-    for a, b in zip(plain_rows, ood_rows):
+    for a, b in zip(plain_rows, ood_rows, strict=True):
         for column in a:
             if column not in ("file", "status", "error") and a[column]:
                 assert float(a[column]) == pytest.approx(float(b[column]), abs=1e-5)

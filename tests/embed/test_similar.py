@@ -22,7 +22,7 @@ def test_search_is_exact_cosine_and_can_leave_the_query_out():
     queries = rng.normal(size=(3, 32)).astype(np.float32)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     expected = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ unit.T
-    for hits, scores in zip(index.search(queries, k=7), expected):
+    for hits, scores in zip(index.search(queries, k=7), expected, strict=True):
         assert [h.file for h in hits] == [f"f{i}" for i in np.argsort(-scores)[:7]]
         assert np.allclose([h.similarity for h in hits], np.sort(scores)[::-1][:7], atol=1e-5)
         assert [h.rank for h in hits] == list(range(1, 8))
@@ -60,11 +60,11 @@ def test_a_film_and_its_transformed_copy_are_each_others_nearest_neighbour(share
     result = runner.invoke(app, ["embed", *map(str, archive + copies), "-o", str(out), "--precision", "fp32",
                                  "--model", "resnet18.nih-orientation"])
     assert result.exit_code == 0, result.output
-    pairs = list(zip(archive[:10], copies)) + list(zip(copies, archive[:10]))
+    pairs = list(zip(archive[:10], copies, strict=True)) + list(zip(copies, archive[:10], strict=True))
     answer = runner.invoke(app, ["similar", *[str(q) for q, _ in pairs], "--index", str(out), "-k", "3", "--format", "json"])
     assert answer.exit_code == 0, answer.output
     results = json.loads(answer.output)["results"]
-    for (query, partner), found in zip(pairs, results):
+    for (query, partner), found in zip(pairs, results, strict=True):
         assert found["query"] == str(query)
         neighbours = found["neighbours"]
         assert str(query) not in [n["file"] for n in neighbours]  # the query itself is left out
@@ -116,4 +116,4 @@ def test_the_default_model_finds_altered_copies_once_centred_and_whitened(held_o
     data = json.loads(answer.output)
     assert data["transform"] == "learned" and data["model"] == "densenet121.nih-demo"
     found = [r["neighbours"][0]["file"] for r in data["results"]]
-    assert sum(f == str(o) for f, o in zip(found, held_out_films[::2])) >= 9, found
+    assert sum(f == str(o) for f, o in zip(found, held_out_films[::2], strict=True)) >= 9, found

@@ -73,8 +73,8 @@ def _table(path, vectors, names, resume=False):
 
     columns = [f"v{i}" for i in range(vectors.shape[1])]
     sink = ParquetSink(path, columns, vector=columns, metadata={"model": "m", "layer": "features"}, resume=resume)
-    sink.write([{"file": name, "status": "ok", "error": "", **dict(zip(columns, map(float, row)))}
-                for name, row in zip(names, vectors)])
+    sink.write([{"file": name, "status": "ok", "error": "", **dict(zip(columns, map(float, row), strict=True))}
+                for name, row in zip(names, vectors, strict=True)])
     sink.close()
 
 

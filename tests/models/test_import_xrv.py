@@ -102,7 +102,7 @@ def test_import_state_dict_resnet_matches_torchvision_layout(tmp_path, example_i
     trained = np.array([label in ours.card.trained_labels for label in PATHOLOGIES])
     assert np.allclose(got[:, ~has & trained], raw[:, ~has & trained], atol=1e-6)
     assert np.isnan(got[:, ~trained]).all()
-    assert set(ours.card.uncalibrated_labels) == {label for label, h in zip(PATHOLOGIES, has) if not h and label in ours.card.trained_labels}
+    assert set(ours.card.uncalibrated_labels) == {label for label, h in zip(PATHOLOGIES, has, strict=True) if not h and label in ours.card.trained_labels}
 
 
 def test_malicious_checkpoint_runs_no_code(tmp_path):

@@ -25,7 +25,7 @@ def _rows(path):
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader)
-        return header, [dict(zip(header, row)) for row in reader]
+        return header, [dict(zip(header, row, strict=True)) for row in reader]
 
 
 @pytest.fixture()

@@ -81,7 +81,7 @@ def test_custom_runner_rows_in_input_order_with_error_rows(films):
     summary = PredictionSummary()
     rows = list(predict_files(films, runner, batch_size=3, workers=3, summary=summary))
     assert [r["file"] for r in rows] == [str(f) for f in films]  # the slow first file did not reorder anything
-    for row, path in zip(rows, films):
+    for row, path in zip(rows, films, strict=True):
         if "zbroken" in path.name:
             assert row["status"] == "error" and row["error"] and math.isnan(row["brightness"])
             assert "height" not in row
@@ -182,7 +182,7 @@ def test_per_file_tasks_share_the_engine(films, tmp_path):
     assert isinstance(task, FileTask) and not isinstance(task, Runner)
     rows = list(map_files(films, task, workers=2, skip={str(films[0])}))
     assert [r["file"] for r in rows] == [str(f) for f in films[1:]]
-    for row, path in zip(rows, films[1:]):
+    for row, path in zip(rows, films[1:], strict=True):
         if "zbroken" in path.name:
             assert row["status"] == "error" and "height" not in row
         else:

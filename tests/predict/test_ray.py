@@ -34,7 +34,7 @@ def _rows(path: Path) -> tuple[list[str], list[dict]]:
             return list(rows[0]), rows
         reader = csv.reader(handle)
         header = next(reader)
-        return header, [dict(zip(header, row)) for row in reader]
+        return header, [dict(zip(header, row, strict=True)) for row in reader]
 
 
 def _value(cell) -> float | None:
@@ -51,7 +51,7 @@ def _assert_same_output(got: Path, want: Path) -> None:
     want_header, want_rows = _rows(want)
     assert header == want_header
     assert [r["file"] for r in rows] == [r["file"] for r in want_rows]
-    for row, ref in zip(rows, want_rows):
+    for row, ref in zip(rows, want_rows, strict=True):
         assert (row["status"], row["error"]) == (ref["status"], ref["error"]), row["file"]
         for column in header[3:]:
             value, expected = _value(row[column]), _value(ref[column])

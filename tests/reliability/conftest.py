@@ -45,9 +45,9 @@ def assert_same_rows(got: Path, want: Path) -> None:
     want_header, want_rows = csv_rows(want)
     assert header == want_header
     assert [r[0] for r in rows] == [r[0] for r in want_rows]
-    for row, ref in zip(rows, want_rows):
+    for row, ref in zip(rows, want_rows, strict=True):
         assert row[1:3] == ref[1:3], row[0]
-        for cell, expected in zip(row[3:], ref[3:]):
+        for cell, expected in zip(row[3:], ref[3:], strict=True):
             assert (cell == "") == (expected == ""), row[0]
             if cell:
                 assert abs(float(cell) - float(expected)) <= SCORE_TOL, (row[0], cell, expected)

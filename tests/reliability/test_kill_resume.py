@@ -132,7 +132,7 @@ def test_shard_killed_at_random_points_resumes_to_identical_shards(inputs, tmp_p
     kept = []
     for round_, target in enumerate(sorted(rng.sample(range(1, n_shards - 2), 2))):
         proc = start(shard(out) + (["--resume"] if round_ else []))
-        wait_until(proc, lambda: len(list(out.glob("*.tar"))) >= target, f"{target} shards were written", poll=0.005)
+        wait_until(proc, lambda n=target: len(list(out.glob("*.tar"))) >= n, f"{target} shards were written", poll=0.005)
         time.sleep(rng.uniform(0, 0.05))
         kill(proc)
         got = _digests(out)

@@ -63,7 +63,7 @@ def test_no_planted_identifier_in_any_answer_or_log_line(server, tmp_path):
         answers.append(http.post("/v1/export/csv", json={"rows": rows}))
         # one film per request where the route takes one: every unreadable file (its error
         # answer), and three readable ones (a model run each, so not all of them)
-        readable = [p for p, r in zip(paths, rows) if r["status"] == "ok"]
+        readable = [p for p, r in zip(paths, rows, strict=True) if r["status"] == "ok"]
         for path in [p for p in paths if p not in readable] + readable[:3]:
             one = [("files", (path.name, path.read_bytes()))]
             answers.append(http.post("/v1/explain", files=one))

@@ -56,7 +56,7 @@ def test_ctrl_c_keeps_rows_exits_130_and_resume_completes(tmp_path):
     assert again.returncode == 0, again.stderr
     got, want = _rows(out), _rows(full)
     assert [r["file"] for r in got] == [r["file"] for r in want]
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         for key, value in b.items():
             if key in ("file", "status", "error") or value == "":
                 assert a[key] == value

@@ -29,8 +29,8 @@ def test_a_thread_leaving_its_block_does_not_expose_another():
         with withheld_warnings():
             leave.set()
             other.join(10)  # the other thread has left its block; this one is still inside
-            warnings.warn("Invalid value for VR UI: 'PATIENT^NAME'", UserWarning)
-        warnings.warn("shown: raised outside any block", UserWarning)
+            warnings.warn("Invalid value for VR UI: 'PATIENT^NAME'", UserWarning, stacklevel=1)
+        warnings.warn("shown: raised outside any block", UserWarning, stacklevel=1)
     assert [str(w.message) for w in shown] == ["shown: raised outside any block"]
 
 
@@ -48,7 +48,7 @@ def test_other_threads_warnings_are_not_swallowed():
         worker = threading.Thread(target=decoding)
         worker.start()
         assert inside.wait(10)
-        warnings.warn("from the main thread", UserWarning)
+        warnings.warn("from the main thread", UserWarning, stacklevel=1)
         done.set()
         worker.join(10)
     assert [str(w.message) for w in shown] == ["from the main thread"]
@@ -59,6 +59,6 @@ def test_the_withheld_warning_is_logged_by_category_only(caplog):
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         with withheld_warnings():
-            warnings.warn("Invalid value for VR DA: 'PATIENT^NAME'", UserWarning)
+            warnings.warn("Invalid value for VR DA: 'PATIENT^NAME'", UserWarning, stacklevel=1)
     assert shown == []
     assert "UserWarning" in caplog.text and "PATIENT" not in caplog.text

@@ -42,7 +42,7 @@ class AgeTable:
                               "name them with `id_column` / `age_column`")
         self._by_path: dict[str, float] = {}
         by_name: dict[str, float | None] = {}
-        for line, (key, raw) in enumerate(zip(frame[id_column], frame[age_column]), start=2):
+        for line, (key, raw) in enumerate(zip(frame[id_column], frame[age_column], strict=True), start=2):
             if not raw.strip():
                 continue
             age = _years(raw.strip())

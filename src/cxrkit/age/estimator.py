@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..io import XrayImage, read_image
-from ..models import ModelCard
+from ..models import ModelCard, card_of
 from ..predict.backends import load_with_backend
 from ..predict.predictor import as_tensor
 from ..preprocess import FilmSteps, center_crop, normalize, resize
@@ -94,7 +94,7 @@ class AgeEstimator:
                  precision: str = "auto", backend: str = "torch"):
         self.model, self.backend = load_with_backend(model, default=DEFAULT_AGE_MODEL, device=device,
                                                      precision=precision, backend=backend, check=_age_model_problem)
-        self.card = self.model.card
+        self.card = card_of(self.model)
         self.device = self.backend.device
         #: the precision the backend runs (``auto`` resolved)
         self.precision = self.backend.precision

@@ -14,6 +14,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -35,7 +36,7 @@ class _Bar:
 
     def __init__(self, progress: Progress, verb: str):
         self._progress, self._verb = progress, verb
-        self._task = None
+        self._task: TaskID | None = None
         self.total = self.done = self.written = 0
 
     def start(self, total: int, done: int) -> None:
@@ -125,7 +126,7 @@ def add_maps(rows: list[dict], draw: Callable[[str, dict], list[Path]], column: 
             row["error"] = f"{column} failed: {reason}"
 
 
-def with_reports(complete: Callable[[list[dict]], None] | None, folder: Path | None, card: object, kind: str,
+def with_reports(complete: Callable[[list[dict]], None] | None, folder: Path | None, card: ModelCard, kind: str,
                  calibrated: bool = True) -> tuple[Callable[[list[dict]], None] | None, list[str]]:
     """``complete`` followed by the --dicom-sr report writer, and the column it adds (none without a folder)."""
     if folder is None:

@@ -52,7 +52,8 @@ def bench(
     console.print(f"{m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}, "
                   f"flags: {' '.join(m['cpu_flags']) or 'none of note'}", highlight=False)
     console.print(f"{report.images} films; decode only {report.decode_only:.1f} img/s", highlight=False)
-    rows, reasons = [], {}
+    rows: list[list[object]] = []
+    reasons: dict[str, str] = {}
     for r in report.results:
         if r.skipped:
             reasons.setdefault(f"{r.backend} {r.precision}", r.skipped)

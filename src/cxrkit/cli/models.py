@@ -24,17 +24,18 @@ def list_(fmt: str = _options.FORMAT) -> None:
     cards = list_models()
     have = {c.name for c in cards}
     fetchable = [n for n in published.names() if published.cxrkit_name(n) not in have]
+    architectures = list_architectures()
     data = {
         "models": [{"name": c.name, "architecture": c.architecture, "labels": len(c.trained_labels),
                     "input_size": c.input_size, "description": c.description} for c in cards],
         "fetchable": fetchable,
-        "architectures": list_architectures(),
+        "architectures": architectures,
     }
-    rows = [[m["name"], m["architecture"], m["labels"], m["input_size"], m["description"][:60]] for m in data["models"]]
+    rows = [[c.name, c.architecture, len(c.trained_labels), c.input_size, c.description[:60]] for c in cards]
     emit(data, fmt, table(["model", "architecture", "labels", "input", "description"], rows, title="Models"))
     if fmt != "json":
         emit(None, fmt, f"fetchable with `cxr models fetch NAME`: {', '.join(fetchable) or 'none'}")
-        emit(None, fmt, f"architectures (random init / training): {', '.join(data['architectures'])}")
+        emit(None, fmt, f"architectures (random init / training): {', '.join(architectures)}")
 
 
 @app.command("info")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,6 +15,9 @@ from ..predict import Predictor, choose_backend, output_columns, run_files
 from . import _options
 from ._batch import add_maps, input_files, output_spec, progress_bar, report, warn_if_unproven, with_reports
 from ._output import err, speaks_flags
+
+if TYPE_CHECKING:  # Ray is imported only for --ray
+    from ..predict.ray_run import RayEngine
 
 
 @speaks_flags()
@@ -64,7 +68,7 @@ def predict(
     predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
                           backend=backend)
     runtime = f"{predictor.backend.name} {predictor.precision if here == device else precision}"
-    if server is not None:
+    if server is not None and study is not None:  # (a server without a study was refused above)
         warn_if_unproven(predictor.card)
         return _predict_study(server, study, series, predictor, output, fmt, resume, overwrite, dicom_sr, batch_size,
                               workers)
@@ -135,7 +139,7 @@ def _predict_study(server: str, study: str, series: str | None, predictor: Predi
 
 
 def _ray_engine(address: str | None, actors: int, model: str, device: str, precision: str, calibrate: bool,
-                backend: str, extras: bool) -> tuple[object | None, str]:
+                backend: str, extras: bool) -> tuple[RayEngine | None, str]:
     """The Ray engine --ray asks for (None without it), and the device of this process's predictor.
 
     With --device cuda the model actors build their own predictor on their GPU; this process

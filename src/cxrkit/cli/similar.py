@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..embed import Embedder, EmbeddingIndex
+from ..embed import Embedder, EmbeddingIndex, VectorTransform
 from ..errors import CxrkitError
 from . import _options
 from ._output import emit, speaks_flags, table
@@ -49,11 +49,13 @@ def similar(
     names = [str(q) for q in queries]
     exclude = None if include_self else _as_indexed(queries, found.files)
     answers = found.search(vectors, k=k, exclude=exclude)
-    data = {"index": str(index), "model": embedder.card.name, "layer": embedder.layer, "transform": found.transform.method,
+    # the index fits its transform when it loads, so this is the fitted one's method, not a name
+    method = found.transform.method if isinstance(found.transform, VectorTransform) else found.transform
+    data = {"index": str(index), "model": embedder.card.name, "layer": embedder.layer, "transform": method,
             "results": [{"query": name, "neighbours": [{"rank": n.rank, "file": n.file, "similarity": round(n.similarity, 6)}
-                                                       for n in hits]} for name, hits in zip(names, answers)]}
-    rows = [[name, n.rank, n.file, f"{n.similarity:.4f}"] for name, hits in zip(names, answers) for n in hits]
-    emit(data, fmt, table(["query", "rank", "file", "cosine"], rows, title=f"nearest films ({embedder.card.name}, {embedder.layer}, {found.transform.method})"))
+                                                       for n in hits]} for name, hits in zip(names, answers, strict=True)]}
+    rows = [[name, n.rank, n.file, f"{n.similarity:.4f}"] for name, hits in zip(names, answers, strict=True) for n in hits]
+    emit(data, fmt, table(["query", "rank", "file", "cosine"], rows, title=f"nearest films ({embedder.card.name}, {embedder.layer}, {method})"))
 
 
 def _as_indexed(queries: list[Path], files: list[str]) -> list[str | None]:

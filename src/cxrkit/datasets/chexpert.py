@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
 
 from .base import DatasetSpec, LabelFile, read_table, require_columns
+from .spec import required_file
 
 __all__ = ["CHEXPERT", "MIMIC", "BRAX", "CHEXPERT_TABLE"]
 
@@ -34,7 +36,18 @@ CHEXPERT_TABLE: dict[str, str] = {
     "Support Devices": "Support Devices",
 }
 _LABEL_COLUMNS = tuple(CHEXPERT_TABLE) + ("No Finding",)
-_COMMON = dict(table=CHEXPERT_TABLE, kind="columns", no_finding="No Finding", no_finding_exempt=("Support Devices",))
+
+
+class _Columns(TypedDict):
+    """What the CheXpert-labelled sources share, spelled once."""
+
+    table: Mapping[str, str | tuple[str, ...]]
+    kind: str
+    no_finding: str
+    no_finding_exempt: tuple[str, ...]
+
+
+_COMMON = _Columns(table=CHEXPERT_TABLE, kind="columns", no_finding="No Finding", no_finding_exempt=("Support Devices",))
 
 
 def _label_part(raw: pd.DataFrame) -> pd.DataFrame:
@@ -42,7 +55,7 @@ def _label_part(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def _load_chexpert(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     raw = read_table(path)
     require_columns(raw, ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA") + _LABEL_COLUMNS, path)
     rel = raw["Path"].astype(str).str.replace(r"^CheXpert-v1\.0(-small)?/", "", regex=True)
@@ -73,7 +86,7 @@ CHEXPERT = DatasetSpec(
 
 
 def _load_mimic(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path, meta_path = files["labels"], files["metadata"]
+    path, meta_path = required_file(files, "labels"), required_file(files, "metadata")
     labels = read_table(path)
     require_columns(labels, ("subject_id", "study_id") + _LABEL_COLUMNS, path)
     meta = read_table(meta_path)
@@ -97,7 +110,7 @@ def _load_mimic(files: Mapping[str, Path | None]) -> pd.DataFrame:
     if split_path is not None:
         split = read_table(split_path)
         require_columns(split, ("dicom_id", "split"), split_path)
-        mapping = dict(zip(split["dicom_id"].astype(str), split["split"].astype(str).replace({"validate": "valid"})))
+        mapping = dict(zip(split["dicom_id"].astype(str), split["split"].astype(str).replace({"validate": "valid"}), strict=True))
         out["split"] = out["dicom_id"].map(mapping).fillna("")
     return pd.concat([out, _label_part(frame)], axis=1)
 

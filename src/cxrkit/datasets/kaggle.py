@@ -14,6 +14,7 @@ import pandas as pd
 
 from .base import DatasetSpec, LabelFile, read_table, require_columns
 from .localisation import Localisation, rle_decode
+from .spec import required_file
 
 __all__ = ["RSNA", "SIIM", "VINDR", "VINDR_TABLE", "rle_decode", "read_rsna_boxes"]
 
@@ -21,7 +22,7 @@ __all__ = ["RSNA", "SIIM", "VINDR", "VINDR_TABLE", "rle_decode", "read_rsna_boxe
 # -- RSNA Pneumonia Detection Challenge --------------------------------------------------------
 
 def _load_rsna(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     raw = read_table(path)
     require_columns(raw, ("patientId", "x", "y", "width", "height", "Target"), path)
     # Rows are boxes; an image is positive if any of its rows is. Order of first appearance kept.
@@ -80,7 +81,7 @@ RSNA = DatasetSpec(
 # -- SIIM-ACR Pneumothorax Segmentation -----------------------------------------------------------
 
 def _load_siim(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     raw = read_table(path)
     raw.columns = [c.strip() for c in raw.columns]
     require_columns(raw, ("ImageId", "EncodedPixels"), path)
@@ -136,7 +137,7 @@ VINDR_TABLE: dict[str, str] = {
 
 
 def _load_vindr(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     raw = read_table(path)
     require_columns(raw, ("image_id", "class_name"), path)
     # Three radiologists read each training image; a finding counts if any of them marked it.

@@ -90,7 +90,7 @@ def rle_decode(rle: str, height: int = 1024, width: int = 1024) -> np.ndarray:
         starts = np.cumsum(offsets) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
         if len(starts) and (starts[-1] + lengths[-1] > mask.size or (offsets < 0).any() or (lengths < 0).any()):
             raise InvalidArgument(f"run-length string runs past a {height}x{width} mask")
-        for start, length in zip(starts, lengths):
+        for start, length in zip(starts, lengths, strict=True):
             mask[start:start + length] = 1
     return mask.reshape(width, height).T
 
@@ -109,11 +109,17 @@ def box_label_table(spec: DatasetSpec, originals: Sequence[str]) -> list[tuple[s
     return [tuple(names[j] for j in np.flatnonzero(row == 1)) for row in matrix]
 
 
+def _localisation_of(spec: DatasetSpec) -> Localisation:
+    if spec.localisation is None:
+        raise InvalidArgument(f"{spec.name} has no boxes or masks")
+    return spec.localisation
+
+
 def read_annotations(spec: DatasetSpec, path: Path) -> pd.DataFrame:
     """The annotation file of a source as rows ``key, label, x0, y0, x1, y1`` (boxes, in the
     declared grid) or ``key, label, rle``; one row per standard label of each annotation.
     Rows without coordinates (VinDr's "No finding", RSNA's negatives, SIIM's ``-1``) are dropped."""
-    loc = spec.localisation
+    loc = _localisation_of(spec)
     raw = read_table(Path(path))
     raw.columns = [str(c).strip() for c in raw.columns]
     wanted = [loc.image, *([loc.label] if loc.label else []), *(loc.boxes or ()), *([loc.rle] if loc.rle else [])]
@@ -127,8 +133,8 @@ def read_annotations(spec: DatasetSpec, path: Path) -> pd.DataFrame:
     originals = (raw[loc.label].astype(str).str.strip().replace(dict(loc.renames)) if loc.label
                  else pd.Series(loc.constant_label, index=raw.index))
     unique = list(dict.fromkeys(originals))  # harmonise each spelling once, not each of 36k VinDr rows
-    targets = originals.map(dict(zip(unique, box_label_table(spec, unique)))).tolist()
-    unmapped = sorted({o for o, t in zip(originals, targets) if not t})
+    targets = originals.map(dict(zip(unique, box_label_table(spec, unique), strict=True))).tolist()
+    unmapped = sorted({o for o, t in zip(originals, targets, strict=True) if not t})
     if unmapped:
         log.warning("%s: annotations labelled %s have no standard label and are left out", spec.name, unmapped)
     out = pd.DataFrame({"key": raw[loc.image].astype(str).str.strip(), "label": targets})
@@ -146,7 +152,7 @@ class Localiser:
     """The annotations of one dataset, indexed by image, attached to samples by :meth:`attach`."""
 
     def __init__(self, spec: DatasetSpec, path: Path):
-        self.spec, self.loc, self.path = spec, spec.localisation, Path(path)
+        self.spec, self.loc, self.path = spec, _localisation_of(spec), Path(path)
         table = read_annotations(spec, self.path)
         self.count = len(table)
         self._rows: dict[str, pd.DataFrame] = {str(k): g for k, g in table.groupby("key", sort=False)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
@@ -85,7 +86,7 @@ def band_labels(edges: Sequence[float]) -> list[str]:
     """Readable names of the bands cut by ``edges``: ``[0, 40, 60]`` -> ``0-39, 40-59, 60+``."""
     edges = [float(e) for e in edges]
     names = []
-    for low, high in zip(edges, [*edges[1:], math.inf]):
+    for low, high in pairwise([*edges, math.inf]):
         lo = f"{low:g}"
         names.append(f"{lo}+" if math.isinf(high) else f"{lo}-{high - 1:g}" if float(high).is_integer()
                      and float(low).is_integer() else f"{lo}-<{high:g}")
@@ -95,7 +96,7 @@ def band_labels(edges: Sequence[float]) -> list[str]:
 def age_bands(values: Sequence[float] | pd.Series, edges: Sequence[float]) -> pd.Series:
     """Ages cut into bands ``[e0, e1), [e1, e2), ..., [ek, inf)``; below ``e0`` or unknown -> NaN."""
     edges = [float(e) for e in edges]
-    if len(edges) < 1 or any(b <= a for a, b in zip(edges, edges[1:])):
+    if len(edges) < 1 or any(b <= a for a, b in pairwise(edges)):
         raise InvalidArgument(f"age band edges must increase, got {list(edges)}")
     numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
     position = np.searchsorted(np.asarray(edges), numbers, side="right") - 1

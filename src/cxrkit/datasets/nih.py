@@ -12,6 +12,7 @@ from ..labels import NIH_PATHOLOGIES
 from .base import DatasetSpec, LabelFile, read_table, require_columns
 from .errors import LabelFileError
 from .localisation import Localisation
+from .spec import required_file
 
 __all__ = ["NIH", "NIH_GOOGLE", "NIH_TABLE", "GOOGLE_TABLE", "read_nih_boxes"]
 
@@ -49,12 +50,13 @@ def _official_split(frame: pd.DataFrame, files: Mapping[str, Path | None]) -> pd
 
 
 def _load_nih(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     out = _nih_frame(read_table(path), path)
     if files.get("train_val_list") or files.get("test_list"):
         out["split"] = _official_split(out, files)
-    if files.get("bbox") is not None:
-        boxes = read_nih_boxes(files["bbox"])
+    bbox = files.get("bbox")
+    if bbox is not None:
+        boxes = read_nih_boxes(bbox)
         out["has_boxes"] = out["path"].isin(set(boxes["path"]))
     return out
 
@@ -105,7 +107,7 @@ GOOGLE_TABLE: dict[str, str] = {
 
 
 def _load_google(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     raw = read_table(path)
     require_columns(raw, tuple(GOOGLE_TABLE) + ("Set Id",), path)
     out = _nih_frame(raw, path).drop(columns=["tokens"])

@@ -17,6 +17,7 @@ import pandas as pd
 from .base import DatasetSpec, LabelFile, read_table, require_columns
 from .errors import LabelFileError
 from .harmonise import label_table
+from .spec import required_file
 
 __all__ = ["OPENI", "OPENI_TABLE", "read_openi_reports"]
 
@@ -68,9 +69,10 @@ def read_openi_reports(path: str | Path) -> pd.DataFrame:
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
-                if not member.name.endswith(".xml"):
+                handle = tar.extractfile(member) if member.name.endswith(".xml") else None
+                if handle is None:  # not a report, or a folder named like one
                     continue
-                root = ET.parse(tar.extractfile(member)).getroot()
+                root = ET.parse(handle).getroot()
                 uid_node = root.find("uId")
                 if uid_node is None:
                     continue
@@ -85,7 +87,7 @@ def read_openi_reports(path: str | Path) -> pd.DataFrame:
 
 
 def _load_openi(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    reports = read_openi_reports(files["labels"])
+    reports = read_openi_reports(required_file(files, "labels"))
     out = pd.DataFrame({
         "path": reports["image_id"] + ".png",
         "image_id": reports["image_id"],

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .base import DatasetSpec, LabelFile, read_table, require_columns
 from .harmonise import label_table
+from .spec import required_file
 
 __all__ = ["PADCHEST", "PADCHEST_TABLE", "PADCHEST_BROKEN_FILES"]
 
@@ -101,7 +102,7 @@ def parse_terms(value: object) -> tuple[str, ...] | None:
 
 
 def _load_padchest(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     columns = ("ImageID", "ImageDir", "PatientID", "PatientBirth", "PatientSex_DICOM", "Projection",
                "StudyDate_DICOM", "StudyID", "Labels")
     require_columns(read_table(path, nrows=0), columns, path)

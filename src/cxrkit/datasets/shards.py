@@ -182,7 +182,8 @@ def _read_tar(path: Path) -> Iterator[dict[str, Any]]:
     key = None
     with tarfile.open(path, "r") as tar:
         for member in tar:
-            if not member.isfile():
+            handle = tar.extractfile(member) if member.isfile() else None
+            if handle is None:
                 continue
             k, _, field = member.name.partition(".")
             if key is not None and k != key:
@@ -190,7 +191,7 @@ def _read_tar(path: Path) -> Iterator[dict[str, Any]]:
                 current = {}
             key = k
             current["__key__"] = k
-            current[field] = tar.extractfile(member).read()
+            current[field] = handle.read()
     if current:
         yield current
 
@@ -211,7 +212,7 @@ class ShardDataset(IterableDataset):
             index = read_index(path)
             self.urls = [Path(path) / s for s in index["shards"]]
             self.label_names = tuple(index["labels"])
-            self.count = int(index["count"])
+            self.count: int | None = int(index["count"])
         else:
             paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
             self.urls = [Path(p) for p in paths]

@@ -24,7 +24,7 @@ from .errors import LabelFileError
 if TYPE_CHECKING:
     from .localisation import Localisation
 
-__all__ = ["LabelFile", "DatasetSpec", "read_table", "require_columns"]
+__all__ = ["LabelFile", "DatasetSpec", "read_table", "require_columns", "required_file"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,19 @@ class DatasetSpec:
         """The standard frame of this source from its resolved label files."""
         if self.load is not None:
             return self.load(files)
-        return _read_columns(self, files["labels"])
+        return _read_columns(self, required_file(files, "labels"))
+
+
+def required_file(files: Mapping[str, Path | None], key: str) -> Path:
+    """The path of a file the spec declares required; only optional files resolve to None.
+
+    Resolving the files already raised for a required one that is missing, so an error here
+    means a loader reads a file its spec does not declare required.
+    """
+    path = files.get(key)
+    if path is None:
+        raise LabelFileError(key, f"the {key} file is needed but was not given")
+    return path
 
 
 def read_table(path: Path, **kwargs: Any) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .base import DatasetSpec, LabelFile, read_table, require_columns
 from .errors import LabelFileError
+from .spec import required_file
 
 __all__ = ["NLM_TB", "TBX11K", "COVID19"]
 
@@ -19,7 +20,7 @@ __all__ = ["NLM_TB", "TBX11K", "COVID19"]
 # -- NLM Montgomery County / Shenzhen ----------------------------------------------------------
 
 def _load_nlm_tb(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    folder = files["labels"]
+    folder = required_file(files, "labels")
     if not folder.is_dir():
         raise LabelFileError(folder, "expected the CXR_png folder of the Montgomery or Shenzhen set")
     names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() == ".png")
@@ -65,9 +66,9 @@ _TBX_LABELS = ("ActiveTuberculosis", "ObsoletePulmonaryTuberculosis", "Pulmonary
 
 
 def _load_tbx11k(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise LabelFileError(path, f"cannot read TBX11K COCO annotations ({exc})") from None
     for key in ("images", "annotations", "categories"):
@@ -106,7 +107,7 @@ TBX11K = DatasetSpec(
 # -- ieee8023 COVID-19 image data collection ---------------------------------------------------
 
 def _load_covid(files: Mapping[str, Path | None]) -> pd.DataFrame:
-    path = files["labels"]
+    path = required_file(files, "labels")
     raw = read_table(path)
     require_columns(raw, ("patientid", "finding", "view", "modality", "filename", "sex", "age"), path)
     raw = raw.reset_index(drop=True)

@@ -141,7 +141,8 @@ def _declare_private_scheme(sr: Dataset) -> None:
     sr.CodingSchemeIdentificationSequence = Sequence([item])
 
 
-def findings_report(source: Dataset, card: ModelCard, scores: Mapping[str, float], *, calibrated: bool) -> Dataset:
+def findings_report(source: Dataset, card: ModelCard, scores: Mapping[str, float | None], *,
+                    calibrated: bool) -> Dataset:
     """The measurement report of one film's pathology scores.
 
     One measurement group per label the model predicts (``card.trained_labels``) with a
@@ -189,13 +190,14 @@ def age_report(source: Dataset, card: ModelCard, age: float, spread: float | Non
 
     if not math.isfinite(float(age)):
         raise CxrkitError("the age model gave no estimate for this film: there is nothing to report")
-    tta = spread is not None and math.isfinite(float(spread))
+    sd = math.nan if spread is None else float(spread)
+    tta = math.isfinite(sd)
     algorithm = _algorithm(card, ["test-time augmentation: plain film 0.4, 8 corner zooms 0.6" if tta
                                   else "plain film, no test-time augmentation"])
     concept = _code(CXR_AGE)
     measurements = [hd.sr.Measurement(name=concept, value=float(age), unit=codes.UCUM.Year)]
     if tta:
-        measurements.append(hd.sr.Measurement(name=concept, value=float(spread), unit=codes.UCUM.Year,
+        measurements.append(hd.sr.Measurement(name=concept, value=sd, unit=codes.UCUM.Year,
                                               derivation=codes.SCT.StandardDeviation))
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=result_uid(source.SOPInstanceUID, _sha(card), "age|group"),

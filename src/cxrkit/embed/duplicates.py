@@ -107,7 +107,7 @@ def near_pairs(index: EmbeddingIndex, threshold: float, block: int = 2048, k: in
         rows, cols = np.nonzero((scores >= threshold) & (similarity >= min_similarity))
         keep = cols > rows + start  # each pair once, never a film with itself
         out += [(int(r + start), int(c), float(similarity[r, c]), float(scores[r, c]))
-                for r, c in zip(rows[keep], cols[keep])]
+                for r, c in zip(rows[keep], cols[keep], strict=True)]
     return out
 
 
@@ -162,10 +162,10 @@ def find_duplicates(index: EmbeddingIndex, *, threshold: float = DEFAULT_THRESHO
     frame = frame.sort_values(["kind", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
     # the label columns hold True, False or None (unknown): count the True and the False ones only
     summary = {"pairs": len(frame), "exact": int((frame["kind"] == "exact").sum()), "near": int((frame["kind"] == "near").sum()),
-               "across_datasets": int((frame["across_datasets"] == True).sum()),
-               "across_splits": int((frame["across_splits"] == True).sum()),
-               "same_group": int((frame["same_group"] == True).sum()),
-               "different_group": int((frame["same_group"] == False).sum())}
+               "across_datasets": int(frame["across_datasets"].eq(True).sum()),
+               "across_splits": int(frame["across_splits"].eq(True).sum()),
+               "same_group": int(frame["same_group"].eq(True).sum()),
+               "different_group": int(frame["same_group"].eq(False).sum())}
     return DuplicateReport(frame, len(files), threshold, len(hashes or {}), summary)
 
 

@@ -104,7 +104,7 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
     vectors: list[np.ndarray] = []
     dataset: dict[str, str] = {}
     first: dict[str, Any] | None = None
-    for path, name in zip(inputs, _names(inputs)):
+    for path, name in zip(inputs, _names(inputs), strict=True):
         if not path.exists():
             raise MissingFile(f"no such file or folder: {path}")
         table = path
@@ -132,5 +132,5 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
     assert isinstance(index.transform, VectorTransform)  # EmbeddingIndex fits a named transform when it is made
     write_report(report, report_dir, thumbnails=thumbnails,
                  extra={"model": meta.get("model"), "layer": meta.get("layer"), "transform": index.transform.info,
-                        "inputs": {name: str(path) for path, name in zip(inputs, _names(inputs))}})
+                        "inputs": {name: str(path) for path, name in zip(inputs, _names(inputs), strict=True)}})
     return report

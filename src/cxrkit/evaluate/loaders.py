@@ -230,7 +230,7 @@ def load_nih_labels(path: str | Path) -> LabelTable:
     path = Path(path)
     data = _build_dataset(path, "nih")
     known = set(NIH_PATHOLOGIES) | {"No Finding"}
-    for row, tokens in zip(data.frame["row"].tolist(), data.frame["tokens"].tolist()):
+    for row, tokens in zip(data.frame["row"].tolist(), data.frame["tokens"].tolist(), strict=True):
         for token in tokens or ():
             if token not in known:
                 raise InputFileError(path, f"row {int(row) + 2}: unknown finding {token!r}; expected one of "

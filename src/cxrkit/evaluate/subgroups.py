@@ -118,7 +118,7 @@ def evaluate_subgroups(scores: pd.DataFrame, labels: pd.DataFrame, groups: pd.Da
                     if not both.any():
                         continue
                     a, r = _mean_auc(full[g], both), _mean_auc(rest[g], both)
-                    diff = np.array([_mean_auc(p, both) - _mean_auc(q, both) for p, q in zip(reps[g], rest_reps[g])])
+                    diff = np.array([_mean_auc(p, both) - _mean_auc(q, both) for p, q in zip(reps[g], rest_reps[g], strict=True)])
                 elif both[j]:
                     a, r = float(full[g][j]), float(rest[g][j])
                     diff = reps[g][:, j] - rest_reps[g][:, j]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +235,7 @@ def _check_rle(path: Path, ds: Any) -> None:
     except Exception:
         return  # broken encapsulation or header: pydicom's decoder reports it
     plane = int(ds.Rows) * int(ds.Columns)
-    for start, end in zip(offsets, offsets[1:] + [len(frame)]):
+    for start, end in pairwise([*offsets, len(frame)]):
         if start < 64 or end > len(frame) or start >= end:
             return
         limit = 2 * plane + 1024

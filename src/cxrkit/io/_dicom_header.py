@@ -88,7 +88,7 @@ def pixel_spacing(ds: Any) -> tuple[float, float] | None:
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)
         try:
-            row, col = (float(v) for v in value)  # type: ignore[union-attr]
+            row, col = (float(v) for v in value)
         except (TypeError, ValueError):
             continue
         if row > 0 and col > 0:

@@ -67,7 +67,7 @@ class XrayImage:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.pixels.shape  # type: ignore[return-value]
+        return self.pixels.shape
 
 
 def make_meta(**values: Any) -> dict[str, Any]:

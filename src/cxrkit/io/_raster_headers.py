@@ -172,7 +172,9 @@ def _tiff(path: object, data: bytes) -> RasterHeader:
     width, height = tags[256][0], tags[257][0]
     for offs, counts in ((273, 279), (324, 325)):
         if tags.get(offs) and tags.get(counts):
-            end = max(o + c for o, c in zip(tags[offs], tags[counts]))
+            # not strict: a damaged header may list fewer byte counts than offsets, and the
+            # pairs it does give still bound the data this check needs
+            end = max(o + c for o, c in zip(tags[offs], tags[counts], strict=False))
             if end > len(data):
                 raise UnreadableImage(
                     path, f"truncated TIFF: pixel data needs {end} bytes but the file has {len(data)}"

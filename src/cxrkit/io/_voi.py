@@ -110,10 +110,11 @@ def _window_bounds(center: float, width: float, function: str) -> tuple[float, f
     return center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
 
 
-def _lookup(values: np.ndarray, item: Any, ds: Any, *, signed: bool, voi: bool) -> tuple[np.ndarray, float]:
+def _lookup(values: np.ndarray, item: Any, descriptor: tuple[int, int, int], ds: Any, *, signed: bool,
+            voi: bool) -> tuple[np.ndarray, float]:
     """Apply one Modality or VOI LUT item (PS3.3 C.11.1.1, C.11.2.1.1): inputs below the first
     mapped value take the first entry, inputs past the table the last. Returns float32 output
-    and the LUT's white.
+    and the LUT's white. ``descriptor`` is the item's checked (entries, first input, bits).
 
     ``signed``: read the descriptor's first mapped value as SS, not US. The standard lets its VR
     follow the input: the stored pixels for a Modality LUT, the Modality LUT's output for a
@@ -130,7 +131,7 @@ def _lookup(values: np.ndarray, item: Any, ds: Any, *, signed: bool, voi: bool) 
     3.0.2 computes the table index in the LUT's own dtype (an 8-bit LUT wraps an input of
     4080 to index 240 instead of clipping), and refuses Modality LUTs of 10-15 bits.
     """
-    n, first, bits = _lut_item(item)  # type: ignore[misc]  (checked by the caller)
+    n, first, bits = descriptor
     if signed and first >= 32768:
         first -= 65536
     elem = item["LUTData"]
@@ -184,9 +185,10 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
     slope, intercept = 1.0, 0.0
     modality_lut = ds.get("ModalityLUTSequence")
     mapped = None
-    if modality_lut and _lut_item(modality_lut[0], complete=True) is not None:
+    modality_table = _lut_item(modality_lut[0], complete=True) if modality_lut else None
+    if modality_table is not None:
         signed_pixels = int(ds.get("PixelRepresentation", 0)) == 1
-        mapped, _ = _lookup(raw, modality_lut[0], ds, signed=signed_pixels, voi=False)
+        mapped, _ = _lookup(raw, modality_lut[0], modality_table, ds, signed=signed_pixels, voi=False)
         log.debug("applied Modality LUT Sequence")
         raw = mapped
     else:
@@ -196,13 +198,14 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
 
     # --- VOI LUT Sequence (rare: a table lookup) --------------------------------------
     voi_lut = ds.get("VOILUTSequence")
-    if voi_lut and _lut_item(voi_lut[0]) is None:
+    voi_table = _lut_item(voi_lut[0]) if voi_lut else None
+    if voi_lut and voi_table is None:
         log.debug("ignoring a VOI LUT Sequence without a usable table")
-    elif voi_lut:
+    elif voi_table is not None:
         values = raw if (slope, intercept) == (1.0, 0.0) else np.rint(raw * slope + intercept)
         # After a Modality LUT the input is its (unsigned) output; else the rescaled pixels.
         signed = mapped is None and _can_be_negative(ds, slope, intercept)
-        out, white = _lookup(values, voi_lut[0], ds, signed=signed, voi=True)
+        out, white = _lookup(values, voi_lut[0], voi_table, ds, signed=signed, voi=True)
         out *= np.float32(maxval / white)
         if invert:
             np.subtract(np.float32(maxval), out, out=out)
@@ -215,17 +218,19 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
     width = _first(ds.get("WindowWidth"))
     function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
     sample = _sample(raw).astype(np.float32) * np.float32(slope) + np.float32(intercept)
-    use_window = False
+    window: tuple[float, float] | None = None  # (center, width), where the file's window is used
     if center is not None and width is not None and width >= 1:
         lo, hi = _window_bounds(center, width, function)
         inside = float(np.count_nonzero((sample > lo) & (sample < hi))) / max(sample.size, 1)
         if hi <= lo:  # a width-1 linear window is a threshold, not a display window
             inside = 0.0
-        use_window = inside >= MIN_INSIDE_FRACTION
-        if not use_window:
+        if inside >= MIN_INSIDE_FRACTION:
+            window = (center, width)
+        else:
             log.debug("window %s/%s holds %.1f%% of pixels: using min/max", center, width, 100 * inside)
 
-    if use_window and function == "SIGMOID":
+    if window is not None and function == "SIGMOID":
+        center, width = window
         x = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
         x -= np.float32(center)
         x *= np.float32(-4.0 / width)
@@ -235,12 +240,12 @@ def to_display(raw: np.ndarray, ds: Any, maxval: float) -> tuple[np.ndarray, dic
         if invert:
             np.subtract(np.float32(maxval), x, out=x)
         np.clip(x, 0, maxval, out=x)
-        info.update(window_source="window", window=(center, width))
+        info.update(window_source="window", window=window)
         return x, info
 
-    if use_window:
-        lo, hi = _window_bounds(center, width, function)  # type: ignore[arg-type]
-        info.update(window_source="window", window=(center, width))
+    if window is not None:
+        lo, hi = _window_bounds(*window, function)
+        info.update(window_source="window", window=window)
     else:
         lo_raw, hi_raw = float(raw.min()), float(raw.max())
         lo, hi = sorted((lo_raw * slope + intercept, hi_raw * slope + intercept))

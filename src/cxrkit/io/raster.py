@@ -96,10 +96,11 @@ def _decode_pillow(path: Path, fmt: str, data: bytes) -> np.ndarray:
                 im.load()
                 mode = im.mode
                 if mode in ("1", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-                    im = im.convert("RGBA" if "A" in mode or "transparency" in im.info else "RGB")
+                    arr = np.asarray(im.convert("RGBA" if "A" in mode or "transparency" in im.info else "RGB"))
                 elif mode.startswith("I;16"):
                     return np.asarray(im).astype(np.uint16)
-                arr = np.asarray(im)
+                else:
+                    arr = np.asarray(im)
     except Image.DecompressionBombError as exc:
         raise UnsupportedImage(path, f"image too large for the Pillow fallback decoder: {exc}") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for bad data

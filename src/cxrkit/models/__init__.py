@@ -18,7 +18,7 @@ from .base import CxrModel
 from .calibration import activate, apply_operating_points, threshold_vector
 from .card import ModelCard
 from .factory import DEFAULT_MODEL, build, create, list_models, resolve_card
-from .loading import check_device, load_model
+from .loading import card_of, check_device, load_model
 from .store import cache_dir, save_weights
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "activate", "apply_operating_points",
     "build",
     "cache_dir",
+    "card_of",
     "check_device",
     "create",
     "get_architecture",

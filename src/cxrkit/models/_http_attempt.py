@@ -15,6 +15,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from email.message import Message
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _pkg_version
 from pathlib import Path
@@ -82,7 +83,7 @@ def _describe_urlerror(err: urllib.error.URLError) -> tuple[str, bool]:
     return str(r), True
 
 
-def _total_from_headers(status: int, headers: http.client.HTTPMessage) -> int | None:
+def _total_from_headers(status: int, headers: Message) -> int | None:
     """The full size of the remote file as announced by the server, if it says."""
     cr = headers.get("Content-Range")
     if cr:
@@ -96,7 +97,7 @@ def _total_from_headers(status: int, headers: http.client.HTTPMessage) -> int | 
     return None
 
 
-def _range_start(headers: http.client.HTTPMessage) -> int | None:
+def _range_start(headers: Message) -> int | None:
     cr = headers.get("Content-Range")
     if not cr:
         return None

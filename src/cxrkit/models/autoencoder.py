@@ -51,6 +51,7 @@ class _Block(nn.Module):
         cout = width * expansion
         self.conv1 = nn.Conv2d(cin, width, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
+        self.conv2: nn.Conv2d | nn.ConvTranspose2d
         if up and stride != 1:
             self.conv2 = nn.ConvTranspose2d(width, width, kernel_size=3, stride=stride, padding=1,
                                             output_padding=1, bias=False)
@@ -98,12 +99,12 @@ class ResNetAE(CxrModel):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         channels = base
         encoder = []
-        for width, depth, stride in zip((base, 2 * base, 4 * base, 2 * base), depths, (1, 2, 2, 6)):
+        for width, depth, stride in zip((base, 2 * base, 4 * base, 2 * base), depths, (1, 2, 2, 6), strict=True):
             layer, channels = self._down(channels, width, depth, stride)
             encoder.append(layer)
         self.layer1, self.layer2, self.layer3, self.layer4 = encoder
-        decoder = []
-        for width, depth in zip((2 * base, base, base // 2, base // 4), reversed(depths)):
+        decoder: list[nn.Sequential] = []
+        for width, depth in zip((2 * base, base, base // 2, base // 4), reversed(depths), strict=True):
             layer, channels = self._up(channels, width, depth, 6 if not decoder else 2)
             decoder.append(layer)
         self.uplayer1, self.uplayer2, self.uplayer3, self.uplayer4 = decoder

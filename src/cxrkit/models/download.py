@@ -141,7 +141,7 @@ def download(
         except Restart:
             restarts += 1
             if restarts > 3:  # a server that keeps contradicting itself; do not loop forever
-                raise _fail(url, "the server keeps answering resume requests inconsistently", manual_hint)
+                raise _fail(url, "the server keeps answering resume requests inconsistently", manual_hint) from None
             continue  # the part was discarded; not a failure of the network
         except Fatal as exc:
             raise _fail(url, str(exc), manual_hint) from exc.__cause__

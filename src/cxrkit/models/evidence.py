@@ -71,9 +71,9 @@ def assess(card: Any) -> Evidence | None:
     if card.task == "regression":
         mae, low, high, chance = (_number(data.get(k)) for k in ("mae", "mae_ci_low", "mae_ci_high",
                                                                   "mae_of_training_mean"))
-        if None in (mae, low, high, chance):
+        if mae is None or low is None or high is None or chance is None:
             return None
-        return Evidence(high < chance, "MAE (years)", mae, (low, high), chance, where)  # type: ignore[operator,arg-type]
+        return Evidence(high < chance, "MAE (years)", mae, (low, high), chance, where)
     if card.task not in ("multilabel", "multiclass"):
         return None
     mean, ci = _number(data.get("auc_mean")), data.get("auc_mean_ci")
@@ -81,11 +81,11 @@ def assess(card: Any) -> Evidence | None:
         low, high = float(ci[0]), float(ci[1])
         return Evidence(low > 0.5, "mean AUC", mean, (low, high), 0.5, where)
     per_label = [entry for entry in (data.get("auc") or {}).values() if isinstance(entry, dict)]
-    bounds = [(_number(e.get("auc")), _number(e.get("ci_low")), _number(e.get("ci_high"))) for e in per_label]
-    bounds = [b for b in bounds if None not in b]
+    given = ((_number(e.get("auc")), _number(e.get("ci_low")), _number(e.get("ci_high"))) for e in per_label)
+    bounds = [(a, lo, hi) for a, lo, hi in given if a is not None and lo is not None and hi is not None]
     if not bounds:
         return None
     # without an interval for the mean, every label's own interval must clear chance
-    value = sum(b[0] for b in bounds) / len(bounds)  # type: ignore[misc]
-    low, high = min(b[1] for b in bounds), max(b[2] for b in bounds)  # type: ignore[type-var]
-    return Evidence(low > 0.5, "AUC of every label", value, (low, high), 0.5, where)  # type: ignore[arg-type]
+    value = sum(b[0] for b in bounds) / len(bounds)
+    low, high = min(b[1] for b in bounds), max(b[2] for b in bounds)
+    return Evidence(low > 0.5, "AUC of every label", value, (low, high), 0.5, where)

@@ -93,7 +93,8 @@ def create(
     """
     name = str(name)
     if weights is None and name in list_architectures():
-        head = list(labels) if labels is not None else list(PATHOLOGIES[: num_classes or len(PATHOLOGIES)])
+        head: list[str | None] = (list(labels) if labels is not None
+                                  else list(PATHOLOGIES[: num_classes or len(PATHOLOGIES)]))
         if num_classes is not None and labels is None and num_classes > len(PATHOLOGIES):
             head = [f"output_{i}" for i in range(num_classes)]
         task = get_architecture(name).task  # an autoencoder: no head, no labels

@@ -202,7 +202,9 @@ def import_torchxrayvision(
             thresholds = dict(entry["op_threshs"])
         elif isinstance(attributes.get("op_threshs"), torch.Tensor):
             values = attributes["op_threshs"].tolist()
-            thresholds = {lab: float(t) for lab, t in zip(head, values) if lab and t == t}
+            if len(values) != len(head):  # one threshold per output: a mismatch is the wrong label list
+                raise WeightsError(f"{path}: the file holds {len(values)} thresholds for {len(head)} labels")
+            thresholds = {lab: float(t) for lab, t in zip(head, values, strict=True) if lab and t == t}
         else:
             thresholds = {}
     card = ModelCard(

@@ -18,7 +18,20 @@ from ..errors import InvalidArgument, Unavailable
 from .card import ModelCard
 from .factory import create
 
-__all__ = ["parse_device", "check_device", "load_model"]
+__all__ = ["parse_device", "check_device", "load_model", "card_of"]
+
+
+def card_of(model: nn.Module) -> ModelCard:
+    """The :class:`ModelCard` a module carries as ``.card``.
+
+    Read through here rather than as ``model.card``: a module built elsewhere may carry no
+    card, and ``nn.Module``'s attribute lookup is declared to give a tensor or a submodule,
+    so only the check here says the value is a card.
+    """
+    card = getattr(model, "card", None)
+    if not isinstance(card, ModelCard):
+        raise InvalidArgument("the model has no .card; build it with cxrkit.models.create()")
+    return card
 
 
 def parse_device(device: str | torch.device) -> torch.device:
@@ -46,12 +59,11 @@ def load_model(model: nn.Module | str | None, *, default: str, device: str | tor
     """
     where = check_device(device)
     module = create(model or default) if model is None or isinstance(model, str) else model
-    card = getattr(module, "card", None)
-    if not isinstance(card, ModelCard):
-        raise InvalidArgument("the model has no .card; build it with cxrkit.models.create()")
+    card = card_of(module)
     problem = check(card) if check is not None else None
     if problem:
         raise InvalidArgument(problem)
     if channels_last:
-        return module.to(where, memory_format=torch.channels_last).eval()
+        # two calls: torch declares Module.to(memory_format=...) alone, not with a device
+        return module.to(where).to(memory_format=torch.channels_last).eval()
     return module.to(where).eval()

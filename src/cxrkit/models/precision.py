@@ -33,7 +33,7 @@ _ALIASES = {"32-true": "fp32", "32": "fp32", "bf16-mixed": "bf16", "16-mixed": "
 def cpu_info() -> tuple[str, frozenset[str]]:
     """The CPU's model name and feature flags from ``/proc/cpuinfo`` (``("", {})`` where it
     cannot be read, e.g. not Linux: the flags are then unknown, not absent)."""
-    model, flags = "", frozenset()
+    model, flags = "", frozenset[str]()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name") and not model:

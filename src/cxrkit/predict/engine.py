@@ -129,7 +129,7 @@ def score_group(runner: Runner, group: Sequence[tuple[str, Prepared | None, str 
     done = []
     for i, (name, prepared, error) in enumerate(group):
         error = error or (batch_error if i not in scores else None)
-        fields = {} if error or prepared is None else {**prepared[1], **dict(zip(runner.columns, map(float, scores[i])))}
+        fields = {} if error or prepared is None else {**prepared[1], **dict(zip(runner.columns, map(float, scores[i]), strict=True))}
         done.append((name, fields, error))
     return done
 

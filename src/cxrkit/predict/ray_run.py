@@ -113,7 +113,7 @@ class _ModelActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         group = [(str(name), None if error else (_unpack(x), json.loads(fields)), str(error) or None)
-                 for name, x, fields, error in zip(batch["file"], batch["x"], batch["fields"], batch["error"])]
+                 for name, x, fields, error in zip(batch["file"], batch["x"], batch["fields"], batch["error"], strict=True)]
         scored = score_group(self.runner, group)
         return {"i": batch["i"], "file": batch["file"],
                 "fields": np.array([json.dumps(f, default=_jsonable) for _, f, _ in scored], dtype=object),
@@ -217,7 +217,7 @@ def predict_files_ray(
         waiting: dict[int, tuple[str, str, str]] = {}
         following = 0
         for batch in dataset.iter_batches(batch_format="numpy", batch_size=None, prefetch_batches=2):
-            for i, name, fields, error in zip(batch["i"], batch["file"], batch["fields"], batch["error"]):
+            for i, name, fields, error in zip(batch["i"], batch["file"], batch["fields"], batch["error"], strict=True):
                 if int(i) >= following:  # a row Ray delivered twice (a retried block) is kept once
                     waiting[int(i)] = (str(name), str(fields), str(error))
             rows = []

@@ -16,6 +16,7 @@ puts it back; both are exact (``numpy.rot90``/``flip``, no interpolation).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ ORIENTATIONS = ("upright", "rot90", "rot180", "rot270", "flip", "flip_rot90", "f
 
 DEFAULT_ORIENTATION_MODEL = "resnet18.nih-orientation"
 
+#: an image comes back as the kind it went in: an array or a tensor
+_Image = TypeVar("_Image", np.ndarray, torch.Tensor)
+
 
 def _parts(index: int) -> tuple[int, bool]:
     if not 0 <= index < len(ORIENTATIONS):
@@ -39,22 +43,22 @@ def _parts(index: int) -> tuple[int, bool]:
     return index % 4, index >= 4
 
 
-def apply_orientation(image: np.ndarray | torch.Tensor, index: int) -> np.ndarray | torch.Tensor:
+def apply_orientation(image: _Image, index: int) -> _Image:
     """The upright ``image`` (``..., H, W``) as it looks in orientation ``index``."""
     quarter_turns, mirrored = _parts(index)
     if isinstance(image, torch.Tensor):
-        out = torch.flip(image, dims=(-1,)) if mirrored else image
-        return torch.rot90(out, k=-quarter_turns, dims=(-2, -1))
+        flipped = torch.flip(image, dims=(-1,)) if mirrored else image
+        return torch.rot90(flipped, k=-quarter_turns, dims=(-2, -1))
     out = np.flip(image, axis=-1) if mirrored else image
     return np.ascontiguousarray(np.rot90(out, k=-quarter_turns, axes=(-2, -1)))
 
 
-def undo_orientation(image: np.ndarray | torch.Tensor, index: int) -> np.ndarray | torch.Tensor:
+def undo_orientation(image: _Image, index: int) -> _Image:
     """Inverse of :func:`apply_orientation`: a film found in orientation ``index``, put upright."""
     quarter_turns, mirrored = _parts(index)
     if isinstance(image, torch.Tensor):
-        out = torch.rot90(image, k=quarter_turns, dims=(-2, -1))
-        return torch.flip(out, dims=(-1,)) if mirrored else out
+        turned = torch.rot90(image, k=quarter_turns, dims=(-2, -1))
+        return torch.flip(turned, dims=(-1,)) if mirrored else turned
     out = np.rot90(image, k=quarter_turns, axes=(-2, -1))
     return np.ascontiguousarray(np.flip(out, axis=-1) if mirrored else out)
 

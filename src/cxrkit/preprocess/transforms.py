@@ -112,7 +112,7 @@ def _set_boxes(sample: dict[str, Any], boxes: Array, shape: Sequence[int]) -> No
     keep = box_areas(boxes) > 0
     sample["boxes"] = boxes[keep]
     if sample.get("box_labels") is not None:
-        sample["box_labels"] = tuple(label for label, k in zip(sample["box_labels"], keep) if k)
+        sample["box_labels"] = tuple(label for label, k in zip(sample["box_labels"], keep, strict=True) if k)
 
 
 def center_crop_sample(sample: dict[str, Any]) -> dict[str, Any]:

@@ -69,8 +69,9 @@ def _upload_body(single: bool = False, extra: dict[str, Any] | None = None) -> d
 def _token_check(token: str) -> Callable[..., Awaitable[None]]:
     bearer = HTTPBearer(auto_error=False, description="The token the server was started with.")
     expected = token.encode()
+    from_header = Depends(bearer)  # FastAPI reads the dependency from the parameter's default
 
-    async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    async def check(credentials: HTTPAuthorizationCredentials | None = from_header) -> None:
         given = credentials.credentials.encode() if credentials is not None else b""
         if not hmac.compare_digest(given, expected):
             raise Unauthorized("this server needs its access token: send the header 'Authorization: Bearer <token>' "

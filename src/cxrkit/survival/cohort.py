@@ -110,7 +110,7 @@ def validate_cohort(frame: pd.DataFrame, *, time: str, event: str, predicted_age
     raw_cov = {c: frame[c] for c in covariates}
 
     absent = pd.Series(False, index=frame.index)
-    for name, values in [*numeric.items(), *raw_cov.items()]:
+    for values in [*numeric.values(), *raw_cov.values()]:
         absent |= values.isna()
     n_dropped = 0
     if absent.any():

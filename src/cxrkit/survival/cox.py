@@ -16,6 +16,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ from scipy import stats
 
 from .cohort import Cohort
 from .errors import CoxFitError, SurvivalError
+
+if TYPE_CHECKING:  # lifelines is imported when a model is fitted, not with this module
+    from lifelines import CoxPHFitter
 
 __all__ = [
     "COX_COLUMNS",
@@ -55,7 +59,7 @@ class CoxModel:
 
     name: str
     terms: tuple[str, ...]
-    fitter: object  # lifelines.CoxPHFitter
+    fitter: CoxPHFitter
     ph_test: pd.DataFrame  # term, test_statistic, p
     warnings: tuple[str, ...] = ()
 
@@ -77,7 +81,7 @@ class CoxResults:
 
 def model_terms(cohort: Cohort) -> dict[str, tuple[str, ...]]:
     """The models fitted, by name. Without covariates, ``age_adjusted`` is just ``age`` and is not repeated."""
-    terms = {CXR_AGE: (cohort.predicted_age,), AGE: (cohort.age,)}
+    terms: dict[str, tuple[str, ...]] = {CXR_AGE: (cohort.predicted_age,), AGE: (cohort.age,)}
     if cohort.design:
         terms[AGE_ADJUSTED] = (cohort.age, *cohort.design)
     terms[CXR_AGE_ADJUSTED] = (cohort.predicted_age, cohort.age, *cohort.design)

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .cohort import Cohort
+
+if TYPE_CHECKING:  # lifelines is imported when curves are fitted, not with this module
+    from lifelines import KaplanMeierFitter
 
 __all__ = ["KaplanMeier", "quartile_groups", "kaplan_meier_by_quartile", "plot_kaplan_meier"]
 
@@ -28,7 +32,7 @@ GROUPS = ("Q1", "Q2", "Q3", "Q4")
 class KaplanMeier:
     """Curves (one lifelines fitter per quartile), group summary, at-risk table, log-rank test."""
 
-    fitters: dict[str, object]
+    fitters: dict[str, KaplanMeierFitter]
     groups: pd.DataFrame  # group, cxr_age_min, cxr_age_max, n, events, median_survival
     at_risk: pd.DataFrame  # group, then one column per time point
     times: tuple[float, ...]
@@ -95,7 +99,7 @@ def plot_kaplan_meier(km: KaplanMeier, path: str | Path, *, title: str = "Surviv
     ax, table_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [4, 1.1]}, sharex=True)
     colors = ("C2", "C0", "C1", "C3")  # young -> old: green, blue, orange, red
     ranges = km.groups.set_index("group")
-    for color, (name, fitter) in zip(colors, km.fitters.items()):
+    for color, (name, fitter) in zip(colors, km.fitters.items(), strict=True):
         sf = fitter.survival_function_.iloc[:, 0]
         ci = fitter.confidence_interval_
         label = f"{name} (CXR-Age {ranges.loc[name, 'cxr_age_min']:.0f}–{ranges.loc[name, 'cxr_age_max']:.0f})"
@@ -110,9 +114,9 @@ def plot_kaplan_meier(km: KaplanMeier, path: str | Path, *, title: str = "Surviv
     table_ax.set_xlim(-0.06 * x_max, x_max * 1.04)  # room left of 0 for the first count
     table_ax.set_ylim(-0.5, len(km.fitters) - 0.5)
     table_ax.set_yticks(range(len(km.fitters)), list(reversed(list(km.fitters))))
-    for i, (color, row) in enumerate(zip(colors, km.at_risk.itertuples(index=False))):
+    for i, (color, row) in enumerate(zip(colors, km.at_risk.itertuples(index=False), strict=True)):
         y = len(km.fitters) - 1 - i
-        for x, count in zip(km.times, row[1:]):
+        for x, count in zip(km.times, row[1:], strict=True):
             table_ax.text(x, y, str(count), ha="center", va="center", fontsize="small", color=color)
     for side in ("top", "right", "left"):
         table_ax.spines[side].set_visible(False)

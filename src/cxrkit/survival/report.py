@@ -44,7 +44,7 @@ def _markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     is_p = [str(c) == "p" for c in frame.columns]
-    body = ["| " + " | ".join(_fmt_p(float(v)) if p else _fmt(v, digits) for v, p in zip(row, is_p)) + " |"
+    body = ["| " + " | ".join(_fmt_p(float(v)) if p else _fmt(v, digits) for v, p in zip(row, is_p, strict=True)) + " |"
             for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body])
 

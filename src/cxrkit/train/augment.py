@@ -135,7 +135,7 @@ class Augment:
             keep = ((boxes[:, 2] - boxes[:, 0]) > 0) & ((boxes[:, 3] - boxes[:, 1]) > 0)
             out["boxes"] = boxes[keep]
             if sample.get("box_labels") is not None:
-                out["box_labels"] = tuple(label for label, k in zip(sample["box_labels"], keep.tolist()) if k)
+                out["box_labels"] = tuple(label for label, k in zip(sample["box_labels"], keep.tolist(), strict=True) if k)
         return out
 
     def __repr__(self) -> str:

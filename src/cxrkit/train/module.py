@@ -155,7 +155,7 @@ class CxrModule(pl.LightningModule):
             aucs = auc_per_label(truth, probs.numpy())
             finite = [a for a in aucs if math.isfinite(a)]
             metrics["val_auc"] = float(np.mean(finite)) if finite else float("nan")
-            for name, value in zip(self.label_names, aucs):
+            for name, value in zip(self.label_names, aucs, strict=True):
                 if math.isfinite(value):
                     self.log(f"val_auc/{name}", value, sync_dist=False)
         if self.trainer.world_size > 1:

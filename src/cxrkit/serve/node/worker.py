@@ -36,7 +36,7 @@ class Reporter:
             if stop is not None and stop.is_set():
                 break
             group = films[start:start + self.batch_size]
-            for film, row in zip(group, predict_files(group, self.runner, batch_size=self.batch_size)):
+            for film, row in zip(group, predict_files(group, self.runner, batch_size=self.batch_size), strict=True):
                 if row["status"] == "ok":
                     cell = self.reports.cell(row)
                     if cell.startswith("not written"):
