@@ -27,10 +27,10 @@ from torch import nn
 
 from ..errors import CxrkitError
 from ..io import XrayImage
-from ..models import DEFAULT_MODEL, ModelCard, load_model
+from ..models import DEFAULT_MODEL, ModelCard, card_of, load_model
 from ..models.precision import resolve_precision
 from ..predict.backends import make_backend
-from ..predict.contract import card_of, encoder_of, features_of
+from ..predict.contract import encoder_of, features_of
 from ..predict.engine import predict_files
 from ..predict.predictor import as_tensor
 from ..preprocess import FilmSteps, model_input

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from ..io import XrayImage, read_image
-from ..models import DEFAULT_MODEL, load_model
-from ..predict.contract import card_of
+from ..models import DEFAULT_MODEL, card_of, load_model
 from ..preprocess import FilmSteps, crop_box, model_input
 from . import attributions, cams
 from ._model import frozen, head_order_scores

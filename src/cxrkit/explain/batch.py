@@ -21,7 +21,7 @@ from torch import nn
 
 from .._atomic import atomic_path, remove_temporaries
 from ..io import XrayImage, read_image
-from ..predict.contract import card_of
+from ..models import card_of
 from ..preprocess import FilmSteps
 from .api import METHODS, check_method, explain, prepare_film, ready_model
 from .errors import ExplainError, UnknownMethod

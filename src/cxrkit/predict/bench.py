@@ -30,9 +30,8 @@ import torch
 from torch import nn
 
 from ..errors import CxrkitError
-from ..models import DEFAULT_MODEL, load_model
+from ..models import DEFAULT_MODEL, card_of, load_model
 from ..models.precision import cpu_info
-from .contract import card_of
 from .engine import predict_files
 from .inputs import readable_inputs
 from .predictor import Predictor

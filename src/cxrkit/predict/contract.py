@@ -15,9 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgument
-from ..models.card import ModelCard
 
-__all__ = ["Encoder", "FeatureModel", "HasClassifier", "card_of", "classifier_of", "encoder_of", "features_of"]
+__all__ = ["Encoder", "FeatureModel", "HasClassifier", "classifier_of", "encoder_of", "features_of"]
 
 
 @runtime_checkable
@@ -41,14 +40,6 @@ class Encoder(Protocol):
     """An autoencoder's encoder half: films to latent codes."""
 
     def encode(self, x: torch.Tensor) -> torch.Tensor: ...
-
-
-def card_of(model: nn.Module) -> ModelCard:
-    """The :class:`ModelCard` a loaded model carries as ``.card``."""
-    card = getattr(model, "card", None)
-    if not isinstance(card, ModelCard):
-        raise InvalidArgument("the model has no .card; build it with cxrkit.models.create()")
-    return card
 
 
 def features_of(model: nn.Module) -> FeatureModel:

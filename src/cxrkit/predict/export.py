@@ -31,9 +31,8 @@ from torch import nn
 from .. import __version__
 from .._atomic import write_bytes_atomic
 from ..errors import ExportMismatch, MissingDependency, OutputError, WeightsError
-from ..models import DEFAULT_MODEL, ModelCard, activate, load_model
+from ..models import DEFAULT_MODEL, ModelCard, activate, card_of, load_model
 from ..models.calibration import ACTIVATIONS
-from .contract import card_of
 from .inputs import readable_inputs
 
 __all__ = ["ExportMismatch", "OnnxExport", "export_onnx", "onnx_bytes", "onnx_metadata", "card_from_metadata",

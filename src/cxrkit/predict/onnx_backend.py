@@ -25,8 +25,7 @@ from torch import nn
 from .. import __version__
 from .._atomic import write_bytes_atomic
 from ..errors import InvalidArgument, MissingFile, Unavailable, WeightsError
-from ..models import ModelCard, cache_dir
-from .contract import card_of
+from ..models import ModelCard, cache_dir, card_of
 from .export import (
     INPUT_NAME,
     OPSET,

@@ -19,11 +19,10 @@ from torch import nn
 
 from ..io import XrayImage
 from ..labels import PATHOLOGIES
-from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points, threshold_vector
+from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points, card_of, threshold_vector
 from ..models.precision import PRECISIONS
 from ..preprocess import FilmSteps, model_input
 from .backends import load_with_backend
-from .contract import card_of
 
 __all__ = ["Predictor", "PRECISIONS", "as_tensor"]
 

@@ -15,9 +15,8 @@ from torch import nn
 
 from .. import __version__
 from ..age import AgeEstimator
-from ..models import ModelCard, create, load_model
+from ..models import ModelCard, card_of, create, load_model
 from ..predict import Predictor
-from ..predict.contract import card_of
 from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
 from .config import ServeConfig
 from .errors import NotLoaded

@@ -30,8 +30,8 @@ from ..age import AgeEstimate
 from ..errors import CxrkitError
 from ..explain import explain, render_overlay
 from ..io import XrayImage
+from ..models import card_of
 from ..predict import PredictionSummary, Runner, error_reason, output_columns
-from ..predict.contract import card_of
 from ..predict.engine import Prepared, score_group
 from ..preprocess import resize, to_uint8
 from .config import ServeConfig
