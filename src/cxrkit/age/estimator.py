@@ -85,13 +85,13 @@ class AgeEstimator:
     any); ``predict_batch`` maps ``(N, V, 1, S, S)`` views to ``(cxr_age, cxr_age_sd)`` rows.
     Inference runs in eval mode without randomness, so the same film gives the same age on
     the same machine; ``precision`` is as for :class:`~cxrkit.predict.Predictor` (``fp32``
-    for the reference numbers, ``auto`` uses bf16 where it is native).
+    for the reference numbers, ``auto`` uses bf16 where it is native); ``film`` as for the predictor.
     """
 
     columns = ["cxr_age", "cxr_age_sd"]
 
     def __init__(self, model: nn.Module | str | None = None, *, tta: bool = False, device: str = "cpu",
-                 precision: str = "auto", backend: str = "torch"):
+                 precision: str = "auto", backend: str = "torch", film: FilmSteps | None = None):
         self.model, self.backend = load_with_backend(model, default=DEFAULT_AGE_MODEL, device=device,
                                                      precision=precision, backend=backend, check=_age_model_problem)
         self.card = self.model.card
@@ -100,7 +100,7 @@ class AgeEstimator:
         self.precision = self.backend.precision
         self.tta = tta
         self.input_size = self.card.input_size
-        self.film = FilmSteps()  # clean-up and orientation fix before the views are cut
+        self.film = film if film is not None else FilmSteps()  # clean-up and orientation fix before the views are cut
 
     def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
         """Views of one decoded film, and the row fields it carries (the header's age, orientation)."""

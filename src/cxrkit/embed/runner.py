@@ -69,10 +69,14 @@ def _layer_problem(model: nn.Module, layer: str) -> str | None:
 
 
 class Embedder:
-    """One vector per film from a model's ``features`` or ``latent`` layer; a runner for the batch engine."""
+    """One vector per film from a model's ``features`` or ``latent`` layer; a runner for the batch engine.
+
+    ``film`` is the clean-up and orientation fix applied before embedding (default: none); it is
+    recorded in :meth:`metadata`, so a search prepares its queries the same way.
+    """
 
     def __init__(self, model: nn.Module | str | None = None, *, layer: str = "features", device: str = "cpu",
-                 precision: str = "auto"):
+                 precision: str = "auto", film: FilmSteps | None = None):
         resolve_precision(precision, device)  # a bad name fails before seconds of model loading
         self.model = load_model(model, default=DEFAULT_MODEL, device=device)
         problem = _layer_problem(self.model, layer)
@@ -87,7 +91,7 @@ class Embedder:
         #: one column per vector component (the engine's score columns)
         self.columns = vector_columns(self.dim)
         #: clean-up and orientation fix before embedding (see :class:`cxrkit.preprocess.FilmSteps`)
-        self.film = FilmSteps()
+        self.film = film if film is not None else FilmSteps()
 
     def _dim(self) -> int:
         if self.layer == "latent" and hasattr(self.model, "latent_shape"):

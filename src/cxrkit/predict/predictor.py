@@ -52,7 +52,8 @@ class Predictor:
     move by < 0.01 in probability) and fp32 elsewhere; ``fp32`` gives the reference numbers.
     ``calibrate=True`` applies the card's operating thresholds (TorchXRayVision ``op_norm``
     semantics) when it has any. ``backend`` names the runtime of the forward pass
-    (:data:`cxrkit.predict.backends.BACKENDS`).
+    (:data:`cxrkit.predict.backends.BACKENDS`). ``film`` is the clean-up and orientation fix
+    applied to each film before scoring (default: none, :class:`~cxrkit.preprocess.FilmSteps`).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class Predictor:
         precision: str = "auto",
         calibrate: bool = True,
         backend: str = "torch",
+        film: FilmSteps | None = None,
     ):
         self.model, self.backend = load_with_backend(model, default=DEFAULT_MODEL, device=device,
                                                      precision=precision, backend=backend, check=_scores_problem)
@@ -79,7 +81,7 @@ class Predictor:
         where = {label: i for i, label in enumerate(head) if label}
         self._head_index = torch.tensor([where.get(c, -1) for c in self.columns], dtype=torch.long)
         #: clean-up and orientation fix before scoring (see :class:`cxrkit.preprocess.FilmSteps`)
-        self.film = FilmSteps()
+        self.film = film if film is not None else FilmSteps()
         self._thresholds = None
         if calibrate and card.task == "multilabel" and card.thresholds:
             self._thresholds = threshold_vector(head, card.thresholds).to(self.device)
