@@ -73,3 +73,13 @@ def test_a_runner_declares_its_film_steps():
 
     assert not isinstance(Bare(), Runner)
     assert isinstance(Declared(), Runner) and output_columns(Declared()) == ["x"]
+
+
+def test_the_runners_share_one_set_up(tiny_model_file, age_file):
+    from cxrkit.predict.model_runner import ModelRunner
+
+    for runner in _runners(tiny_model_file, age_file, None):
+        assert isinstance(runner, ModelRunner)
+        assert runner.device == torch.device("cpu") and runner.precision == "fp32"
+        assert runner.input_size == runner.card.input_size == runner.model.card.input_size
+        assert runner.card.name in ("densenet121.test-tiny", "resnet18.test-age")

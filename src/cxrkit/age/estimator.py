@@ -21,7 +21,7 @@ from torch import nn
 
 from ..io import XrayImage, read_image
 from ..models import ModelCard
-from ..predict.backends import load_with_backend
+from ..predict.model_runner import ModelRunner
 from ..predict.predictor import as_tensor
 from ..preprocess import FilmSteps, center_crop, normalize, resize
 
@@ -77,7 +77,7 @@ def _age_model_problem(card: ModelCard) -> str | None:
            f"{list(card.labels)[:4]}"
 
 
-class AgeEstimator:
+class AgeEstimator(ModelRunner):
     """An age model ready for batched inference: a :class:`~cxrkit.predict.Runner` that
     :func:`cxrkit.predict.predict_files` drives.
 
@@ -92,15 +92,9 @@ class AgeEstimator:
 
     def __init__(self, model: nn.Module | str | None = None, *, tta: bool = False, device: str = "cpu",
                  precision: str = "auto", backend: str = "torch", film: FilmSteps | None = None):
-        self.model, self.backend = load_with_backend(model, default=DEFAULT_AGE_MODEL, device=device,
-                                                     precision=precision, backend=backend, check=_age_model_problem)
-        self.card = self.model.card
-        self.device = self.backend.device
-        #: the precision the backend runs (``auto`` resolved)
-        self.precision = self.backend.precision
+        super().__init__(model, default=DEFAULT_AGE_MODEL, device=device, precision=precision, backend=backend,
+                         check=_age_model_problem, film=film)  # the film steps run before the views are cut
         self.tta = tta
-        self.input_size = self.card.input_size
-        self.film = film if film is not None else FilmSteps()  # clean-up and orientation fix before the views are cut
 
     def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
         """Views of one decoded film, and the row fields it carries (the header's age, orientation)."""
