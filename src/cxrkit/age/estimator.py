@@ -23,7 +23,7 @@ from ..io import XrayImage, read_image
 from ..models import ModelCard
 from ..predict.model_runner import ModelRunner
 from ..predict.predictor import as_tensor
-from ..preprocess import FilmSteps, center_crop, normalize, resize
+from ..preprocess import FilmSteps, center_crop, model_input, normalize, resize
 
 __all__ = ["AgeEstimator", "AgeEstimate", "tta_views", "DEFAULT_AGE_MODEL", "TTA_ZOOM", "TTA_BLEND", "TTA_VIEWS"]
 
@@ -40,19 +40,24 @@ def tta_views(pixels: np.ndarray, maxval: float, size: int, tta: bool = True) ->
     centre square at the top (``j & 1 == 0``) or bottom row, left (``j & 2 == 0``) or right
     column, mirrored left-right when ``j & 4``. With ``tta=False`` only the plain view.
     """
+    plain = model_input(pixels, maxval, size)
+    return np.stack([plain, *_zooms(pixels, maxval, size)] if tta else [plain]).astype(np.float32, copy=False)
+
+
+def _zooms(pixels: np.ndarray, maxval: float, size: int) -> list[np.ndarray]:
+    """The eight ``(1, size, size)`` corner zooms of :func:`tta_views`, cut from the film's centre square."""
     square = center_crop(pixels)
-    views = [normalize(resize(square, size), maxval)[None]]
-    if tta:
-        n = square.shape[0]
-        side = max(1, int(round(n / TTA_ZOOM)))
-        for j in range(TTA_VIEWS):
-            top = (n - side) if j & 1 else 0
-            left = (n - side) if j & 2 else 0
-            view = normalize(resize(square[top:top + side, left:left + side], size), maxval)
-            if j & 4:
-                view = view[:, ::-1]
-            views.append(np.ascontiguousarray(view)[None])
-    return np.stack(views).astype(np.float32, copy=False)
+    n = square.shape[0]
+    side = max(1, int(round(n / TTA_ZOOM)))
+    views = []
+    for j in range(TTA_VIEWS):
+        top = (n - side) if j & 1 else 0
+        left = (n - side) if j & 2 else 0
+        view = normalize(resize(square[top:top + side, left:left + side], size), maxval)
+        if j & 4:
+            view = view[:, ::-1]
+        views.append(np.ascontiguousarray(view)[None])
+    return views
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,9 @@ class AgeEstimator(ModelRunner):
         """Views of one decoded film, and the row fields it carries (the header's age, orientation)."""
         pixels, maxval, info = self.film.prepare(image)
         info["chronological_age"] = image.meta.get("patient_age")
-        return tta_views(pixels, maxval, self.input_size, self.tta), info
+        plain = self.transform(pixels, maxval)  # the card's input; the zooms are CXR-Age's own geometry
+        views = [plain, *_zooms(pixels, maxval, self.input_size)] if self.tta else [plain]
+        return np.stack(views).astype(np.float32, copy=False), info
 
     @torch.inference_mode()
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..io import XrayImage
 from ..models import ModelCard
-from ..preprocess import FilmSteps, model_input
+from ..preprocess import FilmSteps, ModelInput
 from .backends import Backend, load_with_backend
 
 __all__ = ["ModelRunner"]
@@ -48,12 +48,14 @@ class ModelRunner:
         #: the precision the backend runs (``auto`` resolved)
         self.precision: str = self.backend.precision
         self.input_size: int = self.card.input_size
+        #: the card's input transform (:meth:`cxrkit.models.ModelCard.transforms`): decoded pixels -> model input
+        self.transform: ModelInput = self.card.transforms()
         #: clean-up and orientation fix before the model (see :class:`cxrkit.preprocess.FilmSteps`)
         self.film: FilmSteps = film if film is not None else FilmSteps()
 
     def preprocess(self, pixels: np.ndarray, maxval: float) -> np.ndarray:
-        """One decoded image -> the model's (1, S, S) float32 input."""
-        return model_input(pixels, maxval, self.input_size)
+        """One decoded image -> the model's (1, S, S) float32 input, as its card prescribes."""
+        return self.transform(pixels, maxval)
 
     def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
         """One decoded film -> (model input, extra row fields), after the :attr:`film` steps."""
