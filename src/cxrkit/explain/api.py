@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..io import XrayImage, read_image
-from ..models import DEFAULT_MODEL, load_model
+from ..models import DEFAULT_MODEL, ModelCard, load_model
 from ..preprocess import FilmSteps, crop_box
 from . import attributions, cams
 from ._model import frozen, head_order_scores
@@ -157,7 +157,7 @@ def explain(
 def _explain(model: nn.Module, scan: XrayImage, label: str | int, method: str, calibrate: bool,
              device: torch.device, options: dict[str, Any]) -> Heatmap:
     """One map of a prepared film with a ready model (options already checked)."""
-    card = model.card
+    card: ModelCard = model.card
     pixels = scan.pixels
     started = time.perf_counter()
     size, crop = int(card.input_size), card.preprocessing.crop
