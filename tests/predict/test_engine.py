@@ -41,6 +41,7 @@ class Brightness:
     and a batch holding a film brighter than ``fail_above`` fails as a whole."""
 
     columns = ["brightness", "double"]
+    film = None  # no film steps
 
     def __init__(self, slow: tuple[str, ...] = (), fail_above: float = math.inf):
         self.slow, self.fail_above = slow, fail_above

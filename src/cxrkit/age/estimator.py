@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from ..io import XrayImage, read_image
-from ..models import ModelCard, card_of
-from ..predict.backends import load_with_backend
+from ..models import ModelCard
+from ..predict.model_runner import ModelRunner
 from ..predict.predictor import as_tensor
-from ..preprocess import FilmSteps, center_crop, normalize, resize
+from ..preprocess import FilmSteps, center_crop, model_input, normalize, resize
 
 __all__ = ["AgeEstimator", "AgeEstimate", "tta_views", "DEFAULT_AGE_MODEL", "TTA_ZOOM", "TTA_BLEND", "TTA_VIEWS"]
 
@@ -40,19 +40,24 @@ def tta_views(pixels: np.ndarray, maxval: float, size: int, tta: bool = True) ->
     centre square at the top (``j & 1 == 0``) or bottom row, left (``j & 2 == 0``) or right
     column, mirrored left-right when ``j & 4``. With ``tta=False`` only the plain view.
     """
+    plain = model_input(pixels, maxval, size)
+    return np.stack([plain, *_zooms(pixels, maxval, size)] if tta else [plain]).astype(np.float32, copy=False)
+
+
+def _zooms(pixels: np.ndarray, maxval: float, size: int) -> list[np.ndarray]:
+    """The eight ``(1, size, size)`` corner zooms of :func:`tta_views`, cut from the film's centre square."""
     square = center_crop(pixels)
-    views = [normalize(resize(square, size), maxval)[None]]
-    if tta:
-        n = square.shape[0]
-        side = max(1, int(round(n / TTA_ZOOM)))
-        for j in range(TTA_VIEWS):
-            top = (n - side) if j & 1 else 0
-            left = (n - side) if j & 2 else 0
-            view = normalize(resize(square[top:top + side, left:left + side], size), maxval)
-            if j & 4:
-                view = view[:, ::-1]
-            views.append(np.ascontiguousarray(view)[None])
-    return np.stack(views).astype(np.float32, copy=False)
+    n = square.shape[0]
+    side = max(1, int(round(n / TTA_ZOOM)))
+    views = []
+    for j in range(TTA_VIEWS):
+        top = (n - side) if j & 1 else 0
+        left = (n - side) if j & 2 else 0
+        view = normalize(resize(square[top:top + side, left:left + side], size), maxval)
+        if j & 4:
+            view = view[:, ::-1]
+        views.append(np.ascontiguousarray(view)[None])
+    return views
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ def _age_model_problem(card: ModelCard) -> str | None:
            f"{list(card.labels)[:4]}"
 
 
-class AgeEstimator:
+class AgeEstimator(ModelRunner):
     """An age model ready for batched inference: a :class:`~cxrkit.predict.Runner` that
     :func:`cxrkit.predict.predict_files` drives.
 
@@ -85,28 +90,24 @@ class AgeEstimator:
     any); ``predict_batch`` maps ``(N, V, 1, S, S)`` views to ``(cxr_age, cxr_age_sd)`` rows.
     Inference runs in eval mode without randomness, so the same film gives the same age on
     the same machine; ``precision`` is as for :class:`~cxrkit.predict.Predictor` (``fp32``
-    for the reference numbers, ``auto`` uses bf16 where it is native).
+    for the reference numbers, ``auto`` uses bf16 where it is native); ``film`` as for the predictor.
     """
 
     columns = ["cxr_age", "cxr_age_sd"]
 
     def __init__(self, model: nn.Module | str | None = None, *, tta: bool = False, device: str = "cpu",
-                 precision: str = "auto", backend: str = "torch"):
-        self.model, self.backend = load_with_backend(model, default=DEFAULT_AGE_MODEL, device=device,
-                                                     precision=precision, backend=backend, check=_age_model_problem)
-        self.card = card_of(self.model)
-        self.device = self.backend.device
-        #: the precision the backend runs (``auto`` resolved)
-        self.precision = self.backend.precision
+                 precision: str = "auto", backend: str = "torch", film: FilmSteps | None = None):
+        super().__init__(model, default=DEFAULT_AGE_MODEL, device=device, precision=precision, backend=backend,
+                         check=_age_model_problem, film=film)  # the film steps run before the views are cut
         self.tta = tta
-        self.input_size = self.card.input_size
-        self.film = FilmSteps()  # clean-up and orientation fix before the views are cut
 
     def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
         """Views of one decoded film, and the row fields it carries (the header's age, orientation)."""
         pixels, maxval, info = self.film.prepare(image)
         info["chronological_age"] = image.meta.get("patient_age")
-        return tta_views(pixels, maxval, self.input_size, self.tta), info
+        plain = self.transform(pixels, maxval)  # the card's input; the zooms are CXR-Age's own geometry
+        views = [plain, *_zooms(pixels, maxval, self.input_size)] if self.tta else [plain]
+        return np.stack(views).astype(np.float32, copy=False), info
 
     @torch.inference_mode()
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:

@@ -51,7 +51,8 @@ def age(
     if saliency is not None and (fix_orientation or clean_film):
         raise CxrkitError("--saliency with --fix-orientation/--clean-film is not supported: the maps would be drawn on "
                           "the film as found, not as scored; run cxr convert first, then cxr age on its PNGs")
-    estimator = AgeEstimator(model, tta=tta, device=device, precision=precision)
+    estimator = AgeEstimator(model, tta=tta, device=device, precision=precision,
+                             film=_options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device))
     files = input_files(paths)
     warn_if_unproven(estimator.card)  # once the inputs are known good: a bad path stays one error line
     known = AgeTable(metadata, metadata_id, metadata_age) if metadata is not None else None
@@ -60,7 +61,6 @@ def age(
         from ..explain import HeatmapWriter
 
         draw = HeatmapWriter(estimator.model, saliency, method=saliency_method, labels="all", device=device)
-    estimator.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
     columns = output_columns(estimator) + ["chronological_age", "age_gap"] + (["saliency"] if draw is not None else [])
 
     def complete(rows: list[dict]) -> None:

@@ -43,8 +43,8 @@ def embed(
     if layer not in LAYERS:
         raise InvalidArgument(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}")
     fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(output.suffix.lower(), "parquet")
-    embedder = Embedder(model, layer=layer, device=device, precision=precision)
-    embedder.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
+    embedder = Embedder(model, layer=layer, device=device, precision=precision,
+                        film=_options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device))
     options = {}
     if fmt == "parquet":
         options = {"vector": embedder.columns, "text": embedder.film.columns, "metadata": embedder.metadata(),

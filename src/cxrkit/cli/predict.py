@@ -65,8 +65,9 @@ def predict(
     if server is not None and (study is None or heatmaps is not None or ood or ray is not None):
         raise CxrkitError("a DICOMweb server needs --study, and runs without --heatmaps, --ood and --ray")
     engine, here = _ray_engine(ray, ray_actors, model, device, precision, calibrate, backend, ood or heatmaps is not None)
+    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here) if server is None else None
     predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
-                          backend=backend)
+                          backend=backend, film=film)
     runtime = f"{predictor.backend.name} {predictor.precision if here == device else precision}"
     if server is not None and study is not None:  # (a server without a study was refused above)
         warn_if_unproven(predictor.card)
@@ -74,7 +75,6 @@ def predict(
                               workers)
     files = input_files(paths)
     warn_if_unproven(predictor.card)  # once the inputs are known good: a bad path stays one error line
-    predictor.film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
     draw = None
     if heatmaps is not None:
         from ..explain import HeatmapWriter

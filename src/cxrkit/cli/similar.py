@@ -36,15 +36,16 @@ def similar(
     meta = found.metadata
     if not meta.get("model") or meta.get("layer") is None:
         raise CxrkitError(f"{index} does not say which model and layer made it; rebuild it with cxr embed")
+    film = meta.get("film") or {}
+    steps = None
+    if film.get("clean") or film.get("orientation_model"):  # prepare the queries as the archive was
+        steps = _options.film_steps(bool(film.get("clean")), bool(film.get("orientation_model")),
+                                    bool(film.get("mirror")), film.get("orientation_model") or "", device)
     embedder = Embedder(model or meta["model"], layer=meta["layer"], device=device,
-                        precision=precision or meta.get("precision", "auto"))
+                        precision=precision or meta.get("precision", "auto"), film=steps)
     if meta.get("weights_sha256") and embedder.card.sha256 != meta["weights_sha256"]:
         raise CxrkitError(f"{index} was built with other weights ({meta['model']}, sha256 {meta['weights_sha256'][:12]}...) "
                           f"than {embedder.card.name}; pass the same --model the index was built with")
-    film = meta.get("film") or {}
-    if film.get("clean") or film.get("orientation_model"):  # prepare the queries as the archive was
-        embedder.film = _options.film_steps(bool(film.get("clean")), bool(film.get("orientation_model")),
-                                            bool(film.get("mirror")), film.get("orientation_model") or "", device)
     vectors = embedder.embed_files(queries)
     names = [str(q) for q in queries]
     exclude = None if include_self else _as_indexed(queries, found.files)

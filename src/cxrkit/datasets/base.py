@@ -100,6 +100,9 @@ class XrayDataset:
         self.root = Path(root) if root is not None else None
         self.files = _resolve_files(spec, self.root, Path(label_file) if label_file else None, files)
         self.size, self.crop, self.transform, self.on_error = size, crop, transform, on_error
+        #: ``(pixels, maxval) -> (1, S, S)`` model input (a model card's ``transforms()``); when set it makes
+        #: the image in place of ``size`` and ``crop`` (boxes and masks still follow those)
+        self.input_transform: Callable[[np.ndarray, float], np.ndarray] | None = None
         self.uncertain = uncertain
         self.skipped = 0
         self.localisation = localiser_for(spec, self.files)  # boxes/masks on samples, when declared
@@ -219,6 +222,8 @@ class XrayDataset:
     def _model_image(self, film: XrayImage) -> np.ndarray:
         from .. import preprocess
 
+        if self.input_transform is not None:
+            return self.input_transform(film.pixels, film.maxval)
         if self.size:
             return preprocess.model_input(film.pixels, film.maxval, self.size, self.crop)
         return preprocess.normalize(film.pixels, film.maxval)[None]

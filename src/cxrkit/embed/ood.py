@@ -32,7 +32,6 @@ from ..models import ModelCard
 from ..models.store import model_dirs
 from ..predict.contract import classifier_of
 from ..predict.predictor import Predictor
-from ..preprocess import model_input
 from .index import unit_vectors
 from .runner import Embedder
 
@@ -164,7 +163,7 @@ class OodPredictor:
         x = self.predictor.preprocess(pixels, maxval)
         if self.shared:
             return x, info
-        return np.concatenate([x.ravel(), model_input(pixels, maxval, self.embedder.input_size).ravel()]), info
+        return np.concatenate([x.ravel(), self.embedder.preprocess(pixels, maxval).ravel()]), info
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         if self.shared:

@@ -26,14 +26,12 @@ import torch
 from torch import nn
 
 from ..errors import CxrkitError
-from ..io import XrayImage
-from ..models import DEFAULT_MODEL, ModelCard, card_of, load_model
-from ..models.precision import resolve_precision
-from ..predict.backends import make_backend
+from ..models import DEFAULT_MODEL, card_of
 from ..predict.contract import encoder_of, features_of
 from ..predict.engine import predict_files
+from ..predict.model_runner import ModelRunner
 from ..predict.predictor import as_tensor
-from ..preprocess import FilmSteps, model_input
+from ..preprocess import FilmSteps
 
 __all__ = ["Embedder", "LAYERS", "vector_columns"]
 
@@ -51,6 +49,14 @@ class _Cut(nn.Module):
     def __init__(self, model: nn.Module, layer: str):
         super().__init__()
         self.model, self.layer = model, layer
+
+    @classmethod
+    def of(cls, model: nn.Module, layer: str) -> _Cut:
+        """``model`` cut at ``layer``, or :class:`~cxrkit.errors.CxrkitError` saying why it cannot be."""
+        problem = _layer_problem(model, layer)
+        if problem:
+            raise CxrkitError(problem)
+        return cls(model, layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layer == "latent":
@@ -70,26 +76,21 @@ def _layer_problem(model: nn.Module, layer: str) -> str | None:
     return None
 
 
-class Embedder:
-    """One vector per film from a model's ``features`` or ``latent`` layer; a runner for the batch engine."""
+class Embedder(ModelRunner):
+    """One vector per film from a model's ``features`` or ``latent`` layer; a runner for the batch engine.
+
+    ``film`` is the clean-up and orientation fix applied before embedding (default: none); it is
+    recorded in :meth:`metadata`, so a search prepares its queries the same way.
+    """
 
     def __init__(self, model: nn.Module | str | None = None, *, layer: str = "features", device: str = "cpu",
-                 precision: str = "auto"):
-        resolve_precision(precision, device)  # a bad name fails before seconds of model loading
-        self.model = load_model(model, default=DEFAULT_MODEL, device=device)
-        problem = _layer_problem(self.model, layer)
-        if problem:
-            raise CxrkitError(problem)
-        self.card: ModelCard = card_of(self.model)
+                 precision: str = "auto", film: FilmSteps | None = None):
+        super().__init__(model, default=DEFAULT_MODEL, device=device, precision=precision, film=film,
+                         forward=lambda loaded: _Cut.of(loaded, layer))
         self.layer = layer
-        self.input_size = self.card.input_size
-        self.backend = make_backend("torch", _Cut(self.model, layer), device, precision)
-        self.precision = self.backend.precision
         self.dim = self._dim()
         #: one column per vector component (the engine's score columns)
         self.columns = vector_columns(self.dim)
-        #: clean-up and orientation fix before embedding (see :class:`cxrkit.preprocess.FilmSteps`)
-        self.film = FilmSteps()
 
     def _dim(self) -> int:
         latent_shape, num_features = getattr(self.model, "latent_shape", None), getattr(self.model, "num_features", None)
@@ -99,11 +100,6 @@ class Embedder:
             return num_features
         probe = torch.zeros(1, 1, self.input_size, self.input_size)
         return int(self.backend(probe).shape[1])
-
-    def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
-        """One decoded film -> (model input, extra row fields), after the :attr:`film` steps."""
-        pixels, maxval, info = self.film.prepare(image)
-        return model_input(pixels, maxval, self.input_size), info
 
     def predict_batch(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         """Vectors ``(N, dim)`` float32 for model inputs ``(N, 1, S, S)``."""

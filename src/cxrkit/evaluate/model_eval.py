@@ -66,6 +66,8 @@ class _ProbeRunner:
         from ..preprocess import model_input
 
         self.predictor, self.kind = predictor, kind
+        #: the predictor's film steps, which its ``prepare`` applies (none for the bare pixel probe)
+        self.film = predictor.film if predictor is not None else None
         if predictor is not None:
             self.prepare = predictor.prepare
         else:  # the pixel probe needs no model: films read as a 224 px model input

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..io import XrayImage, read_image
 from ..models import DEFAULT_MODEL, card_of, load_model
-from ..preprocess import FilmSteps, crop_box, model_input
+from ..preprocess import FilmSteps, crop_box
 from . import attributions, cams
 from ._model import frozen, head_order_scores
 from .errors import ExplainError, UnknownLabel, UnknownMethod
@@ -160,8 +160,8 @@ def _explain(model: nn.Module, scan: XrayImage, label: str | int, method: str, c
     card = card_of(model)
     pixels = scan.pixels
     started = time.perf_counter()
-    size = int(card.input_size)
-    x = torch.from_numpy(np.ascontiguousarray(model_input(pixels, scan.maxval, size)))[None].to(device)
+    size, crop = int(card.input_size), card.preprocessing.crop
+    x = torch.from_numpy(np.ascontiguousarray(card.transforms()(pixels, scan.maxval)))[None].to(device)
 
     def pick(logits: torch.Tensor) -> int:
         return resolve_label(model, label, head_order_scores(model, logits, calibrate)[0])
@@ -201,7 +201,7 @@ def _explain(model: nn.Module, scan: XrayImage, label: str | int, method: str, c
                 )
                 extra["signed"] = True
     score = float(head_order_scores(model, logits[None].cpu(), calibrate)[0, index])
-    array = to_original_geometry(heat, pixels.shape[:2], nearest=method == "lime")
+    array = to_original_geometry(heat, pixels.shape[:2], crop, nearest=method == "lime")
     name = (card.labels[index] if index < len(card.labels) else None) or f"output_{index}"
     meta: dict[str, Any] = {
         "model": card.name,
@@ -212,7 +212,7 @@ def _explain(model: nn.Module, scan: XrayImage, label: str | int, method: str, c
         "calibrated": bool(calibrate and card.thresholds and card.task == "multilabel"),
         "input_size": size,
         "original_shape": tuple(int(v) for v in pixels.shape[:2]),
-        "crop": crop_box(pixels.shape[:2]),
+        "crop": crop_box(pixels.shape[:2]) if crop else None,
         "options": {k: v for k, v in options.items() if k != "segments"},
         "seconds": time.perf_counter() - started,
         **{k: scan.meta[k] for k in ("film", "cleaned") if k in scan.meta},

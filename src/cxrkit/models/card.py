@@ -17,9 +17,10 @@ from typing import Any
 
 from .._atomic import write_text_atomic
 from ..errors import WeightsError
+from ..preprocess import ModelInput
 from .evidence import Evidence, assess
 
-__all__ = ["ModelCard", "NORMALIZATION", "CARD_VERSION"]
+__all__ = ["ModelCard", "InputSpec", "NORMALIZATION", "CARD_VERSION"]
 
 CARD_VERSION = 1
 
@@ -32,9 +33,60 @@ NORMALIZATION: dict[str, Any] = {
     "resize": "area when shrinking, bilinear when enlarging",
 }
 
+#: ``normalization["crop"]`` values and whether they centre-crop: the square TorchXRayVision cuts, or the whole film
+_CROPS = {"center-square": True, "none": False}
+
 _TASKS = ("multilabel", "multiclass", "regression", "reconstruction")
 #: tasks whose output is not a labelled head (an autoencoder's reconstruction): their card lists no labels
 _UNLABELLED_TASKS = ("reconstruction",)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A card's input contract, typed (:attr:`ModelCard.preprocessing`): a ``size`` px square,
+    centre-cropped first when ``crop``, ``channels`` channels of values in ``value_range``.
+
+    The JSON keeps the descriptive ``input_size`` and ``normalization`` keys every card has
+    always had (readable without cxrkit); this is what they mean, checked by
+    :meth:`ModelCard.validate` and built into the model input by :meth:`ModelCard.transforms`.
+    """
+
+    size: int
+    crop: bool = True
+    channels: int = 1
+    value_range: tuple[float, float] = (-1024.0, 1024.0)
+
+    @classmethod
+    def parse(cls, input_size: Any, normalization: Any) -> tuple[InputSpec | None, list[str]]:
+        """The spec the two card fields describe, or None and what is wrong with them."""
+        problems = []
+        if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size <= 0:
+            problems.append(f"input_size must be a positive int, got {input_size!r}")
+        if not isinstance(normalization, dict):
+            return None, [*problems, f"normalization must be a JSON object, got {type(normalization).__name__}"]
+        given = {**NORMALIZATION, **normalization}
+        unknown = sorted(set(normalization) - set(NORMALIZATION))
+        if unknown:
+            problems.append(f"normalization has unknown keys {unknown}")
+        for key in ("formula", "resize"):  # the one recipe model_input implements
+            if given[key] != NORMALIZATION[key]:
+                problems.append(f"normalization {key} {given[key]!r} is not cxrkit's {NORMALIZATION[key]!r}")
+        value_range = given["range"]
+        if not (isinstance(value_range, (list, tuple)) and len(value_range) == 2
+                and [v for v in value_range if isinstance(v, (int, float))] == NORMALIZATION["range"]):
+            problems.append(f"normalization range must be {NORMALIZATION['range']}, got {given['range']!r}")
+        if given["channels"] != 1:
+            problems.append(f"normalization channels must be 1 (grey films), got {given['channels']!r}")
+        if not isinstance(given["crop"], str) or given["crop"] not in _CROPS:
+            problems.append(f"normalization crop must be one of {sorted(_CROPS)}, got {given['crop']!r}")
+        if problems:
+            return None, problems
+        low, high = value_range
+        return cls(input_size, _CROPS[given["crop"]], 1, (float(low), float(high))), []
+
+    def transform(self) -> ModelInput:
+        """The callable that makes this input from decoded pixels: ``(pixels, maxval) -> (1, size, size)`` float32."""
+        return ModelInput(self.size, self.crop)
 
 
 @dataclass
@@ -76,6 +128,19 @@ class ModelCard:
         return [label for label in self.trained_labels if label not in self.thresholds]
 
     @property
+    def preprocessing(self) -> InputSpec:
+        """The typed input contract of ``input_size`` and ``normalization``; :class:`WeightsError` if they are invalid."""
+        spec, problems = InputSpec.parse(self.input_size, self.normalization)
+        if spec is None:
+            raise WeightsError(f"model card {self.name!r} is invalid: " + "; ".join(problems))
+        return spec
+
+    def transforms(self) -> ModelInput:
+        """The model's input transform, ``(pixels, maxval) -> (1, S, S)`` float32, as this card prescribes:
+        what every runner, the explainer and training's validation build a film's input with."""
+        return self.preprocessing.transform()
+
+    @property
     def evidence(self) -> Evidence | None:
         """Whether the model beats a no-skill answer on held-out patients, with the numbers
         (:func:`cxrkit.models.evidence.assess`); None where the card records no such metrics."""
@@ -96,8 +161,7 @@ class ModelCard:
         named = [label for label in self.labels if label]
         if len(set(named)) != len(named):
             problems.append("duplicate labels")
-        if not isinstance(self.input_size, int) or self.input_size <= 0:
-            problems.append(f"input_size must be a positive int, got {self.input_size!r}")
+        problems += InputSpec.parse(self.input_size, self.normalization)[1]
         for label, value in self.thresholds.items():
             if label not in named:
                 problems.append(f"threshold for {label!r}, which is not a trained label")

@@ -159,10 +159,13 @@ def make_backend(name: str, model: nn.Module, device: str | torch.device = "cpu"
 
 def load_with_backend(model: nn.Module | str | None, *, default: str, device: str | torch.device = "cpu",
                       precision: str = "auto", backend: str = "torch",
-                      check: Callable[[ModelCard], str | None] | None = None) -> tuple[nn.Module, Backend]:
+                      check: Callable[[ModelCard], str | None] | None = None,
+                      forward: Callable[[nn.Module], nn.Module] | None = None) -> tuple[nn.Module, Backend]:
     """A runner's set-up in one call: the model (:func:`cxrkit.models.load_model`) and its backend.
 
     The precision name is checked first, so a typo fails before seconds of model loading.
+    ``forward(model)``, when given, is the module the backend runs instead of the whole model
+    (an embedder's network cut at a layer); it may raise to refuse the model.
     """
     resolve_precision(precision, device)
     if isinstance(model, str) and model.lower().endswith(".onnx"):
@@ -174,4 +177,4 @@ def load_with_backend(model: nn.Module | str | None, *, default: str, device: st
         model = load_onnx(model, device=device)
         backend = "onnx"
     module = load_model(model, default=default, device=device, check=check)  # the backend picks the memory layout
-    return module, make_backend(backend, module, device, precision)
+    return module, make_backend(backend, module if forward is None else forward(module), device, precision)

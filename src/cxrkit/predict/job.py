@@ -46,10 +46,10 @@ class Progress(Protocol):
 
 
 def output_columns(job: Runner | FileTask) -> list[str]:
-    """A job's columns after ``file, status, error``: its film steps' columns (orientation,
-    when it has :class:`~cxrkit.preprocess.FilmSteps` as ``film``), then its own."""
-    film = getattr(job, "film", None)
-    return [*getattr(film, "columns", []), *job.columns]
+    """A job's columns after ``file, status, error``: a runner's :attr:`~Runner.film` steps' columns
+    (orientation, when on), then its own (a file task's own columns say everything)."""
+    film = job.film if isinstance(job, Runner) else None
+    return [*(film.columns if film is not None else []), *job.columns]
 
 
 def run_files(

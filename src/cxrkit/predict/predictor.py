@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..io import XrayImage
 from ..labels import PATHOLOGIES
-from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points, card_of, threshold_vector
+from ..models import DEFAULT_MODEL, ModelCard, activate, apply_operating_points, threshold_vector
 from ..models.precision import PRECISIONS
-from ..preprocess import FilmSteps, model_input
-from .backends import load_with_backend
+from ..preprocess import FilmSteps
+from .model_runner import ModelRunner
 
 __all__ = ["Predictor", "PRECISIONS", "as_tensor"]
 
@@ -44,7 +42,7 @@ def _scores_problem(card: ModelCard) -> str | None:
     return f"{card.name} is a {card.task} model with no labels to score; use it to embed or reconstruct films"
 
 
-class Predictor:
+class Predictor(ModelRunner):
     """Wraps a model with its card for batched, calibrated inference; a :class:`~cxrkit.predict.Runner`.
 
     ``precision`` is one of :data:`PRECISIONS`: ``auto`` (default) runs bf16 where the
@@ -52,7 +50,8 @@ class Predictor:
     move by < 0.01 in probability) and fp32 elsewhere; ``fp32`` gives the reference numbers.
     ``calibrate=True`` applies the card's operating thresholds (TorchXRayVision ``op_norm``
     semantics) when it has any. ``backend`` names the runtime of the forward pass
-    (:data:`cxrkit.predict.backends.BACKENDS`).
+    (:data:`cxrkit.predict.backends.BACKENDS`). ``film`` is the clean-up and orientation fix
+    applied to each film before scoring (default: none, :class:`~cxrkit.preprocess.FilmSteps`).
     """
 
     def __init__(
@@ -63,23 +62,17 @@ class Predictor:
         precision: str = "auto",
         calibrate: bool = True,
         backend: str = "torch",
+        film: FilmSteps | None = None,
     ):
-        self.model, self.backend = load_with_backend(model, default=DEFAULT_MODEL, device=device,
-                                                     precision=precision, backend=backend, check=_scores_problem)
-        card = card_of(self.model)
-        self.card = card
-        self.device = self.backend.device
-        #: the precision the backend runs (``auto`` resolved)
-        self.precision = self.backend.precision
-        self.input_size = card.input_size
+        super().__init__(model, default=DEFAULT_MODEL, device=device, precision=precision, backend=backend,
+                         check=_scores_problem, film=film)
+        card = self.card
         head = list(card.labels)
         extras = [label for label in card.trained_labels if label not in PATHOLOGIES]
         #: output columns: the 18 standard labels, then any labels outside the vocabulary
         self.columns: list[str] = list(PATHOLOGIES) + extras
         where = {label: i for i, label in enumerate(head) if label}
         self._head_index = torch.tensor([where.get(c, -1) for c in self.columns], dtype=torch.long)
-        #: clean-up and orientation fix before scoring (see :class:`cxrkit.preprocess.FilmSteps`)
-        self.film = FilmSteps()
         self._thresholds = None
         if calibrate and card.task == "multilabel" and card.thresholds:
             self._thresholds = threshold_vector(head, card.thresholds).to(self.device)
@@ -90,15 +83,6 @@ class Predictor:
     @property
     def calibrated(self) -> bool:
         return self._thresholds is not None
-
-    def preprocess(self, pixels: np.ndarray, maxval: float) -> np.ndarray:
-        """One decoded image -> the model's (1, S, S) float32 input."""
-        return model_input(pixels, maxval, self.input_size)
-
-    def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
-        """One decoded film -> (model input, extra row fields), after the :attr:`film` steps."""
-        pixels, maxval, info = self.film.prepare(image)
-        return self.preprocess(pixels, maxval), info
 
     def logits(self, batch: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.Tensor:
         """Raw float32 logits ``(N, outputs)`` in head order, on :attr:`device` (no activation, no calibration)."""

@@ -3,8 +3,8 @@
 A runner is what turns films into score columns in batches: ``Predictor`` (pathologies),
 ``AgeEstimator`` (CXR-Age), the shortcut probe's feature extractor, an embedder. The
 engine reads every film once, in threads, hands it to ``prepare``, stacks the prepared
-inputs and calls ``predict_batch``; so a new model kind writes those three members and
-gets read-ahead, error rows, ordered resumable output and the server for free.
+inputs and calls ``predict_batch``; so a new model kind writes those members (and
+``film``, the steps ``prepare`` applies first, or ``None``) and gets read-ahead, error rows, ordered resumable output and the server for free.
 
 A file task is work with nothing to batch (``cxr convert`` writes one PNG per film): the
 engine calls it once per file in its threads, with the same ordering, error rows and
@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..io import XrayImage
+from ..preprocess import FilmSteps
 
 __all__ = ["Runner", "FileTask"]
 
@@ -28,6 +29,9 @@ class Runner(Protocol):
     """A model the engine can drive in batches.
 
     ``columns`` names the values ``predict_batch`` returns for each film, in order.
+    ``film`` is the :class:`~cxrkit.preprocess.FilmSteps` that ``prepare`` applies first
+    (``None`` for a runner that applies none); their columns (orientation) lead the
+    runner's own in the output, so the engine reads them from here rather than guessing.
     ``prepare(image)`` turns one decoded film into the model input and the extra row
     fields it carries (e.g. ``orientation``, ``chronological_age``); it runs in reader
     threads, so it must not touch shared mutable state. ``predict_batch(inputs)`` takes
@@ -38,6 +42,9 @@ class Runner(Protocol):
     """
 
     columns: list[str]
+
+    @property
+    def film(self) -> FilmSteps | None: ...
 
     def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]: ...
 

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgument
-from .transforms import model_input
 
 __all__ = ["ORIENTATIONS", "DEFAULT_ORIENTATION_MODEL", "apply_orientation", "undo_orientation",
            "orientation_accuracy", "Orientation", "OrientationFixer"]
@@ -117,6 +116,7 @@ class OrientationFixer:
             raise InvalidArgument(f"not an orientation model: its labels must be {list(ORIENTATIONS)}, got {got}")
         self.model = model.eval()
         self.input_size = card.input_size
+        self.transform = card.transforms()  # the card's input recipe (decoded pixels -> model input)
         self.device = next((t.device for t in model.parameters()), torch.device("cpu"))
         self.min_probability = float(min_probability)
         self.mirror = mirror
@@ -124,7 +124,7 @@ class OrientationFixer:
     @torch.inference_mode()
     def probabilities(self, pixels: np.ndarray, maxval: float) -> np.ndarray:
         """Probability of each of :data:`ORIENTATIONS` for one decoded film."""
-        x = torch.from_numpy(model_input(pixels, maxval, self.input_size))[None].to(self.device)
+        x = torch.from_numpy(self.transform(pixels, maxval))[None].to(self.device)
         probs = torch.softmax(self.model(x).float(), dim=1)[0].cpu().numpy()
         if not self.mirror:
             probs[4:] = 0.0

@@ -37,6 +37,7 @@ __all__ = [
     "center_crop_sample",
     "resize_sample",
     "model_input",
+    "ModelInput",
     "inference_transform",
 ]
 
@@ -219,10 +220,30 @@ def model_input(pixels: Array, maxval: float, size: int, crop: bool = True) -> A
     return normalize(small, maxval)[None]
 
 
+class ModelInput:
+    """Callable form of :func:`model_input` for one model: ``(pixels, maxval) -> (1, size, size)`` float32.
+
+    What :meth:`cxrkit.models.ModelCard.transforms` returns, so every runner prepares a film
+    the way the card says; a plain object (not a closure), so a runner holding one can be
+    pickled to worker processes.
+    """
+
+    def __init__(self, size: int, crop: bool = True):
+        self.size, self.crop = int(size), bool(crop)
+
+    def __call__(self, pixels: Array, maxval: float) -> Array:
+        return model_input(pixels, maxval, self.size, self.crop)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelInput) and (self.size, self.crop) == (other.size, other.crop)
+
+    def __hash__(self) -> int:
+        return hash((self.size, self.crop))
+
+    def __repr__(self) -> str:
+        return f"ModelInput(size={self.size}, crop={self.crop})"
+
+
 def inference_transform(size: int, crop: bool = True) -> Callable[[Array, float], Array]:
     """A reusable ``(pixels, maxval) -> input`` function for a model's input size."""
-
-    def transform(pixels: Array, maxval: float) -> Array:
-        return model_input(pixels, maxval, size, crop)
-
-    return transform
+    return ModelInput(size, crop)

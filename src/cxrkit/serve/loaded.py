@@ -108,8 +108,7 @@ class LoadedModels:
         if key not in self._predictors:
             # the backend `cxr predict` picks by default, so the API's rows stay byte for byte the command's
             predictor = Predictor(model, device=self.config.device, precision=self.config.precision,
-                                  calibrate=calibrate, backend="auto")
-            predictor.film = self.film_steps(fix_orientation)
+                                  calibrate=calibrate, backend="auto", film=self.film_steps(fix_orientation))
             self._predictors[key] = predictor
         return self._predictors[key]
 
@@ -120,8 +119,7 @@ class LoadedModels:
         key = (tta, fix_orientation)
         if key not in self._estimators:
             estimator = AgeEstimator(self.age_model, tta=tta, device=self.config.device,
-                                     precision=self.config.precision)
-            estimator.film = self.film_steps(fix_orientation)
+                                     precision=self.config.precision, film=self.film_steps(fix_orientation))
             self._estimators[key] = estimator
         return self._estimators[key]
 

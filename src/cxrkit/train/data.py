@@ -28,7 +28,7 @@ from ..datasets.splits import (
 from ..preprocess import ORIENTATIONS
 from .augment import Augment
 from .config import ConfigError, DataConfig
-from .data_sets import EpochSampler, ImageSet, OrientationSet, Targets
+from .data_sets import EpochSampler, ImageSet, OrientationSet, Targets, card_input
 
 __all__ = ["build_dataset", "split_train_valid", "group_column", "mask_labels", "sampler_weights", "Targets", "make_targets", "ImageSet", "OrientationSet", "EpochSampler", "XrayDataModule"]
 
@@ -45,6 +45,7 @@ def build_dataset(cfg: DataConfig, size: int | None = None) -> Any:
         for source in cfg.sources:  # a source inherits the keys it does not set from data:
             part = _single(cfg.model_copy(update={"sources": [], "max_images": None, "labels": None, **source}))
             part.size = size
+            part.input_transform = card_input(size) if size else None
             parts.append(part)
         merged = merge(parts, labels=cfg.labels or "union")
         return merged.subset(np.arange(len(merged))[: cfg.max_images])

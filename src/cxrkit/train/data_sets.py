@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..datasets import XrayDataset
-from ..preprocess import ORIENTATIONS, apply_orientation
+from ..models.card import InputSpec
+from ..preprocess import ORIENTATIONS, ModelInput, apply_orientation
 from .augment import Augment
 
 __all__ = ["Targets", "ImageSet", "OrientationSet", "EpochSampler"]
@@ -32,6 +33,12 @@ class Targets:
     keep: np.ndarray  # rows of the split that have a usable target
 
 
+def card_input(size: int) -> ModelInput:
+    """The input transform of the card training writes (``input_size=size``, the standard normalization):
+    training and validation images are made as the finished model's runners will make them."""
+    return InputSpec(size=size).transform()
+
+
 class ImageSet(Dataset):
     """Images of one split with their targets; optionally cached in memory once, as float16."""
 
@@ -40,6 +47,7 @@ class ImageSet(Dataset):
         self.dataset = dataset.subset(np.flatnonzero(targets.keep))
         if isinstance(self.dataset, XrayDataset):
             self.dataset.size = size
+            self.dataset.input_transform = card_input(size)
         self.targets = targets.values
         self.size = size
         self.augment = augment

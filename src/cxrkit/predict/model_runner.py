@@ -1,0 +1,63 @@
+"""What every model runner sets up the same way: model, backend, card, device, precision, input transform, film steps.
+
+:class:`~cxrkit.predict.Predictor`, :class:`~cxrkit.age.AgeEstimator` and
+:class:`~cxrkit.embed.Embedder` differ in what they make of the network's output, not in
+how a film reaches it. :class:`ModelRunner` holds that common part, so a fix to loading,
+precision or preprocessing lands in every runner at once, and a new runner writes only
+its columns and ``predict_batch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..io import XrayImage
+from ..models import ModelCard, card_of
+from ..preprocess import FilmSteps, ModelInput
+from .backends import Backend, load_with_backend
+
+__all__ = ["ModelRunner"]
+
+
+class ModelRunner:
+    """A loaded model on its backend, with its card, the film steps before it and its input transform.
+
+    ``model`` is a loaded module, a registry name or weight file (``default`` when None);
+    ``device``, ``precision`` and ``backend`` are as for :func:`~cxrkit.predict.backends.load_with_backend`,
+    as are ``check`` (a card the runner cannot use is refused before the backend is built)
+    and ``forward`` (the part of the model the backend runs). ``film`` is the clean-up and
+    orientation fix applied to each film before the model (default: none).
+    """
+
+    columns: list[str]
+
+    def __init__(self, model: nn.Module | str | None, *, default: str, device: str = "cpu", precision: str = "auto",
+                 backend: str = "torch", check: Callable[[ModelCard], str | None] | None = None,
+                 forward: Callable[[nn.Module], nn.Module] | None = None, film: FilmSteps | None = None):
+        self.model: nn.Module
+        self.backend: Backend
+        self.model, self.backend = load_with_backend(model, default=default, device=device, precision=precision,
+                                                     backend=backend, check=check, forward=forward)
+        self.card: ModelCard = card_of(self.model)
+        self.device: torch.device = self.backend.device
+        #: the precision the backend runs (``auto`` resolved)
+        self.precision: str = self.backend.precision
+        self.input_size: int = self.card.input_size
+        #: the card's input transform (:meth:`cxrkit.models.ModelCard.transforms`): decoded pixels -> model input
+        self.transform: ModelInput = self.card.transforms()
+        #: clean-up and orientation fix before the model (see :class:`cxrkit.preprocess.FilmSteps`)
+        self.film: FilmSteps = film if film is not None else FilmSteps()
+
+    def preprocess(self, pixels: np.ndarray, maxval: float) -> np.ndarray:
+        """One decoded image -> the model's (1, S, S) float32 input, as its card prescribes."""
+        return self.transform(pixels, maxval)
+
+    def prepare(self, image: XrayImage) -> tuple[np.ndarray, dict[str, Any]]:
+        """One decoded film -> (model input, extra row fields), after the :attr:`film` steps."""
+        pixels, maxval, info = self.film.prepare(image)
+        return self.preprocess(pixels, maxval), info
