@@ -37,7 +37,7 @@ def similar(
     if not meta.get("model") or meta.get("layer") is None:
         raise CxrkitError(f"{index} does not say which model and layer made it; rebuild it with cxr embed")
     embedder = Embedder(model or meta["model"], layer=meta["layer"], device=device,
-                        precision=precision or meta.get("precision", "auto"))
+                        precision=precision or meta.get("precision", "auto"), trim=float(meta.get("trim") or 0.0))
     if meta.get("weights_sha256") and embedder.card.sha256 != meta["weights_sha256"]:
         raise CxrkitError(f"{index} was built with other weights ({meta['model']}, sha256 {meta['weights_sha256'][:12]}...) "
                           f"than {embedder.card.name}; pass the same --model the index was built with")
