@@ -48,6 +48,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 NIH = REPO.parent / "shared" / "data" / "nih"
 MODEL = "densenet121.nih-demo"
+#: the view cxr embed and cxr datasets duplicates use (cxrkit.embed.RETRIEVAL_TRIM); --trim 0 for the whole film
+TRIM = 0.08
 ALTERATIONS = ("rotation", "crop", "contrast", "noise", "jpeg", "combined", "mirror")
 
 
@@ -107,7 +109,7 @@ def held_out_films() -> tuple[list[Path], list[str]]:
     return files, patients
 
 
-def embed_all(files: list[Path], chosen: np.ndarray, cache: Path | None) -> dict[str, np.ndarray]:
+def embed_all(files: list[Path], chosen: np.ndarray, cache: Path | None, trim: float = TRIM) -> dict[str, np.ndarray]:
     """Vectors of all films, and of the altered copies of the ``chosen`` ones (rows in ``chosen`` order);
     with ``cache`` (a folder), one .npy per set is kept and reused."""
     from cxrkit.embed import Embedder
@@ -121,7 +123,7 @@ def embed_all(files: list[Path], chosen: np.ndarray, cache: Path | None) -> dict
                 found = np.load(stored)
                 vectors[name] = found[chosen] if name != "original" and len(found) == len(files) != len(chosen) else found
                 continue
-            embedder = embedder or Embedder(MODEL, precision="fp32")
+            embedder = embedder or Embedder(MODEL, precision="fp32", trim=trim)
             copies = files if name == "original" else [altered_copy(files[i], name, Path(tmp), seed=int(i)) for i in chosen]
             vectors[name] = embedder.embed_files(copies, batch_size=16)
             print(f"  embedded {len(copies)} films ({name})", flush=True)
@@ -131,7 +133,7 @@ def embed_all(files: list[Path], chosen: np.ndarray, cache: Path | None) -> dict
     return vectors
 
 
-def learning_pairs(files: list[Path], chosen: np.ndarray, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def learning_pairs(files: list[Path], chosen: np.ndarray, cache: Path | None, trim: float = TRIM) -> tuple[np.ndarray, np.ndarray]:
     """Vectors of 48 films that get no benchmark copy and of 4 random alterations each
     (cxrkit.embed.alter, as cxr embed makes them): what the learned transform is fitted on."""
     from cxrkit.embed import Embedder
@@ -144,7 +146,7 @@ def learning_pairs(files: list[Path], chosen: np.ndarray, cache: Path | None) ->
         found = np.load(stored)
         return found["originals"], found["altered"]
     owners, images = altered_inputs([str(files[i]) for i in fit], 4, seed=0)
-    embedder = Embedder(MODEL, precision="fp32")
+    embedder = Embedder(MODEL, precision="fp32", trim=trim)
     altered = np.concatenate([embedder.predict_batch(np.stack([embedder.prepare(im)[0] for im in images[k:k + 16]]))
                               for k in range(0, len(images), 16)])
     originals = fit[np.asarray(owners)]
@@ -236,16 +238,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--copies", type=int, default=100, help="films that get altered copies (seeded draw)")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--trim", type=float, default=TRIM, help="fraction of each side left out of the embedding (0: whole film)")
     args = parser.parse_args()
     if not (NIH / "images").is_dir():
         raise SystemExit(f"needs the NIH sample in {NIH}")
     files, patients = held_out_films()
-    print(f"{len(files)} held-out films of {len(set(patients))} patients; model {MODEL}, fp32")
+    print(f"{len(files)} held-out films of {len(set(patients))} patients; model {MODEL}, fp32, trim {args.trim:g} of each side")
     rng = np.random.default_rng(args.seed)
     n = len(files)
     chosen = np.sort(rng.choice(n, min(args.copies, n), replace=False))  # the films that get altered copies
-    vectors = embed_all(files, chosen, args.cache)
-    pairs = learning_pairs(files, chosen, args.cache)
+    vectors = embed_all(files, chosen, args.cache, args.trim)
+    pairs = learning_pairs(files, chosen, args.cache, args.trim)
     pairs = (vectors["original"][pairs[0]], pairs[1])
     pick = np.sort(rng.choice(len(chosen), 10, replace=False))  # positions in chosen
     small = np.sort(np.r_[chosen[pick], rng.choice(np.setdiff1d(np.arange(n), chosen[pick]), 20, replace=False)])

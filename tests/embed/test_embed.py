@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
-from cxrkit.embed import Embedder, read_embeddings
+from cxrkit.embed import RETRIEVAL_TRIM, Embedder, read_embeddings
 from cxrkit.errors import CxrkitError
 from cxrkit.io import read_image
 from cxrkit.models import create
@@ -44,11 +44,12 @@ def test_cli_writes_one_row_per_file_and_matches_the_model(films, tiny_model_fil
     assert bad["status"] == "error" and bad["error"] and bad["vector"] is None
     meta = json.loads(pq.read_schema(part_files(out)[0]).metadata[METADATA_KEY])
     assert meta["layer"] == "features" and meta["dim"] == 1024 and meta["model"] == "densenet121.test-tiny"
+    assert meta["trim"] == RETRIEVAL_TRIM  # cxr embed makes search tables: the trimmed view
     files, vectors, _ = read_embeddings(out)
     assert vectors.shape == (6, 1024) and vectors.dtype == np.float32 and vectors.flags.c_contiguous
-    # the vectors are the model's pooled features of the same inputs
+    # the vectors are the model's pooled features of the same inputs, seen the same way
     model = create(str(tiny_model_file))
-    embedder = Embedder(model, precision="fp32")
+    embedder = Embedder(model, precision="fp32", trim=meta["trim"])
     expected = embedder.embed_files(files)
     assert np.abs(vectors - expected).max() < 1e-5
     with torch.no_grad():

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
-from cxrkit.embed import Embedder
+from cxrkit.embed import RETRIEVAL_TRIM, Embedder
 from cxrkit.embed.ood import OodDetector, detector_path
 from cxrkit.errors import CxrkitError
 from cxrkit.models import create
@@ -110,7 +110,7 @@ def test_non_chest_inputs_are_flagged_and_chest_films_are_not(shared_data, tmp_p
     metrics = pytest.importorskip("sklearn.metrics")
     reference, validation, test = _patient_disjoint(shared_data, (200, 100, 60))
     non_chest = sorted((shared_data / "dicom").glob("RG[23]_*.dcm")) + _natural_images(tmp_path / "natural")
-    features = ["--model", "resnet18.nih-orientation", "--precision", "fp32"]
+    features = ["--model", "resnet18.nih-orientation", "--precision", "fp32", "--trim", "0"]  # as docs/representations.md
     for name, films in (("ref", reference), ("val", validation)):
         embedded = runner.invoke(app, ["embed", *map(str, films), *features, "-o", str(tmp_path / f"{name}.parquet")])
         assert embedded.exit_code == 0, embedded.output
@@ -127,3 +127,28 @@ def test_non_chest_inputs_are_flagged_and_chest_films_are_not(shared_data, tmp_p
     flagged = np.array([rows[str(f)]["ood"] == "1" for f in test + non_chest])
     assert flagged[len(test):].mean() >= 0.9 and flagged[:len(test)].mean() <= 0.1
     assert all(rows[str(f)]["Effusion"] != "" for f in test)  # the scores are still there
+
+
+def test_a_detector_fitted_on_trimmed_films_scores_trimmed_films(tiny_model_file, example_images, tmp_path):
+    """Tables from cxr embed's search view (8 % of each side left out) fit a detector that remembers
+    the view: predict --ood embeds each film trimmed in a second pass, and the scores are those
+    of the trimmed vectors, not of the whole films the classifier sees."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_file.parent, folder)
+    model_file = folder / tiny_model_file.name
+    model = create(str(model_file))
+    trimmed = Embedder(model, precision="fp32", trim=RETRIEVAL_TRIM).embed_files(example_images)
+    whole = Embedder(model, precision="fp32").embed_files(example_images)
+    assert np.abs(trimmed - whole).max() > 1e-3  # the two views differ, so the check below can fail
+    rng = np.random.default_rng(1)
+    validation = trimmed[rng.integers(0, len(trimmed), 30)] * rng.uniform(0.9, 1.1, size=(30, trimmed.shape[1]))
+    detector = OodDetector.fit(trimmed, validation, k=2, info={"model": model.card.name, "trim": RETRIEVAL_TRIM,
+                                                               "weights_sha256": model.card.sha256})
+    detector.save(detector_path(model.card.name, folder))
+    out = tmp_path / "ood.csv"
+    result = runner.invoke(app, ["predict", *map(str, example_images), "--model", str(model_file), "--precision", "fp32",
+                                 "-o", str(out), "--ood"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert np.allclose([float(r["ood_score"]) for r in rows], detector.score(trimmed), atol=1e-4)
+    assert not np.allclose([float(r["ood_score"]) for r in rows], detector.score(whole), atol=1e-4)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..embed import LAYERS, Embedder
+from ..embed import LAYERS, RETRIEVAL_TRIM, Embedder
 from ..errors import InvalidArgument, InvalidInput, MissingFile
 from ..models import DEFAULT_MODEL
 from ..predict import OutputSpec, run_files
@@ -20,6 +20,7 @@ def embed(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model id, TorchXRayVision name (e.g. 101-elastic) or .safetensors file."),
     layer: str = typer.Option("features", "--layer", help="features (pooled vector, any model) or latent (an autoencoder's whole latent map)."),
+    trim: float = typer.Option(RETRIEVAL_TRIM, "--trim", help="Fraction of each side of the film left out (turns, crops and frames change the border most); 0 embeds the whole film, as the classifier sees it. Stored with the vectors; cxr similar embeds queries the same way."),
     output: Path = typer.Option(..., "--output", "-o", help="Output: a Parquet dataset folder (e.g. embeddings.parquet), or a .csv/.jsonl file with one column per component."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per forward pass."),
     device: str = _options.DEVICE,
@@ -43,7 +44,7 @@ def embed(
     if layer not in LAYERS:
         raise InvalidArgument(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}")
     fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(output.suffix.lower(), "parquet")
-    embedder = Embedder(model, layer=layer, device=device, precision=precision,
+    embedder = Embedder(model, layer=layer, device=device, precision=precision, trim=trim,
                         film=_options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device))
     options = {}
     if fmt == "parquet":
@@ -90,7 +91,10 @@ def ood_fit(
     if meta.get("layer") != "features" or any(meta.get(key) != val_meta.get(key) for key in same):
         raise InvalidInput(f"--train and --val must be embeddings of one model's features layer; got "
                           f"{[meta.get(key) for key in same]} and {[val_meta.get(key) for key in same]}")
+    if (meta.get("trim") or 0.0) != (val_meta.get("trim") or 0.0):
+        raise InvalidInput(f"--train and --val must be embedded with one view; their trims are {meta.get('trim')} and {val_meta.get('trim')}")
     info = {key: meta.get(key) for key in ("model", "architecture", "weights_sha256", "precision")}
+    info["trim"] = float(meta.get("trim") or 0.0)  # tables without it hold whole films
     detector = OodDetector.fit(reference, validation, k=k, quantile=quantile, info=info)
     user = resolve_card(for_model)[0].name if for_model else meta["model"]
     target = output or detector_path(user, cache_dir() / "models")

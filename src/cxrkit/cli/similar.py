@@ -42,7 +42,8 @@ def similar(
         steps = _options.film_steps(bool(film.get("clean")), bool(film.get("orientation_model")),
                                     bool(film.get("mirror")), film.get("orientation_model") or "", device)
     embedder = Embedder(model or meta["model"], layer=meta["layer"], device=device,
-                        precision=precision or meta.get("precision", "auto"), film=steps)
+                        precision=precision or meta.get("precision", "auto"), film=steps,
+                        trim=float(meta.get("trim") or 0.0))
     if meta.get("weights_sha256") and embedder.card.sha256 != meta["weights_sha256"]:
         raise CxrkitError(f"{index} was built with other weights ({meta['model']}, sha256 {meta['weights_sha256'][:12]}...) "
                           f"than {embedder.card.name}; pass the same --model the index was built with")

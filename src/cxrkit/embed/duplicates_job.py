@@ -36,7 +36,7 @@ __all__ = ["duplicates_job", "is_embeddings_table"]
 log = logging.getLogger(__name__)
 
 #: what must agree between the tables of one search
-_SAME = ("weights_sha256", "layer", "dim")
+_SAME = ("weights_sha256", "layer", "dim", "trim")
 
 
 def is_embeddings_table(path: str | Path) -> bool:
@@ -74,7 +74,8 @@ def _transform(files: list[str], vectors: np.ndarray, meta: dict[str, Any], embe
         if film.get("clean") or film.get("orientation_model") or not meta.get("model"):
             log.info("the tables were embedded with film steps or by an unnamed model; whitening without altered copies")
             return "whiten"
-        embedder = Embedder(meta["model"], layer=meta.get("layer", "features"), precision=meta.get("precision", "auto"))
+        embedder = Embedder(meta["model"], layer=meta.get("layer", "features"), precision=meta.get("precision", "auto"),
+                            trim=float(meta.get("trim") or 0.0))  # tables without it hold whole films
         if meta.get("weights_sha256") and embedder.card.sha256 != meta["weights_sha256"]:
             log.info("%s is not the weights the tables were embedded with; whitening without altered copies", meta["model"])
             return "whiten"
@@ -114,8 +115,9 @@ def duplicates_job(paths: Sequence[str | Path], report_dir: str | Path, *, model
         names, found, meta = read_embeddings(table)
         first = first or meta
         if any(meta.get(key) != first.get(key) for key in _SAME):
-            raise InvalidInput(f"{path} was embedded with {meta.get('model')} ({meta.get('layer')}), the first input with "
-                              f"{first.get('model')} ({first.get('layer')}); embed every input with one model")
+            raise InvalidInput(f"{path} was embedded with {meta.get('model')} ({meta.get('layer')}, trim {meta.get('trim')}), the "
+                              f"first input with {first.get('model')} ({first.get('layer')}, trim {first.get('trim')}); "
+                              "embed every input with one model and view")
         fresh = [i for i, f in enumerate(names) if f not in dataset]
         for i in fresh:
             dataset[names[i]] = name

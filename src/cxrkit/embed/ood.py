@@ -139,11 +139,15 @@ class OodPredictor:
 
     def __init__(self, predictor: Predictor, detector: OodDetector):
         self.predictor, self.detector = predictor, detector
-        self.shared = detector.fits(predictor.card)
-        features_of = predictor.model if self.shared else detector.info.get("model")
+        # the view the detector's reference films were embedded with: the whole film (shared with the
+        # classifier) unless the tables were trimmed (cxr embed's retrieval view), then a second pass
+        trim = float(detector.info.get("trim") or 0.0)
+        own = detector.fits(predictor.card)
+        self.shared = own and trim == 0
+        features_of = predictor.model if own else detector.info.get("model")
         self.embedder = Embedder(features_of, layer="features", device=str(predictor.device),
-                                 precision=predictor.precision)
-        if not (self.shared or detector.fits(self.embedder.card)):
+                                 precision=predictor.precision, trim=trim)
+        if not (own or detector.fits(self.embedder.card)):
             raise CxrkitError(f"the out-of-distribution detector was fitted on other weights than "
                               f"{self.embedder.card.name}'s; fit it again")
         if len(detector.reference[0]) != self.embedder.dim:
