@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..embed import LAYERS, Embedder
-from ..errors import InvalidArgument, InvalidInput, MissingFile
+from ..errors import InvalidArgument, InvalidInput
 from ..models import DEFAULT_MODEL
 from ..predict import OutputSpec, run_files
 from . import _options
@@ -57,17 +57,6 @@ def embed(
 
         write_transform(output, embedder)
     report(summary, output, f"model {embedder.card.name}, layer {layer} ({embedder.dim}-d), {embedder.precision}")
-
-
-def with_ood(predictor, model: str):
-    """``cxr predict --ood``: the predictor with the out-of-distribution columns of its model's detector."""
-    from ..embed.ood import OodPredictor, find_detector
-
-    detector = find_detector(predictor.card, near=model)
-    if detector is None:
-        raise MissingFile(f"no out-of-distribution detector is fitted for {predictor.card.name}; embed its training and "
-                          f"validation films with cxr embed --model {model}, then run cxr ood-fit")
-    return OodPredictor(predictor, detector)
 
 
 @speaks_flags()
