@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cxrkit"
 BARE_RAISE_ALLOWED = {
     "cli/similar.py",
     "dicom/overlay.py", "dicom/results.py", "dicom/sr.py", "dicom/web.py",
-    "embed/index.py", "embed/runner.py",
+    "embed/index.py",
     "serve/config.py", "serve/decode.py", "serve/node/config.py", "serve/node/spool.py", "serve/server.py",
     "serve/service.py",
 }

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, InvalidInput
 from ..io import XrayImage
 from ..models import DEFAULT_MODEL, ModelCard, load_model
 from ..models.precision import resolve_precision
@@ -58,8 +58,6 @@ class _Cut(nn.Module):
 
 
 def _layer_problem(model: nn.Module, layer: str) -> str | None:
-    if layer not in LAYERS:
-        return f"layer must be one of {', '.join(LAYERS)}, got {layer!r}"
     if layer == "latent" and not callable(getattr(model, "encode", None)):
         return (f"{model.card.name} has no latent code (it is a {model.card.task} model); embed its 'features' layer, "
                 "or use an autoencoder such as 101-elastic")
@@ -74,10 +72,12 @@ class Embedder:
     def __init__(self, model: nn.Module | str | None = None, *, layer: str = "features", device: str = "cpu",
                  precision: str = "auto"):
         resolve_precision(precision, device)  # a bad name fails before seconds of model loading
+        if layer not in LAYERS:
+            raise InvalidArgument(f"`layer` must be one of {', '.join(LAYERS)}, got {layer!r}")
         self.model = load_model(model, default=DEFAULT_MODEL, device=device)
         problem = _layer_problem(self.model, layer)
         if problem:
-            raise CxrkitError(problem)
+            raise InvalidArgument(problem)
         self.card: ModelCard = self.model.card
         self.layer = layer
         self.input_size = self.card.input_size
@@ -111,7 +111,7 @@ class Embedder:
         rows = list(predict_files(files, self, batch_size=batch_size))
         failed = [f"{row['file']}: {row['error']}" for row in rows if row["status"] != "ok"]
         if failed:
-            raise CxrkitError("cannot embed " + "; ".join(failed))
+            raise InvalidInput("cannot embed " + "; ".join(failed))
         return np.array([[row[c] for c in self.columns] for row in rows], dtype=np.float32).reshape(len(rows), self.dim)
 
     def metadata(self) -> dict[str, Any]:
