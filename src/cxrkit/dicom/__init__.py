@@ -11,8 +11,8 @@ run (:mod:`.results`); the top finding's overlay as a Secondary Capture (:mod:`.
 from .codes import CXR_AGE, FINDING_CODES, PRIVATE_SCHEME, finding_code
 from .overlay import OVERLAY_COLUMN, OverlayWriter, overlay_image
 from .results import COLUMN, KINDS, ReportWriter, read_source, save_dataset
-from .steps import Overlays, Reports
 from .sr import MANUFACTURER, SERIES_DESCRIPTION, age_report, findings_report, result_uid
+from .steps import Overlays, Reports
 from .web import dicomweb_url, fetch_instances, predict_study, store_instances
 
 __all__ = ["COLUMN", "CXR_AGE", "FINDING_CODES", "KINDS", "MANUFACTURER", "OVERLAY_COLUMN", "OverlayWriter", "Overlays",
