@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from cxrkit.cli.main import app
 from cxrkit.embed import RETRIEVAL_TRIM, Embedder, read_embeddings
-from cxrkit.errors import CxrkitError
+from cxrkit.errors import CxrkitError, InvalidArgument
 from cxrkit.io import read_image
 from cxrkit.models import create
 from cxrkit.predict.parquet import METADATA_KEY, ParquetSink, part_files
@@ -124,7 +124,7 @@ def test_csv_output_is_one_column_per_component(films, tiny_model_file, tmp_path
 def test_layers(example_images):
     with pytest.raises(CxrkitError, match="no latent code"):
         Embedder(create("resnet18"), layer="latent")
-    with pytest.raises(CxrkitError, match="layer must be one of"):
+    with pytest.raises(InvalidArgument, match="`layer` must be one of"):
         Embedder(create("resnet18"), layer="logits")
     ae = Embedder(create("resnet101_ae"), layer="latent", precision="fp32")
     assert ae.dim == 4608 and ae.columns[-1] == "v4607"

@@ -57,6 +57,15 @@ def test_our_csv_keeps_only_ok_rows_by_file_name(fixture_dir):
     assert image_id(r"C:\scans\x.png") == "x.png" and image_id("/a/b/x.png") == "x.png"
 
 
+def test_our_csv_with_a_runs_extras_reads_the_same_scores(fixture_dir, tmp_path):
+    """Orientation, heat-map, DICOM and OOD columns beside the scores are not labels, nor an error."""
+    frame = pd.read_csv(fixture_dir / "predictions.csv")
+    frame["orientation"], frame["orientation_fixed"], frame["heatmaps"] = "upright", False, "maps/a.Effusion.gradcam.png"
+    frame["dicom_sr"], frame["ood_score"], frame["ood"] = "not written: not a DICOM file", 0.1, 0
+    frame.to_csv(tmp_path / "extras.csv", index=False)
+    pd.testing.assert_frame_equal(load_predictions(tmp_path / "extras.csv"), load_predictions(fixture_dir / "predictions.csv"))
+
+
 def test_prefix_matching_nothing_is_a_clear_error(fixture_dir, tmp_path):
     gz = _foreign_gz(fixture_dir, tmp_path / "theirs.csv.gz")
     with pytest.raises(PrefixMatchesNothing, match="'score_'.*'prob_Effusion'"):

@@ -15,6 +15,7 @@ from .estimator import (
            AgeEstimator,
            tta_views,
 )
+from .to_file import AGE_COLUMNS, SALIENCY_METHODS, age_to_file
 
-__all__ = ["AgeEstimator", "AgeEstimate", "AgeTable", "tta_views", "DEFAULT_AGE_MODEL", "TTA_BLEND", "TTA_VIEWS",
-           "TTA_ZOOM"]
+__all__ = ["AGE_COLUMNS", "AgeEstimator", "AgeEstimate", "AgeTable", "DEFAULT_AGE_MODEL", "SALIENCY_METHODS", "TTA_BLEND",
+           "TTA_VIEWS", "TTA_ZOOM", "age_to_file", "tta_views"]

@@ -5,7 +5,7 @@ saying what was kept, exit 130, no traceback."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,12 +19,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..errors import CxrkitError, InvalidArgument, OutputError
+from ..errors import InvalidArgument, OutputError
 from ..models import ModelCard
 from ..predict import OutputExists, OutputSpec, PredictionSummary, scan_inputs
 from ._output import EXIT_INTERRUPTED, EXIT_PARTIAL, err
 
-__all__ = ["input_files", "output_spec", "progress_bar", "report", "add_maps", "with_reports"]
+__all__ = ["input_files", "output_spec", "progress_bar", "report", "warn_if_unproven"]
 
 
 #: the image files under the given paths (a missing path is an error, not an empty run)
@@ -110,34 +110,3 @@ def report(summary: PredictionSummary, output: Path | None, detail: str) -> None
         err.print(f"  ... and {summary.failed - 5} more (see the error column)", highlight=False)
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def add_maps(rows: list[dict], draw: Callable[[str, dict], list[Path]], column: str) -> None:
-    """Fill each ok row's ``column`` with the ``;``-joined paths ``draw`` writes for it; a map that
-    fails is noted in the row's error cell, never fatal to a batch of thousands."""
-    for row in rows:
-        row[column] = ""
-        if row["status"] != "ok":
-            continue
-        try:
-            row[column] = ";".join(str(p) for p in draw(row["file"], row))
-        except Exception as exc:
-            reason = str(exc) if isinstance(exc, CxrkitError) else f"unexpected {type(exc).__name__}: {exc}"
-            row["error"] = f"{column} failed: {reason}"
-
-
-def with_reports(complete: Callable[[list[dict]], None] | None, folder: Path | None, card: ModelCard, kind: str,
-                 calibrated: bool = True) -> tuple[Callable[[list[dict]], None] | None, list[str]]:
-    """``complete`` followed by the --dicom-sr report writer, and the column it adds (none without a folder)."""
-    if folder is None:
-        return complete, []
-    from ..dicom import COLUMN, ReportWriter
-
-    reports = ReportWriter(folder, card, kind=kind, calibrated=calibrated)
-
-    def both(rows: list[dict]) -> None:
-        if complete is not None:
-            complete(rows)
-        reports(rows)
-
-    return both, [COLUMN]

@@ -6,14 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ..age import DEFAULT_AGE_MODEL, AgeEstimator, AgeTable
-from ..errors import CxrkitError
-from ..predict import output_columns, run_files
+from ..age import DEFAULT_AGE_MODEL, SALIENCY_METHODS, AgeEstimator, AgeTable, age_to_file
+from ..errors import InvalidArgument
 from . import _options
-from ._batch import add_maps, input_files, output_spec, progress_bar, report, warn_if_unproven, with_reports
+from ._batch import input_files, output_spec, progress_bar, report, warn_if_unproven
 from ._output import speaks_flags
-
-SALIENCY_METHODS = ("saliency", "gradcam", "gradcam++", "ig")
 
 
 @speaks_flags({"id_column": "metadata_id", "age_column": "metadata_age"})
@@ -47,33 +44,21 @@ def age(
     Deterministic: the same file gives the same age every time. Exit 3 when some files failed.
     """
     if saliency_method not in SALIENCY_METHODS:
-        raise CxrkitError(f"--saliency-method must be one of {', '.join(SALIENCY_METHODS)}, got {saliency_method!r}")
+        raise InvalidArgument(f"--saliency-method must be one of {', '.join(SALIENCY_METHODS)}, got {saliency_method!r}")
     if saliency is not None and (fix_orientation or clean_film):
-        raise CxrkitError("--saliency with --fix-orientation/--clean-film is not supported: the maps would be drawn on "
-                          "the film as found, not as scored; run cxr convert first, then cxr age on its PNGs")
-    estimator = AgeEstimator(model, tta=tta, device=device, precision=precision,
-                             film=_options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device))
+        raise InvalidArgument("--saliency with --fix-orientation/--clean-film is not supported: the maps would be drawn on "
+                              "the film as found, not as scored; run cxr convert first, then cxr age on its PNGs")
+    from ..dicom import Reports
+    from ..explain import Heatmaps
+
+    estimator = AgeEstimator(model, tta=tta, device=device, precision=precision)
     files = input_files(paths)
     warn_if_unproven(estimator.card)  # once the inputs are known good: a bad path stays one error line
     known = AgeTable(metadata, metadata_id, metadata_age) if metadata is not None else None
-    draw = None
-    if saliency is not None:
-        from ..explain import HeatmapWriter
-
-        draw = HeatmapWriter(estimator.model, saliency, method=saliency_method, labels="all", device=device)
-    columns = output_columns(estimator) + ["chronological_age", "age_gap"] + (["saliency"] if draw is not None else [])
-
-    def complete(rows: list[dict]) -> None:
-        for row in rows:
-            if known is not None and (listed := known.get(row["file"])) is not None:
-                row["chronological_age"] = listed
-            true_age = row.get("chronological_age")
-            row["age_gap"] = row["cxr_age"] - true_age if row["status"] == "ok" and true_age is not None else None
-        if draw is not None:
-            add_maps(rows, draw, "saliency")
-
-    write_all, sr_column = with_reports(complete, dicom_sr, estimator.card, "age")
+    maps = Heatmaps(saliency, saliency_method, "all", column="saliency") if saliency is not None else None
+    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
     with progress_bar("age", output) as bar:
-        summary = run_files(files, estimator, output_spec(output, fmt, resume, overwrite, text=[*estimator.film.columns, "saliency", *sr_column]), columns=columns + sr_column,
-                            batch_size=batch_size, workers=workers, complete=write_all, progress=bar, scanned=True)
+        summary = age_to_file(files, estimator, output_spec(output, fmt, resume, overwrite), known=known, film=film,
+                              saliency=maps, reports=Reports(dicom_sr) if dicom_sr is not None else None,
+                              batch_size=batch_size, workers=workers, progress=bar)
     report(summary, output, f"model {estimator.card.name}{', TTA' if tta else ''}, {estimator.precision}")

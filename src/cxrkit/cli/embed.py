@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from ..embed import LAYERS, RETRIEVAL_TRIM, Embedder
-from ..errors import InvalidArgument, InvalidInput, MissingFile
+from ..embed import RETRIEVAL_TRIM, Embedder, embed_to_file
+from ..errors import InvalidInput
 from ..models import DEFAULT_MODEL
-from ..predict import OutputSpec, run_files
+from ..predict import OutputSpec
 from . import _options
 from ._batch import progress_bar, report
 from ._output import err, speaks_flags
@@ -41,34 +41,14 @@ def embed(
     by pyarrow, pandas, Polars, DuckDB or Spark; `cxr similar` searches it. Exit 3 when some
     files failed (their rows say why, with an empty vector).
     """
-    if layer not in LAYERS:
-        raise InvalidArgument(f"--layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    embedder = Embedder(model, layer=layer, device=device, precision=precision, trim=trim)
+    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
     fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(output.suffix.lower(), "parquet")
-    embedder = Embedder(model, layer=layer, device=device, precision=precision, trim=trim,
-                        film=_options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device))
-    options = {}
-    if fmt == "parquet":
-        options = {"vector": embedder.columns, "text": embedder.film.columns, "metadata": embedder.metadata(),
-                   "flush_rows": flush_rows, "flush_seconds": flush_seconds}
     with progress_bar("embed", output) as bar:
-        summary = run_files(paths, embedder, OutputSpec(output, fmt, resume, overwrite, options),
-                            batch_size=batch_size, workers=workers, progress=bar)
-    if fmt == "parquet" and (summary.ok or resume):  # the search transform, fitted once on the finished table
-        from ..embed.index import write_transform
-
-        write_transform(output, embedder)
+        summary = embed_to_file(paths, embedder, OutputSpec(output, fmt, resume, overwrite), film=film,
+                                flush_rows=flush_rows, flush_seconds=flush_seconds, batch_size=batch_size,
+                                workers=workers, progress=bar)
     report(summary, output, f"model {embedder.card.name}, layer {layer} ({embedder.dim}-d), {embedder.precision}")
-
-
-def with_ood(predictor, model: str):
-    """``cxr predict --ood``: the predictor with the out-of-distribution columns of its model's detector."""
-    from ..embed.ood import OodPredictor, find_detector
-
-    detector = find_detector(predictor.card, near=model)
-    if detector is None:
-        raise MissingFile(f"no out-of-distribution detector is fitted for {predictor.card.name}; embed its training and "
-                          f"validation films with cxr embed --model {model}, then run cxr ood-fit")
-    return OodPredictor(predictor, detector)
 
 
 @speaks_flags()

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from ..errors import CxrkitError
+from ..errors import InvalidArgument
 from ..models import DEFAULT_MODEL
 from ..models.precision import precision_reason
-from ..predict import Predictor, choose_backend, output_columns, run_files
+from ..predict import Predictor, choose_backend, predict_to_file, ray_engine
 from . import _options
-from ._batch import add_maps, input_files, output_spec, progress_bar, report, warn_if_unproven, with_reports
+from ._batch import input_files, output_spec, progress_bar, report, warn_if_unproven
 from ._output import err, speaks_flags
 
 if TYPE_CHECKING:  # Ray is imported only for --ray
-    from ..predict.ray_run import RayEngine
+    pass
 
 
-@speaks_flags()
+@speaks_flags({"overlays": "dicom_overlay", "reports": "dicom_sr"})
 def predict(
     paths: list[str] = typer.Argument(..., help="Image files and/or folders (scanned recursively; DICOM found by content), or one DICOMweb server dicomweb+http://HOST/dicom-web with --study."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model id, TorchXRayVision name or .safetensors file."),
@@ -55,19 +54,18 @@ def predict(
 
     Exit code 0 when every file was scored, 3 when some files failed (their rows say why).
     """
-    from ..dicom import dicomweb_url
+    from ..dicom import Overlays, Reports, dicomweb_url
+    from ..embed import Ood
+    from ..explain import Heatmaps
 
     server = dicomweb_url(paths[0]) if len(paths) == 1 else None
     if (study or series) and server is None:
-        raise CxrkitError("--study and --series go with one DICOMweb server given as dicomweb+http://HOST/PATH")
-    if dicom_overlay is not None and heatmaps is None:
-        raise CxrkitError("--dicom-overlay needs --heatmaps: the overlay it stores is the top finding's map")
+        raise InvalidArgument("--study and --series go with one DICOMweb server given as dicomweb+http://HOST/PATH")
     if server is not None and (study is None or heatmaps is not None or ood or ray is not None):
-        raise CxrkitError("a DICOMweb server needs --study, and runs without --heatmaps, --ood and --ray")
-    engine, here = _ray_engine(ray, ray_actors, model, device, precision, calibrate, backend, ood or heatmaps is not None)
-    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here) if server is None else None
-    predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
-                          backend=backend, film=film)
+        raise InvalidArgument("a DICOMweb server needs --study, and runs without --heatmaps, --ood and --ray")
+    engine, predictor = ray_engine(ray, model, actors=ray_actors, device=device, precision=precision, calibrate=calibrate,
+                                   backend=backend, ood=ood, heatmaps=heatmaps is not None)
+    here = "cpu" if engine is not None and engine.build is not None else device
     runtime = f"{predictor.backend.name} {predictor.precision if here == device else precision}"
     if server is not None and study is not None:  # (a server without a study was refused above)
         warn_if_unproven(predictor.card)
@@ -75,48 +73,21 @@ def predict(
                               workers)
     files = input_files(paths)
     warn_if_unproven(predictor.card)  # once the inputs are known good: a bad path stays one error line
-    draw = None
-    if heatmaps is not None:
-        from ..explain import HeatmapWriter
-
-        # the same film steps, so maps lie on the film as scored; every input named up front, so --resume keeps names
-        draw = HeatmapWriter(predictor.model, heatmaps, method=heatmap_method, labels=heatmap_labels,
-                             calibrate=calibrate, device=device, film=predictor.film, files=files, raw=heatmap_raw)
-    card, calibrated = predictor.card, predictor.calibrated
-    if ood:
-        from .embed import with_ood
-
-        predictor = with_ood(predictor, model)
-    columns = output_columns(predictor) + (["heatmaps"] if draw is not None else [])
-    complete = (lambda rows: add_maps(rows, draw, "heatmaps")) if draw is not None else None
-    if dicom_overlay is not None:
-        complete, overlay_column = _with_overlays(complete, dicom_overlay, card)
-        columns += overlay_column
-    complete, sr_column = with_reports(complete, dicom_sr, card, "findings", calibrated)
-    columns += sr_column
+    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
     if verbose:
         err.print(f"precision: {precision_reason(precision, device)}", highlight=False)
         name, why = choose_backend(here, precision) if backend == "auto" else (backend, "as asked")
         why = why if name == runtime.split()[0] else "an exported ONNX file, or a graph that failed its check"
         err.print(f"backend: {runtime.split()[0]} ({why})", highlight=False)
     with progress_bar("predict", output) as bar:
-        summary = run_files(files, predictor, output_spec(output, fmt, resume, overwrite, text=[*predictor.film.columns, "heatmaps", "dicom_overlay", *sr_column]), columns=columns,
-                            batch_size=batch_size, workers=workers, complete=complete, progress=bar, engine=engine, scanned=True)
+        summary = predict_to_file(
+            files, predictor, output_spec(output, fmt, resume, overwrite), film=film,
+            heatmaps=Heatmaps(heatmaps, heatmap_method, heatmap_labels, heatmap_raw) if heatmaps is not None else None,
+            ood=Ood(near=model) if ood else None, overlays=Overlays(dicom_overlay) if dicom_overlay is not None else None,
+            reports=Reports(dicom_sr) if dicom_sr is not None else None, engine=engine, batch_size=batch_size,
+            workers=workers, progress=bar)
     where = f", Ray {ray}: {ray_actors} model actor(s) on {device}" if engine is not None else ""
     report(summary, output, f"model {predictor.card.name}, {runtime}{where}")
-
-
-def _with_overlays(maps, folder: Path, card):
-    """The heat-map callback followed by the Secondary Capture writer, and the column it adds."""
-    from ..dicom.overlay import OVERLAY_COLUMN, OverlayWriter
-
-    overlays = OverlayWriter(folder, card)
-
-    def both(rows: list[dict]) -> None:
-        maps(rows)
-        overlays(rows)
-
-    return both, [OVERLAY_COLUMN]
 
 
 def _predict_study(server: str, study: str, series: str | None, predictor: Predictor, output: Path | None, fmt: str,
@@ -136,26 +107,3 @@ def _predict_study(server: str, study: str, series: str | None, predictor: Predi
                                             batch_size=batch_size, workers=workers, progress=bar)
     where = f", {stored} report(s) stored back by STOW-RS" if stow else ""
     report(summary, output, f"model {predictor.card.name}, {predictor.precision}{where}")
-
-
-def _ray_engine(address: str | None, actors: int, model: str, device: str, precision: str, calibrate: bool,
-                backend: str, extras: bool) -> tuple[RayEngine | None, str]:
-    """The Ray engine --ray asks for (None without it), and the device of this process's predictor.
-
-    With --device cuda the model actors build their own predictor on their GPU; this process
-    (maybe GPU-less) keeps a CPU one, which prepares the films in the read tasks.
-    """
-    if address is None:
-        return None, device
-    from ..predict.ray_run import RayEngine, ray_available
-
-    if not ray_available():
-        raise CxrkitError("--ray needs Ray Data: pip install 'cxrkit[ray]'")
-    if Path(address).exists() and "://" not in address:
-        raise CxrkitError(f"--ray takes a cluster address (local, auto or ray://HEAD:10001), got the path {address!r}")
-    if device == "cpu":
-        return RayEngine(address=address, actors=actors, gpus=0.0), device
-    if extras:
-        raise CxrkitError("--ood and --heatmaps run with --ray only on --device cpu")
-    build = partial(Predictor, model, device=device, precision=precision, calibrate=calibrate, backend=backend)
-    return RayEngine(address=address, actors=actors, gpus=1.0, build=build), "cpu"

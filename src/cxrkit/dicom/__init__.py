@@ -12,9 +12,10 @@ from .codes import CXR_AGE, FINDING_CODES, PRIVATE_SCHEME, finding_code
 from .overlay import OVERLAY_COLUMN, OverlayWriter, overlay_image
 from .results import COLUMN, KINDS, ReportWriter, read_source, save_dataset
 from .sr import MANUFACTURER, SERIES_DESCRIPTION, age_report, findings_report, result_uid
+from .steps import Overlays, Reports
 from .web import dicomweb_url, fetch_instances, predict_study, store_instances
 
-__all__ = ["COLUMN", "CXR_AGE", "FINDING_CODES", "KINDS", "MANUFACTURER", "OVERLAY_COLUMN", "OverlayWriter",
-           "PRIVATE_SCHEME", "ReportWriter", "SERIES_DESCRIPTION", "age_report", "dicomweb_url", "fetch_instances",
+__all__ = ["COLUMN", "CXR_AGE", "FINDING_CODES", "KINDS", "MANUFACTURER", "OVERLAY_COLUMN", "OverlayWriter", "Overlays",
+           "PRIVATE_SCHEME", "ReportWriter", "Reports", "SERIES_DESCRIPTION", "age_report", "dicomweb_url", "fetch_instances",
            "findings_report", "finding_code", "overlay_image", "predict_study", "read_source", "result_uid",
            "save_dataset", "store_instances"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._warnings import withheld_warnings
-from ..errors import CxrkitError
+from ..errors import CxrkitError, RunFailed
 from ..io import detect_format
 from .results import _drop_invalid_age, read_source, save_dataset
 from .sr import MANUFACTURER, _hd, _sha, result_uid
@@ -41,7 +41,7 @@ def overlay_image(source: Dataset, card: ModelCard, png: str | os.PathLike[str])
     hd = _hd()
     bgr = cv2.imread(str(png), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise CxrkitError("the overlay image could not be read back")
+        raise RunFailed("the overlay image could not be read back")
     sha = _sha(card)
     orientation = list(source.get("PatientOrientation") or [])
     known = len(orientation) == 2 and all(orientation)

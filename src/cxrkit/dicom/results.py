@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._atomic import atomic_path
 from .._warnings import withheld_warnings
-from ..errors import CxrkitError
+from ..errors import CxrkitError, InvalidArgument, InvalidInput
 from ..io import detect_format
 from .sr import age_report, findings_report
 
@@ -48,7 +48,7 @@ def read_source(path: str | os.PathLike[str]) -> Dataset:
         with withheld_warnings():
             return pydicom.dcmread(path, stop_before_pixels=True)
     except (OSError, pydicom.errors.InvalidDicomError) as exc:
-        raise CxrkitError(f"cannot read the DICOM header again: {type(exc).__name__}") from None
+        raise InvalidInput(f"cannot read the DICOM header again: {type(exc).__name__}") from None
 
 
 def _drop_invalid_age(sr: Dataset) -> None:
@@ -79,7 +79,7 @@ class ReportWriter:
     def __init__(self, folder: str | os.PathLike[str], card: ModelCard, *, kind: str = "findings",
                  calibrated: bool = True, durable: bool = False):
         if kind not in KINDS:
-            raise CxrkitError(f"report kind must be one of {KINDS}, got {kind!r}")
+            raise InvalidArgument(f"report kind must be one of {KINDS}, got {kind!r}")
         self.folder = Path(folder)
         self.card, self.kind, self.calibrated, self.durable = card, kind, calibrated, durable
 

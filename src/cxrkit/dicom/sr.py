@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..errors import CxrkitError, MissingDependency
+from ..errors import InvalidInput, MissingDependency, WeightsError
 from .codes import CXR_AGE, PRIVATE_SCHEME, PRIVATE_SCHEME_NAME, finding_code
 
 if TYPE_CHECKING:
@@ -68,8 +68,8 @@ def _code(triple: tuple[str, str, str]) -> Any:
 
 def _sha(card: ModelCard) -> str:
     if not card.sha256:
-        raise CxrkitError(f"model {card.name} has no sha256 in its card: its results could not be identified; "
-                          "load it from a weight file with a card")
+        raise WeightsError(f"model {card.name} has no sha256 in its card: its results could not be identified; "
+                           "load it from a weight file with a card")
     return card.sha256
 
 
@@ -106,7 +106,7 @@ def _report(source: Dataset, card: ModelCard, kind: str, groups: list[Any]) -> D
 
     for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
         if not str(source.get(keyword, "")).strip():
-            raise CxrkitError(f"the source has no {keyword}: a result could not be filed beside it")
+            raise InvalidInput(f"the source has no {keyword}: a result could not be filed beside it")
     report = hd.sr.MeasurementReport(observation_context=_observation_context(card),
                                      procedure_reported=codes.SCT.ChestImaging, imaging_measurements=groups)
     sha = _sha(card)
@@ -178,7 +178,7 @@ def findings_report(source: Dataset, card: ModelCard, scores: Mapping[str, float
             finding_type=finding, algorithm_id=algorithm, measurements=[probability],
             qualitative_evaluations=evaluations or None, source_images=_source_reference(source)))
     if not groups:
-        raise CxrkitError("the model gave no score for this film: there is nothing to report")
+        raise InvalidInput("the model gave no score for this film: there is nothing to report")
     return _report(source, card, "findings", groups)
 
 
@@ -189,7 +189,7 @@ def age_report(source: Dataset, card: ModelCard, age: float, spread: float | Non
     from pydicom.sr.codedict import codes
 
     if not math.isfinite(float(age)):
-        raise CxrkitError("the age model gave no estimate for this film: there is nothing to report")
+        raise InvalidInput("the age model gave no estimate for this film: there is nothing to report")
     sd = math.nan if spread is None else float(spread)
     tta = math.isfinite(sd)
     algorithm = _algorithm(card, ["test-time augmentation: plain film 0.4, 8 corner zooms 0.6" if tta

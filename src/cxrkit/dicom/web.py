@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import CxrkitError, MissingDependency
+from ..errors import CxrkitError, InvalidArgument, MissingDependency, MissingFile
 from ..predict import OutputSpec, PredictionSummary, Runner, output_columns, run_files
 from .results import COLUMN, ReportWriter, save_dataset
 
@@ -38,7 +38,7 @@ def dicomweb_url(text: str) -> str | None:
         return None
     url = text[len(PREFIX):]
     if not url.startswith(("http://", "https://")):
-        raise CxrkitError(f"{text!r}: a DICOMweb server is dicomweb+http://HOST/PATH or dicomweb+https://HOST/PATH")
+        raise InvalidArgument(f"{text!r}: a DICOMweb server is dicomweb+http://HOST/PATH or dicomweb+https://HOST/PATH")
     return url.rstrip("/")
 
 
@@ -71,7 +71,7 @@ def fetch_instances(url: str, study: str, folder: str | os.PathLike[str], series
     except Exception as exc:
         raise _http("the search for the study's instances", url, exc) from None
     if not found:
-        raise CxrkitError(f"{url} has no instances of that study{' and series' if series else ''}")
+        raise MissingFile(f"{url} has no instances of that study{' and series' if series else ''}")
     paths = []
     for item in found:
         if _value(item, _MODALITY) in _NOT_IMAGES or _value(item, _SOP_CLASS).startswith("1.2.840.10008.5.1.4.1.1.88."):

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CxrkitError, MissingDependency
+from ..errors import InvalidArgument, InvalidInput, MissingDependency, MissingFile
 from ..predict.parquet import METADATA_KEY, part_files
 from .transform import VectorTransform, transform_path
 
@@ -49,12 +49,12 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, dict[str, 
     path = Path(path)
     first = next(iter(part_files(path)), None) if path.is_dir() else path
     if first is None or not first.exists():
-        raise CxrkitError(f"{path}: no embeddings table there; build one with cxr embed")
+        raise MissingFile(f"{path}: no embeddings table there; build one with cxr embed")
     try:
         metadata = json.loads((pq.read_schema(first).metadata or {}).get(METADATA_KEY, b"{}"))
         table = pq.read_table(path, columns=["file", "status", "vector"])
     except (OSError, ValueError, KeyError) as exc:
-        raise CxrkitError(f"{path}: not an embeddings table ({exc})") from None
+        raise InvalidInput(f"{path}: not an embeddings table ({exc})") from None
     table = table.filter(table.column("status").to_numpy(zero_copy_only=False) == "ok")
     files = table.column("file").to_pylist()
     if not files:
@@ -90,8 +90,8 @@ class EmbeddingIndex:
 
     def __post_init__(self) -> None:
         if self.transform == "learned":
-            raise CxrkitError("a learned transform is fitted on altered copies of films: pass the fitted VectorTransform "
-                              "(cxrkit.embed.alter.learned_transform) or load an index cxr embed wrote")
+            raise InvalidArgument("a learned transform is fitted on altered copies of films: pass the fitted VectorTransform "
+                                  "(cxrkit.embed.alter.learned_transform) or load an index cxr embed wrote")
         if isinstance(self.transform, str):
             self.transform = VectorTransform.fit(self.vectors, self.transform, files=self.files)
         self.vectors = self.transform(self.vectors)
@@ -108,7 +108,7 @@ class EmbeddingIndex:
         """
         files, vectors, metadata = read_embeddings(path)
         if not files:
-            raise CxrkitError(f"{path}: the table holds no embedded films (every row is an error row?)")
+            raise InvalidInput(f"{path}: the table holds no embedded films (every row is an error row?)")
         return cls(files, vectors, metadata, stored_transform(path, files) if transform == "auto" else transform)
 
     @property
@@ -124,8 +124,8 @@ class EmbeddingIndex:
         """Cosine similarities ``(Q, N)`` of raw query vectors to every film, after the transform."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if queries.shape[1] != self.raw_dim:
-            raise CxrkitError(f"query vectors have {queries.shape[1]} components, the index {self.raw_dim}; "
-                              "embed the query with the index's model and layer")
+            raise InvalidArgument(f"query vectors have {queries.shape[1]} components, the index {self.raw_dim}; "
+                                  "embed the query with the index's model and layer")
         assert isinstance(self.transform, VectorTransform)
         return self.transform(queries) @ self.vectors.T
 
@@ -143,7 +143,7 @@ class EmbeddingIndex:
         when it is in the archive, so the answer is its neighbours rather than itself).
         """
         if k < 1:
-            raise CxrkitError("k must be at least 1")
+            raise InvalidArgument("k must be at least 1")
         similarity = self.similarity(queries)
         position = {name: i for i, name in enumerate(self.files)}
         out = []
@@ -183,7 +183,7 @@ def write_transform(path: str | Path, embedder: Any = None, method: str = "white
     """
     files, vectors, _ = read_embeddings(path)
     if not files:
-        raise CxrkitError(f"{path}: the table holds no embedded films (every row is an error row?)")
+        raise InvalidInput(f"{path}: the table holds no embedded films (every row is an error row?)")
     if embedder is not None:
         from .alter import learned_transform
 

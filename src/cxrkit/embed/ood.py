@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_path
-from ..errors import CxrkitError, WeightsError
+from ..errors import InvalidArgument, InvalidInput, MissingFile, WeightsError
 from ..io import XrayImage
 from ..models import ModelCard
 from ..models.store import model_dirs
@@ -35,7 +35,7 @@ from ..predict.predictor import Predictor
 from .index import unit_vectors
 from .runner import Embedder
 
-__all__ = ["OodDetector", "OodPredictor", "OOD_COLUMNS", "detector_path", "find_detector"]
+__all__ = ["Ood", "OodDetector", "OodPredictor", "OOD_COLUMNS", "detector_path", "find_detector"]
 
 #: columns :class:`OodPredictor` adds: the distance, and 1.0/0.0 for above/below the threshold
 OOD_COLUMNS = ["ood_score", "ood"]
@@ -53,7 +53,7 @@ class OodDetector:
     def __post_init__(self) -> None:
         self.reference = unit_vectors(self.reference)
         if not 1 <= self.k <= len(self.reference):
-            raise CxrkitError(f"k must lie between 1 and the {len(self.reference)} reference films, got {self.k}")
+            raise InvalidArgument(f"k must lie between 1 and the {len(self.reference)} reference films, got {self.k}")
 
     @classmethod
     def fit(cls, reference: np.ndarray, validation: np.ndarray, *, k: int = 5, quantile: float = 0.99,
@@ -66,9 +66,9 @@ class OodDetector:
         if len(reference) > max_reference:
             reference = reference[np.sort(np.random.default_rng(0).choice(len(reference), max_reference, replace=False))]
         if not 0.5 <= quantile < 1.0:
-            raise CxrkitError(f"quantile must lie in [0.5, 1), got {quantile}")
+            raise InvalidArgument(f"quantile must lie in [0.5, 1), got {quantile}")
         if len(validation) < 20:
-            raise CxrkitError(f"{len(validation)} validation films are too few to place a threshold; use at least 20")
+            raise InvalidInput(f"{len(validation)} validation films are too few to place a threshold; use at least 20")
         detector = cls(reference, threshold=float("inf"), k=k)
         scores = detector.score(validation)
         detector.threshold = float(np.quantile(scores, quantile))
@@ -148,10 +148,10 @@ class OodPredictor:
         self.embedder = Embedder(features_of, layer="features", device=str(predictor.device),
                                  precision=predictor.precision, trim=trim)
         if not (own or detector.fits(self.embedder.card)):
-            raise CxrkitError(f"the out-of-distribution detector was fitted on other weights than "
+            raise WeightsError(f"the out-of-distribution detector was fitted on other weights than "
                               f"{self.embedder.card.name}'s; fit it again")
         if len(detector.reference[0]) != self.embedder.dim:
-            raise CxrkitError(f"the detector holds {len(detector.reference[0])}-d vectors, {self.embedder.card.name} "
+            raise WeightsError(f"the detector holds {len(detector.reference[0])}-d vectors, {self.embedder.card.name} "
                               f"gives {self.embedder.dim}-d features; fit it again")
         self.columns = predictor.columns + OOD_COLUMNS
         self.card, self.precision = predictor.card, predictor.precision
@@ -182,3 +182,28 @@ class OodPredictor:
             features = self.embedder.predict_batch(batch[:, size * size:].reshape(-1, 1, other, other))
         distance = self.detector.score(features)
         return np.column_stack([scores, distance, distance > self.detector.threshold])
+
+
+@dataclass(frozen=True)
+class Ood:
+    """The out-of-distribution columns as an extra of :func:`cxrkit.predict.predict_to_file`.
+
+    ``detector`` is a fitted :class:`OodDetector` or its file; None finds the one fitted for
+    the predicting model (``OodDetector.save`` to :func:`detector_path` in the model cache,
+    as ``cxr ood-fit`` does), looking first beside ``near`` (the model's weight file).
+    """
+
+    detector: OodDetector | str | Path | None = None
+    near: str | Path | None = None
+
+    def wrap(self, predictor: Predictor) -> OodPredictor:
+        detector = self.detector
+        if isinstance(detector, (str, Path)):
+            detector = OodDetector.load(detector)
+        elif detector is None:
+            detector = find_detector(predictor.card, near=self.near)
+        if detector is None:
+            name = predictor.card.name
+            raise MissingFile(f"no out-of-distribution detector is fitted for {name}; embed its training and "
+                              f"validation films with cxr embed (model {self.near or name}), then run cxr ood-fit")
+        return OodPredictor(predictor, detector)

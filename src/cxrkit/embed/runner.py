@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CxrkitError, InvalidArgument
+from ..errors import InvalidArgument, InvalidInput
 from ..models import DEFAULT_MODEL, card_of
 from ..predict.contract import encoder_of, features_of
 from ..predict.engine import predict_files
@@ -72,10 +72,10 @@ class _Cut(nn.Module):
 
     @classmethod
     def of(cls, model: nn.Module, layer: str) -> _Cut:
-        """``model`` cut at ``layer``, or :class:`~cxrkit.errors.CxrkitError` saying why it cannot be."""
+        """``model`` cut at ``layer``, or :class:`~cxrkit.errors.InvalidArgument` saying why it cannot be."""
         problem = _layer_problem(model, layer)
         if problem:
-            raise CxrkitError(problem)
+            raise InvalidArgument(problem)
         return cls(model, layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,8 +86,6 @@ class _Cut(nn.Module):
 
 
 def _layer_problem(model: nn.Module, layer: str) -> str | None:
-    if layer not in LAYERS:
-        return f"layer must be one of {', '.join(LAYERS)}, got {layer!r}"
     if layer == "latent" and not callable(getattr(model, "encode", None)):
         return (f"{card_of(model).name} has no latent code (it is a {card_of(model).task} model); embed its 'features' layer, "
                 "or use an autoencoder such as 101-elastic")
@@ -105,8 +103,10 @@ class Embedder(ModelRunner):
 
     def __init__(self, model: nn.Module | str | None = None, *, layer: str = "features", device: str = "cpu",
                  precision: str = "auto", film: FilmSteps | None = None, trim: float = 0.0):
+        if layer not in LAYERS:
+            raise InvalidArgument(f"`layer` must be one of {', '.join(LAYERS)}, got {layer!r}")
         if not 0 <= trim < 0.25:
-            raise InvalidArgument(f"trim is the fraction of each side left out, from 0 to below 0.25; got {trim!r}")
+            raise InvalidArgument(f"`trim` is the fraction of each side left out, from 0 to below 0.25; got {trim!r}")
         super().__init__(model, default=DEFAULT_MODEL, device=device, precision=precision, film=film,
                          forward=lambda loaded: _Cut.of(loaded, layer))
         self.layer = layer
@@ -138,7 +138,7 @@ class Embedder(ModelRunner):
         rows = list(predict_files(files, self, batch_size=batch_size))
         failed = [f"{row['file']}: {row['error']}" for row in rows if row["status"] != "ok"]
         if failed:
-            raise CxrkitError("cannot embed " + "; ".join(failed))
+            raise InvalidInput("cannot embed " + "; ".join(failed))
         return np.array([[row[c] for c in self.columns] for row in rows], dtype=np.float32).reshape(len(rows), self.dim)
 
     def metadata(self) -> dict[str, Any]:

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 #: Columns of ``cxr predict`` CSVs that are not labels.
 _OURS = ("file", "status", "error")
+#: what a run's extras add beside the scores (film steps, heat maps, DICOM results, the OOD flag):
+#: never scores, so a predictions file keeps working with them
+_ANNOTATIONS = ("orientation", "orientation_p", "orientation_fixed", "heatmaps", "saliency", "dicom_sr",
+                "dicom_overlay", "ood_score", "ood")
 _ID_CANDIDATES = ("file", "Image Index", "image", "image_id", "id", "filename", "path", "Path")
 _PATIENT_CANDIDATES = ("Patient ID", "patient_id", "PatientID", "patient")
 _CANONICAL = {re.sub(r"[\s_]+", "_", name.lower()): name for name in PATHOLOGIES}
@@ -111,7 +115,8 @@ def load_predictions(path: str | Path, *, id_column: str | None = None, prefix: 
     frame = _read(path)
     ours = id_column is None and {"file", "status"} <= set(frame.columns)
     if ours:
-        frame = frame[frame["status"].astype(str) == "ok"].drop(columns=[c for c in ("status", "error") if c in frame])
+        frame = frame[frame["status"].astype(str) == "ok"].drop(
+            columns=[c for c in ("status", "error", *_ANNOTATIONS) if c in frame])
         id_column = "file"
     elif id_column is None:
         raise InputFileError(path, "not a `cxr predict` CSV (no 'file' and 'status' columns); pass `id_column` "

@@ -28,6 +28,7 @@ from .heatmap import Heatmap, to_input_geometry, to_original_geometry
 from .overlay import contact_sheet, render_overlay, save_overlay, save_png
 from .pointing import PointingResult, pointing_game
 from .render import default_output, explain_to_files
+from .rows import Heatmaps
 from .sanity import (
     SanityResult,
     randomisation_test,
@@ -39,6 +40,7 @@ __all__ = [
     "METHODS",
     "ExplainError",
     "Heatmap",
+    "Heatmaps",
     "HeatmapWriter",
     "PointingResult",
     "SanityResult",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..age import DEFAULT_AGE_MODEL
-from ..errors import CxrkitError
+from ..errors import InvalidArgument, InvalidInput, MissingFile
 from ..models import DEFAULT_MODEL
 from ..predict import PRECISIONS
 from ..preprocess import DEFAULT_ORIENTATION_MODEL
@@ -111,7 +111,7 @@ class ServeConfig:
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 problems.append(f"`cors_origins` must hold origins like https://host:port, got {origin!r}")
         if problems:
-            raise CxrkitError("cxr serve: " + "; ".join(problems))
+            raise InvalidArgument("cxr serve: " + "; ".join(problems))
 
     @property
     def loopback(self) -> bool:
@@ -133,9 +133,9 @@ def read_token(path: str | os.PathLike[str]) -> str:
     try:
         token = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise CxrkitError(f"cannot read the token file {path}: {exc.strerror or exc}") from None
+        raise MissingFile(f"cannot read the token file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise CxrkitError(f"the token file {path} is not UTF-8 text") from None
+        raise InvalidInput(f"the token file {path} is not UTF-8 text") from None
     if not token or any(c.isspace() for c in token):
-        raise CxrkitError(f"the token file {path} must hold one token without spaces (e.g. `openssl rand -hex 32`)")
+        raise InvalidInput(f"the token file {path} must hold one token without spaces (e.g. `openssl rand -hex 32`)")
     return token

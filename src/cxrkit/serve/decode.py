@@ -30,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import CxrkitError, UnreadableImage
+from ..errors import CxrkitError, RunFailed, UnreadableImage
 from ..io import XrayImage
 from .memory import MemoryFiles
 from .uploads import Upload
@@ -105,7 +105,7 @@ class _Worker:
                 raise OSError("no ready message")
         except (EOFError, OSError):
             self.stop(kill=True)
-            raise CxrkitError("a decoder process did not start; see the server's log") from None
+            raise RunFailed("a decoder process did not start; see the server's log") from None
 
     def stop(self, kill: bool = False) -> None:
         with contextlib.suppress(OSError):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._logging import READERS, SERVERS, guard
-from ..errors import CxrkitError
+from ..errors import Unavailable
 from .api import create_app
 from .config import ServeConfig
 from .protocol import protocol_for
@@ -42,7 +42,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise CxrkitError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
                           "(another server there? choose another `port`)") from None
     sock.listen(2048)
     sock.set_inheritable(True)

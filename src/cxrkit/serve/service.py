@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..age import AgeEstimate
-from ..errors import CxrkitError
+from ..errors import CxrkitError, RunFailed
 from ..explain import explain, render_overlay
 from ..io import XrayImage
 from ..models import card_of
@@ -100,7 +100,7 @@ def _identity(card: Any) -> dict[str, Any]:
 def _png(image: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".png", image)
     if not ok:
-        raise CxrkitError("could not encode the PNG answer")
+        raise RunFailed("could not encode the PNG answer")
     return data.tobytes()
 
 

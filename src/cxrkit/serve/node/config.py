@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import CxrkitError
+from ...errors import InvalidArgument
 
 __all__ = ["Destination", "NodeConfig", "parse_destination"]
 
@@ -29,7 +29,7 @@ class Destination:
 
 def _check_ae(title: str, what: str) -> str:
     if not _AE_TITLE.match(title) or "\\" in title or not title.strip():
-        raise CxrkitError(f"{what} {title!r} is not a DICOM AE title (1 to 16 printable ASCII characters, no backslash)")
+        raise InvalidArgument(f"{what} {title!r} is not a DICOM AE title (1 to 16 printable ASCII characters, no backslash)")
     return title
 
 
@@ -42,7 +42,7 @@ def parse_destination(text: str) -> Destination:
         return Destination("", "", 0, url=url)
     match = re.fullmatch(r"(?P<ae>[^@]+)@(?P<host>\[[^\]]+\]|[^:@]+):(?P<port>\d{1,5})", text.strip())
     if not match or not 0 < int(match["port"]) < 65536:
-        raise CxrkitError(f"the destination {text!r} is not of the form AE@host:port (e.g. ORTHANC@127.0.0.1:4242)")
+        raise InvalidArgument(f"the destination {text!r} is not of the form AE@host:port (e.g. ORTHANC@127.0.0.1:4242)")
     return Destination(_check_ae(match["ae"], "the destination's AE title"), match["host"].strip("[]"), int(match["port"]))
 
 
@@ -79,6 +79,6 @@ class NodeConfig:
         for title in self.allow_ae:
             _check_ae(title, "the allowed AE title")
         if self.max_associations < 1 or self.batch_size < 1:
-            raise CxrkitError("the association limit and the batch size must be at least 1")
+            raise InvalidArgument("the association limit and the batch size must be at least 1")
         if self.max_pdu and self.max_pdu < 4096:
-            raise CxrkitError(f"a maximum PDU of {self.max_pdu} bytes is too small (at least 4096, or 0 for unlimited)")
+            raise InvalidArgument(f"a maximum PDU of {self.max_pdu} bytes is too small (at least 4096, or 0 for unlimited)")

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from ..._atomic import remove_temporaries, write_bytes_atomic, write_text_atomic
-from ...errors import CxrkitError
+from ...errors import InvalidInput
 
 __all__ = ["Spool"]
 
@@ -26,7 +26,7 @@ def _name(uid: str) -> str:
     """A file name from a UID, refusing anything that is not one (no path tricks from the network)."""
     uid = str(uid).strip()
     if not uid or len(uid) > 64 or not set(uid) <= _UID_CHARS or uid.startswith(".") or ".." in uid:
-        raise CxrkitError("the object's SOP Instance UID is not a valid UID")
+        raise InvalidInput("the object's SOP Instance UID is not a valid UID")
     return f"{uid}.dcm"
 
 
