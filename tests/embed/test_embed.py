@@ -134,6 +134,7 @@ def test_layers(example_images):
     assert np.allclose(latent.reshape(1, 512, 9).mean(axis=2), features, atol=1e-4)
 
 
+@pytest.mark.subprocess
 def test_sigkill_then_resume_equals_an_uninterrupted_run(shared_data, tmp_path):
     """A real process killed with SIGKILL mid-run; the resumed output has every film once, same vectors."""
     import os

@@ -70,6 +70,7 @@ def test_bad_flags_fail_before_loading_anything(tmp_path):
     assert result.exit_code == 1 and "per-file limit is larger" in result.output
 
 
+@pytest.mark.subprocess
 def test_real_process_serves_and_stops_gracefully(example_images, phi_dicom):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "cxrkit.cli.main", "serve", "--port", "0", "--threads", "1",
