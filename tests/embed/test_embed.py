@@ -32,6 +32,7 @@ def films(tmp_path, example_images):
     return folder
 
 
+@pytest.mark.slow
 def test_cli_writes_one_row_per_file_and_matches_the_model(films, tiny_model_file, tmp_path):
     out = tmp_path / "emb.parquet"
     result = runner.invoke(app, ["embed", str(films), "--model", str(tiny_model_file), "-o", str(out),
@@ -56,6 +57,7 @@ def test_cli_writes_one_row_per_file_and_matches_the_model(films, tiny_model_fil
         assert np.allclose(model.forward_head(model.forward_features(x), pre_logits=True).numpy()[0], vectors[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_adds_only_new_files_and_refuses_another_model(films, tiny_model_file, tmp_path, example_images):
     out = tmp_path / "emb.parquet"
     first = sorted(films.glob("0000*.png"))[:3]

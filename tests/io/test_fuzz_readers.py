@@ -145,6 +145,7 @@ def valid_dicoms(draw):
     return np.array(values, dtype=dtype).reshape(rows, cols), stored, extra
 
 
+@pytest.mark.slow  # 250 generated DICOMs: ~9 s
 @settings(max_examples=_examples(250), deadline=None, derandomize=True, database=None)
 @given(spec=valid_dicoms(), inverse=st.booleans())
 def test_valid_dicoms_always_read_in_range(tmp_path_factory, spec, inverse):

@@ -37,7 +37,7 @@ from cxrkit.train import config_from_dict, fit
 
 from .conftest import TinyCNN, tiny_config
 
-pytestmark = pytest.mark.subprocess  # each run is a child process launching its ranks
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]  # child processes launching ranks: 40-70 s a run
 
 NO_BN = "test-tinycnn-nobn"
 TESTS = str(Path(__file__).resolve().parents[1])
