@@ -64,6 +64,31 @@ def pytest_configure(config) -> None:
     os.environ["CXRKIT_HOME"] = _CACHE
 
 
+#: fixture -> the markers of every test that uses it, directly or through another fixture
+#: (pytest's ``fixturenames`` is the closure): the fast loop deselects by marker, and a test
+#: that gains one of these fixtures is marked without anyone remembering to.
+FIXTURE_MARKERS = {
+    "shared_data": ("real_data",),  # ../shared/data; dicom_dir, nih_subset, metadata... build on it
+    "shared_data_or_none": ("real_data",),
+    "orthanc": ("pacs",),  # tests/dicom: an Orthanc server process
+    "listener": ("pacs", "subprocess"),  # `cxr listen` in a child process
+    "web_listener": ("pacs", "subprocess"),
+    "browser": ("browser",),  # tests/serve/test_page_browser.py: chromium under Playwright
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Add the markers that follow from a test's fixtures (:data:`FIXTURE_MARKERS`), and
+    ``real_data`` to a test skipped by a condition on ../shared (``skipif(..., reason="../shared ...")``)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        wanted = {marker for fixture, markers in FIXTURE_MARKERS.items() if fixture in names for marker in markers}
+        if any("shared" in str(mark.kwargs.get("reason", "")) for mark in item.iter_markers("skipif")):
+            wanted.add("real_data")
+        for marker in sorted(wanted - {mark.name for mark in item.iter_markers()}):
+            item.add_marker(marker)
+
+
 def pytest_unconfigure(config) -> None:
     shutil.rmtree(_CACHE, ignore_errors=True)
     if _CACHE_BEFORE is None:

@@ -32,6 +32,7 @@ def _faults(mode: str) -> int:
     return int(done.stdout.strip())
 
 
+@pytest.mark.subprocess
 def test_freed_batches_are_reused_without_new_page_faults():
     plain, kept = _faults("plain"), _faults("keep")
     # glibc trims the freed heap top after a batch, so the next one faults its pages in again

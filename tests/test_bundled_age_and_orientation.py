@@ -76,6 +76,7 @@ def test_orientation_card_accuracy_is_reproduced_on_its_validation_split(shared_
     assert accuracy == pytest.approx(model.card.metrics["validation"]["accuracy"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_bundled_age_model_on_the_examples(example_images, tmp_path):
     out = tmp_path / "ages.csv"
     labels = REPO / "examples" / "labels.csv"

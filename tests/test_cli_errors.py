@@ -85,6 +85,7 @@ def test_every_command_speaks_in_flags():
     assert not plain, f"commands without @speaks_flags: {plain}"
 
 
+@pytest.mark.subprocess
 def test_the_command_list_matches_each_command_and_imports_none():
     """`cxr --help` lists one-line helps from a table, without importing any command (that import
     was most of its start-up): each line must equal its command's own, and the list must be whole."""

@@ -103,6 +103,7 @@ def test_predict_fix_orientation_scores_the_upright_film(always_rot90, tiny_mode
     assert [fixed[k] for k in scores] == [plain[k] for k in scores]  # the same pixels, the same scores
 
 
+@pytest.mark.slow
 def test_bundled_orientation_model_on_held_out_films(example_images):
     """The bundled model on the 6 example films (their patients were held out of its training),
     each shown in all 8 orientations."""

@@ -45,6 +45,7 @@ def test_tta_views_are_the_plain_film_then_eight_fixed_corner_zooms():
     assert tta_views(film, 4095, 32, tta=False).shape == (1, 1, 32, 32)
 
 
+@pytest.mark.slow
 def test_estimate_blends_plain_and_zoom_views_and_is_deterministic(age_model_file, example_images):
     estimator = AgeEstimator(str(age_model_file), tta=True, precision="fp32")
     image = read_image(example_images[0])
@@ -80,6 +81,7 @@ def test_age_table_reads_years_dicom_ages_and_refuses_bad_values(tmp_path):
         AgeTable(table, age_column="Patient Age")
 
 
+@pytest.mark.slow
 def test_cli_age_rows_gap_errors_and_determinism(age_model_file, example_images, tmp_path):
     folder = tmp_path / "films"
     folder.mkdir()

@@ -40,6 +40,7 @@ def node(tmp_path, tiny_model_file):
     running.stop()
 
 
+@pytest.mark.pacs
 def test_echo_store_and_refusals_with_their_dimse_status(node, caplog, until, scu):
     port = node.address[1]
     film = pydicom.dcmread(FILMS[0])
@@ -166,6 +167,7 @@ def test_kill_9_at_random_points_gives_each_acknowledged_film_one_report(orthanc
     assert listener.interrupt() == 0  # Ctrl-C: a clean stop
 
 
+@pytest.mark.pacs
 def test_association_limit_rejects_the_one_too_many(tmp_path, tiny_model_file):
     node = DicomNode(NodeConfig(spool=tmp_path / "spool", port=0, model=str(tiny_model_file), max_associations=1))
     port = node.start()[1]

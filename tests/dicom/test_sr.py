@@ -149,6 +149,7 @@ def test_private_codes_are_declared_and_standard_codes_exist_in_the_standard(pre
     assert sr.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == PRIVATE_SCHEME
 
 
+@pytest.mark.slow
 def test_same_films_give_the_same_report_uids(predicted, films, tiny_model_file, tmp_path):
     _run("predict", str(films), "--model", str(tiny_model_file), "-o", str(tmp_path / "again.jsonl"), "--format",
          "jsonl", "--precision", "fp32", "--dicom-sr", str(tmp_path / "sr"))
@@ -161,6 +162,7 @@ def test_same_films_give_the_same_report_uids(predicted, films, tiny_model_file,
     assert result_uid("1.2.3", "a" * 64, "findings") != result_uid("1.2.3", "a" * 64, "age")
 
 
+@pytest.mark.slow
 def test_age_report_holds_the_estimate_in_years_and_its_tta_spread(films, tmp_path):
     _run("age", str(films), "-o", str(tmp_path / "ages.jsonl"), "--format", "jsonl", "--tta", "--precision", "fp32",
          "--dicom-sr", str(tmp_path / "sr"))
@@ -182,6 +184,7 @@ def test_age_report_holds_the_estimate_in_years_and_its_tta_spread(films, tmp_pa
     assert checked >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools (dciodvfy) is not installed")
 def test_dciodvfy_finds_no_error_in_any_report(predicted, films, tmp_path):
     _run("age", str(films), "-o", str(tmp_path / "ages.csv"), "--dicom-sr", str(tmp_path / "sr"))
@@ -202,6 +205,7 @@ def test_a_source_without_uids_gets_a_reason_not_a_report(tmp_path, tiny_model_f
     assert not (tmp_path / "sr").exists() or not list((tmp_path / "sr").iterdir())
 
 
+@pytest.mark.slow
 def test_overlay_secondary_capture_in_the_film_study(films, tiny_model_file, tmp_path):
     import cv2
 

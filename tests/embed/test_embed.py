@@ -32,6 +32,7 @@ def films(tmp_path, example_images):
     return folder
 
 
+@pytest.mark.slow
 def test_cli_writes_one_row_per_file_and_matches_the_model(films, tiny_model_file, tmp_path):
     out = tmp_path / "emb.parquet"
     result = runner.invoke(app, ["embed", str(films), "--model", str(tiny_model_file), "-o", str(out),
@@ -57,6 +58,7 @@ def test_cli_writes_one_row_per_file_and_matches_the_model(films, tiny_model_fil
         assert np.allclose(model.forward_head(model.forward_features(x), pre_logits=True).numpy()[0], vectors[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_adds_only_new_files_and_refuses_another_model(films, tiny_model_file, tmp_path, example_images):
     out = tmp_path / "emb.parquet"
     first = sorted(films.glob("0000*.png"))[:3]
@@ -135,6 +137,7 @@ def test_layers(example_images):
     assert np.allclose(latent.reshape(1, 512, 9).mean(axis=2), features, atol=1e-4)
 
 
+@pytest.mark.subprocess
 def test_sigkill_then_resume_equals_an_uninterrupted_run(shared_data, tmp_path):
     """A real process killed with SIGKILL mid-run; the resumed output has every film once, same vectors."""
     import os

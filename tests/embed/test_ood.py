@@ -37,6 +37,7 @@ def test_detector_scores_thresholds_and_round_trips(tmp_path):
         OodDetector(films[:3], threshold=0.1, k=4)
 
 
+@pytest.mark.slow
 def test_predict_ood_uses_one_pass_and_keeps_the_scores(tiny_model_file, example_images, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(tiny_model_file.parent, folder)

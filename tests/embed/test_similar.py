@@ -72,6 +72,7 @@ def test_a_film_and_its_transformed_copy_are_each_others_nearest_neighbour(share
         assert neighbours[0]["similarity"] > neighbours[1]["similarity"]
 
 
+@pytest.mark.slow
 def test_the_query_goes_through_the_index_film_steps(example_images, tmp_path):
     """An index built with --fix-orientation: a rotated copy of a film is turned upright before the search.
 

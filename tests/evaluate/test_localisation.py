@@ -126,6 +126,7 @@ def test_cli_localisation(tmp_path):
     assert alone.exit_code != 0
 
 
+@pytest.mark.slow
 def test_heatmap_writer_keeps_raw_maps_for_scoring(tmp_path, example_images):
     """``cxr predict --heatmaps DIR --heatmap-raw`` names each .npy like its PNG, in the film's pixels."""
     from cxrkit.explain import HeatmapWriter

@@ -33,6 +33,7 @@ def _metrics(folder):
         return {row["label"]: row for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow
 def test_model_on_dataset_equals_predict_then_evaluate(tiny_model, tmp_path):
     """examples/labels.csv is a real NIH label file for the committed example images."""
     from cxrkit.cli.main import app as cli

@@ -158,6 +158,7 @@ def test_shortcut_probe_finds_a_visible_group_and_warns_only_with_differing_rate
     assert 0.3 < hidden.auc < 0.7 and shortcut_warning(hidden, ["Pneumonia"]).warning is None
 
 
+@pytest.mark.slow
 def test_cli_group_by_writes_tables_plot_and_report(fixture_dir, evaluate_app, tmp_path):
     sidecar = tmp_path / "sites.csv"
     names = pd.read_csv(fixture_dir / "labels.csv")["Image Index"]

@@ -22,6 +22,7 @@ from cxrkit.models import create, load_model
 from cxrkit.preprocess import FilmSteps, OrientationFixer
 
 
+@pytest.mark.slow
 def test_a_weight_file_name_gives_the_same_map_as_its_module(tiny_densenet_file, example_images):
     by_name = explain(str(tiny_densenet_file), example_images[0], "Effusion", "cam")
     by_module = explain(create(str(tiny_densenet_file)), example_images[0], "Effusion", "cam")
@@ -30,6 +31,7 @@ def test_a_weight_file_name_gives_the_same_map_as_its_module(tiny_densenet_file,
     assert by_name.film is not None and by_name.film.pixels.shape == by_name.array.shape
 
 
+@pytest.mark.slow
 def test_explaining_leaves_a_training_model_training(square_model, image):
     square_model.train()
     try:

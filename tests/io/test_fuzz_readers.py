@@ -81,6 +81,7 @@ def _check(runner, case, seeds) -> None:
 
 # --- the fuzz runs -------------------------------------------------------------------------
 
+@pytest.mark.subprocess
 @settings(max_examples=_examples(1500), **FUZZ)
 @given(case=fz.case_strategy(DICOM_SEEDS, KINDS))
 def test_fuzz_dicom(runner, case):
@@ -89,6 +90,7 @@ def test_fuzz_dicom(runner, case):
     _check(runner, case, DICOM_SEEDS)
 
 
+@pytest.mark.subprocess
 @settings(max_examples=_examples(1200), **FUZZ)
 @given(case=fz.case_strategy(RASTER_SEEDS, KINDS))
 def test_fuzz_png_jpeg_tiff_bmp(runner, case):
@@ -97,6 +99,7 @@ def test_fuzz_png_jpeg_tiff_bmp(runner, case):
     _check(runner, case, RASTER_SEEDS)
 
 
+@pytest.mark.subprocess
 @settings(max_examples=_examples(250), **FUZZ)
 @given(case=fz.case_strategy(EXAMPLE_SEEDS, KINDS))
 def test_fuzz_examples(runner, case):
@@ -104,6 +107,7 @@ def test_fuzz_examples(runner, case):
     _check(runner, case, EXAMPLE_SEEDS)
 
 
+@pytest.mark.subprocess
 def test_fuzz_real_dicoms(shared_data, runner):
     """Real vendor DICOMs (JPEG 2000, JPEG-LS, lossless and 12-bit JPEG, MONOCHROME1): the files
     users have, with their private tags and odd encodings. Skips without ../shared/data."""
@@ -142,6 +146,7 @@ def valid_dicoms(draw):
     return np.array(values, dtype=dtype).reshape(rows, cols), stored, extra
 
 
+@pytest.mark.slow  # 250 generated DICOMs: ~9 s
 @settings(max_examples=_examples(250), deadline=None, derandomize=True, database=None)
 @given(spec=valid_dicoms(), inverse=st.booleans())
 def test_valid_dicoms_always_read_in_range(tmp_path_factory, spec, inverse):
@@ -202,6 +207,7 @@ def test_seed_generator_covers_the_committed_seeds():
     ("nan", "violation", "NaN"),
     ("keyerror", "violation", "KeyError"),
 ])
+@pytest.mark.subprocess
 def test_harness_reports_each_failure(how, kind, detail):
     """A reader that hangs, aborts, allocates without bound, returns NaN or raises a foreign
     exception is reported as such: the fuzz tests above could fail, and would say why."""

@@ -35,6 +35,7 @@ def xrv_ae(tmp_path_factory, example_images, fit_batchnorm):
     return model.eval(), folder, x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("filename", ["ae-state.pt", "ae-module.pt"])
 def test_import_matches_xrv_encode_and_decode(xrv_ae, tmp_path, filename):
     theirs, folder, x = xrv_ae
@@ -64,6 +65,7 @@ def test_cli_import_infers_the_autoencoder(xrv_ae, tmp_path):
     assert ModelCard.load(out.with_suffix(".json")).architecture == "resnet101_ae"
 
 
+@pytest.mark.slow
 def test_fetch_101_elastic_from_a_loopback_server(xrv_ae, srv, cxrkit_home):
     _, folder, x = xrv_ae
     payload = (folder / "ae-state.pt").read_bytes()

@@ -47,6 +47,7 @@ def test_the_rule_needs_the_whole_interval_past_no_skill():
     assert assess(age) is None  # imported weights with no held-out numbers: no verdict, no warning
 
 
+@pytest.mark.slow
 def test_cli_says_it_once_before_the_scores(example_images, tiny_model_file, tmp_path):
     runner = CliRunner()
     done = runner.invoke(app, ["predict", str(example_images[0]), "-o", str(tmp_path / "a.csv")])

@@ -55,6 +55,7 @@ def _xrv_inputs(files):
     return torch.from_numpy(np.stack(out))
 
 
+@pytest.mark.slow
 def test_import_whole_pickled_module_matches_xrv_on_real_images(xrv_densenet, tmp_path, example_images):
     model, path = xrv_densenet
     card_path = import_torchxrayvision(path, tmp_path / "nih-random.safetensors")
@@ -77,6 +78,7 @@ def test_import_whole_pickled_module_matches_xrv_on_real_images(xrv_densenet, tm
     assert np.abs(ours_e2e[:, :14] - theirs[:, :14]).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_import_state_dict_resnet_matches_torchvision_layout(tmp_path, example_images):
     torch.manual_seed(2)
     base = torchvision.models.resnet50(num_classes=18)

@@ -43,6 +43,7 @@ def plugin(tmp_path, monkeypatch):
     return zero_backend
 
 
+@pytest.mark.slow
 def test_predictor_is_a_runner_and_the_engine_keeps_its_numbers(example_images, tiny_model_file):
     predictor = Predictor(str(tiny_model_file), precision="fp32")
     assert isinstance(predictor, Runner)

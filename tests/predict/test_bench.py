@@ -13,6 +13,7 @@ pytest.importorskip("onnxruntime")
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_run_bench_times_each_configuration(tiny_model_file, example_images):
     report = run_bench(example_images[:3], str(tiny_model_file), backends=("torch", "onnx"),
                        precisions=("fp32", "fp16"), batch_sizes=(1, 2))

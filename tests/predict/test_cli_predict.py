@@ -97,6 +97,7 @@ def test_refuses_to_overwrite_and_reports_missing_paths(example_images, tiny_mod
     assert result.exit_code == 1 and "no such file" in result.output
 
 
+@pytest.mark.subprocess
 def test_resume_after_kill_loses_and_duplicates_nothing(example_images, tiny_model_file, tmp_path):
     """Kill a real `cxr predict` process mid-run, resume it, and check every file appears exactly once."""
     folder = tmp_path / "many"

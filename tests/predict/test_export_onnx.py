@@ -30,6 +30,7 @@ def exported(tiny_model_file, example_images, tmp_path_factory):
     return export_onnx(str(tiny_model_file), path, example_images), path
 
 
+@pytest.mark.slow
 def test_one_file_with_the_card_inside(exported, tiny_model_file):
     result, path = exported
     assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.onnx"]  # no .onnx.data, no leftovers
@@ -56,6 +57,7 @@ def test_dynamic_batch_matches_pytorch_on_real_films(exported, tiny_model_file, 
     assert np.abs(probabilities(got, "multilabel") - probabilities(expected, "multilabel")).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_a_graph_that_disagrees_is_refused_and_not_written(tiny_model_file, example_images, tmp_path, monkeypatch):
     real = export_module.onnx_bytes
 
@@ -72,6 +74,7 @@ def test_a_graph_that_disagrees_is_refused_and_not_written(tiny_model_file, exam
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_bundled_model_exports_within_tolerance(example_images, tmp_path):
     films = [*example_images, example_images[0].parent / "siim_chest_pa.dcm"]
     result = export_onnx("densenet121.nih-demo", tmp_path / "demo.onnx", films)
@@ -80,6 +83,7 @@ def test_bundled_model_exports_within_tolerance(example_images, tmp_path):
     assert meta["source_sha256"] == create("densenet121.nih-demo").card.sha256
 
 
+@pytest.mark.slow
 def test_cli_export(tiny_model_file, example_images, tmp_path):
     target = tmp_path / "m.onnx"
     args = ["export", str(tiny_model_file), "-o", str(target), "--verify-on", str(example_images[0].parent)]

@@ -46,6 +46,7 @@ def _assert_same_csv(a, b, tolerance):
     return x.to_dict("records")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["densenet121.nih-demo", "tiny"])
 def test_cli_csv_matches_torch_fp32(films, tmp_path, tiny_model_file, model, monkeypatch):
     from cxrkit.predict import onnx_backend
@@ -76,6 +77,7 @@ def test_resume_with_onnx_gives_the_uninterrupted_file(films, tmp_path, tiny_mod
     assert part.read_text() == whole.read_text()
 
 
+@pytest.mark.slow
 def test_exported_file_as_the_model(tiny_model_file, example_images, tmp_path):
     path = export_onnx(str(tiny_model_file), tmp_path / "tiny.onnx", example_images).path
     graph = load_onnx(path)
@@ -89,6 +91,7 @@ def test_exported_file_as_the_model(tiny_model_file, example_images, tmp_path):
     assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) < 1e-5
 
 
+@pytest.mark.slow
 def test_cli_takes_an_exported_file_as_the_model(films, tmp_path, tiny_model_file, example_images):
     """``cxr predict -m model.onnx`` runs the file on ONNX Runtime with the card inside it."""
     path = export_onnx(str(tiny_model_file), tmp_path / "tiny.onnx", example_images).path
@@ -139,6 +142,7 @@ def test_auto_rule_follows_the_cpu_and_the_installed_runtimes(monkeypatch):
     assert name == "torch" and "cxrkit[onnx]" in why
 
 
+@pytest.mark.slow
 def test_auto_exports_once_checks_and_reuses_the_graph(monkeypatch, cxrkit_home, tiny_model_file, example_images):
     from cxrkit.predict import onnx_backend
 
@@ -167,6 +171,7 @@ def test_auto_exports_once_checks_and_reuses_the_graph(monkeypatch, cxrkit_home,
     assert len(list((cxrkit_home / "onnx").glob("*.onnx"))) == 2
 
 
+@pytest.mark.slow
 def test_auto_runs_torch_when_the_graph_fails_its_check(monkeypatch, cxrkit_home, tiny_model_file, caplog):
     from cxrkit.predict import onnx_backend
 
@@ -180,6 +185,7 @@ def test_auto_runs_torch_when_the_graph_fails_its_check(monkeypatch, cxrkit_home
         Predictor(str(tiny_model_file), backend="onnx")  # asked for by name, it is an error
 
 
+@pytest.mark.slow
 def test_an_onnx_predictor_survives_pickling(tiny_model_file, example_images, cxrkit_home):
     """Ray ships the predictor to its tasks: the session is reopened from the graph on the other side."""
     import pickle

@@ -194,6 +194,7 @@ def _run(*args: bytes | str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=ENV, capture_output=True, timeout=300)
 
 
+@pytest.mark.subprocess
 def test_non_utf8_names_are_scored_kept_byte_exact_and_resumed(latin1, tiny_model_file):
     """Rows name the files with their exact bytes (the CSV carries them through), and --resume
     recognises them: nothing is scored twice."""
@@ -207,6 +208,7 @@ def test_non_utf8_names_are_scored_kept_byte_exact_and_resumed(latin1, tiny_mode
     assert open(out, "rb").read().splitlines() == lines
 
 
+@pytest.mark.subprocess
 def test_non_utf8_names_convert_to_the_same_bytes(latin1):
     out = latin1 + b"/png \xff"
     done = _run("convert", latin1 + b"/caf\xe9 film.png", "-o", out, "--size", "64")

@@ -33,6 +33,8 @@ from .conftest import (
     wait_for_rows,
 )
 
+pytestmark = pytest.mark.subprocess  # every test runs `cxr` in a child process
+
 
 @pytest.fixture(scope="module")
 def reference(inputs, tiny_model_file, tmp_path_factory) -> Path:

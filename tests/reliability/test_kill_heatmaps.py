@@ -22,6 +22,8 @@ from PIL import Image
 
 from .conftest import ENV, N_IMAGES, assert_same_rows, cli, kill, start, wait_for_rows
 
+pytestmark = pytest.mark.subprocess  # every test runs `cxr` in a child process
+
 
 def _command(inputs: Path, model: Path, out: Path, maps: Path, *extra: str) -> list[str]:
     return cli("predict", str(inputs), "--model", str(model), "-o", str(out), "--batch-size", "2",

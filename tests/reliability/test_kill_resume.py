@@ -40,6 +40,7 @@ TRAIN_CONFTEST = Path(__file__).resolve().parents[1] / "train" / "conftest.py"
 
 # --- cxr age ------------------------------------------------------------------------------------
 
+@pytest.mark.subprocess
 def test_age_killed_at_random_points_resumes_to_the_uninterrupted_rows(inputs, tmp_path):
     """Two kills at random rows (the second followed by a row torn mid-write), then --resume."""
     rng = random.Random(7)
@@ -65,6 +66,7 @@ def _converted(folder: Path) -> dict[str, bytes]:
             if not p.name.startswith(".")}
 
 
+@pytest.mark.subprocess
 def test_convert_killed_at_random_points_resumes_to_identical_pngs(inputs, tmp_path):
     """Two kills at random manifest rows (the second followed by a row torn mid-write), then
     --resume: the manifest lists every file once, in order, and every PNG equals the
@@ -105,6 +107,7 @@ def _digests(folder: Path) -> dict[str, str]:
             if not p.name.startswith(".")}
 
 
+@pytest.mark.subprocess
 def test_shard_killed_at_random_points_resumes_to_identical_shards(inputs, tmp_path):
     """Kills after a random number of finished shards (never leaving a torn tar under a shard's
     name, nor a dataset.json before the last shard), then --resume: every file equals the
@@ -205,6 +208,7 @@ def tiny_csv_data(tmp_path_factory) -> Path:
     return tiny.tiny_csv.__wrapped__(tmp_path_factory)
 
 
+@pytest.mark.subprocess
 def test_train_killed_mid_epoch_and_mid_checkpoint_resumes_to_identical_weights(tiny_csv_data, tmp_path):
     """Kills after random steps and once while last.ckpt's temporary file is being written; a
     torn temporary checkpoint is left behind as such a kill leaves it. Rerunning the same

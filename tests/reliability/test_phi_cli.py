@@ -74,6 +74,7 @@ def test_committed_corpus_files_are_the_generators_output():
 
 
 @pytest.mark.parametrize("command", ["predict", "age", "convert"])
+@pytest.mark.subprocess
 def test_no_planted_value_on_any_output(command, planted, tmp_path):
     """Default logging for every command; ``predict`` also at DEBUG, where tracebacks are shown."""
     out = tmp_path / "out"
@@ -89,6 +90,7 @@ def test_no_planted_value_on_any_output(command, planted, tmp_path):
         _assert_clean(proc, folder)
 
 
+@pytest.mark.subprocess
 def test_files_read_fine_print_nothing_on_stderr(planted, tmp_path):
     """Readable files, planted ones whose headers make pydicom warn included, and (where the
     shared data is present) a real 12-bit JPEG whose first decoders fail before one reads it:

@@ -185,6 +185,7 @@ print("read", len(files), "files")
 """
 
 
+@pytest.mark.subprocess
 def test_reader_threads_let_no_warning_text_through(tmp_path):
     """Four threads reading the planted files at once, with every warning shown (``-W always``):
     end to end, as ``cxr predict`` and ``cxr convert`` read ahead in threads. (The interleaving

@@ -23,6 +23,7 @@ from .phi_files import FILE_TOKEN, TOKEN, found, write_all
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx is not installed")
+pytestmark = pytest.mark.subprocess  # `cxr serve` in a child process
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ import pytest
 
 from ..conftest import SCORE_TOL
 
+pytestmark = pytest.mark.subprocess  # `cxr predict` in a child process, interrupted
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

@@ -78,6 +78,7 @@ def test_predict_equals_cxr_predict_with_bad_files(client, files, example_images
     assert all(body["rows"][0][label] is None for label in PATHOLOGIES[14:])  # not predicted, never 0.5
 
 
+@pytest.mark.slow
 def test_csv_and_jsonl_are_byte_for_byte_cxr_predict(client, files, example_images, bad_files, tmp_path):
     inputs = [example_images[2], bad_files[1]]
     for fmt in ("csv", "jsonl"):
@@ -113,6 +114,7 @@ def test_real_dicoms_equal_cxr_predict(client, files, dicom_dir, tmp_path):
     assert "JPEG 2000" in body["rows"][3]["error"]
 
 
+@pytest.mark.slow
 def test_fix_orientation_equals_cxr_predict(client, files, example_images, tmp_path):
     image = read_image(example_images[4])
     turned = tmp_path / "turned.png"
@@ -129,6 +131,7 @@ def test_raw_scores_equal_cxr_predict_raw(client, files, example_images, tmp_pat
     assert_same_rows(body["rows"], cli_rows("predict", str(example_images[5]), "--raw", tmp_path=tmp_path))
 
 
+@pytest.mark.slow
 def test_age_equals_cxr_age_with_header_and_typed_age(client, files, example_images, tmp_path):
     body = client.post("/v1/age", files=files(DICOM)).json()
     assert body["model"]["name"] == "densenet121.nih-age"
@@ -155,6 +158,7 @@ def test_age_equals_cxr_age_with_header_and_typed_age(client, files, example_ima
     assert two.status_code == 422
 
 
+@pytest.mark.slow
 def test_explain_formats_agree_with_the_library(client, files, service, example_images):
     path = example_images[0]
     score = client.post("/v1/predict", files=files(path)).json()["rows"][0]["Effusion"]

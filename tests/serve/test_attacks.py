@@ -72,6 +72,7 @@ def test_slow_headers_are_cut_at_the_header_deadline_with_408(guarded):
     assert result["closed"] == 10 and result["answered_408"] == 10
 
 
+@pytest.mark.slow  # waits out the body time limit
 def test_endless_chunked_body_ends_in_408_within_the_body_limit(guarded):
     result = endless_body(guarded.url, hold=LIMITS["body_seconds"] + 5, every=0.3)
     _healthy(result["probe"])

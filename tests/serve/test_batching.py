@@ -34,6 +34,7 @@ def _same_rows(together: list[dict], alone: list[dict]) -> None:
                 assert a[key] == value, key
 
 
+@pytest.mark.slow
 def test_concurrent_requests_get_the_rows_each_gets_alone(make_server, files, example_images):
     server = make_server(batch_window_ms=50.0)
     jobs = server.app.state.jobs

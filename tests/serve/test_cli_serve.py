@@ -41,6 +41,26 @@ def test_availability_flags_reach_the_server(monkeypatch):
     assert result.exit_code == 1 and "in-flight upload budget" in result.output
 
 
+
+def test_batch_window_reaches_the_server_and_a_negative_one_is_refused(monkeypatch):
+    import cxrkit.serve.server
+    from cxrkit.errors import InvalidArgument
+    from cxrkit.serve import ServeConfig
+
+    seen = []
+    monkeypatch.setattr(cxrkit.serve.server, "run", lambda config, on_ready=None: seen.append(config))
+    for given, expected in ((None, 5.0), ("0", 0.0), ("25.5", 25.5)):
+        result = CliRunner().invoke(cli, ["serve"] + ([] if given is None else ["--batch-window-ms", given]))
+        assert result.exit_code == 0, result.output
+        assert seen.pop().batch_window_ms == expected
+    for bad in ("-1", "1001"):
+        result = CliRunner().invoke(cli, ["serve", "--batch-window-ms", bad])
+        assert result.exit_code == 2 and "--batch-window-ms" in result.output, result.output
+    assert not seen  # refused before anything was loaded
+    with pytest.raises(InvalidArgument, match="`batch_window_ms` must lie in 0..1000") as caught:
+        ServeConfig(batch_window_ms=-0.5)
+    assert "--" not in str(caught.value)  # the library names its parameter, never a flag
+
 def test_bad_flags_fail_before_loading_anything(tmp_path):
     token = tmp_path / "token.txt"
     token.write_text("short\n")
@@ -50,6 +70,7 @@ def test_bad_flags_fail_before_loading_anything(tmp_path):
     assert result.exit_code == 1 and "per-file limit is larger" in result.output
 
 
+@pytest.mark.subprocess
 def test_real_process_serves_and_stops_gracefully(example_images, phi_dicom):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "cxrkit.cli.main", "serve", "--port", "0", "--threads", "1",

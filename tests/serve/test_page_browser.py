@@ -14,16 +14,12 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+from cxrkit.cli.main import app as cli
+from cxrkit.labels import PATHOLOGIES
+
 CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)", allow_module_level=True)
-
-from typer.testing import CliRunner  # noqa: E402
-
-from cxrkit.cli.main import app as cli  # noqa: E402
-from cxrkit.labels import PATHOLOGIES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CXRKIT_ARTIFACTS", REPO / "build" / "test-artifacts")) / "serve"
@@ -33,6 +29,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 @pytest.fixture(scope="module")
 def browser():
+    """Chromium under Playwright; the tests skip here (collected, marked ``browser``) without either."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium)")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         yield chromium

@@ -85,6 +85,7 @@ def test_cors_is_off_unless_an_origin_is_given(client, make_server):
         assert "access-control-allow-origin" not in other.headers
 
 
+@pytest.mark.slow
 def test_no_patient_identifier_in_any_answer_header_or_log(client, files, phi_dicom, caplog):
     """A DICOM with a known PatientName/PatientID through every endpoint; the upload's name is
     echoed in the rows (the client sent it) but never logged."""

@@ -25,6 +25,7 @@ def run(simulate, survival_app, tmp_path_factory):
     return result, out
 
 
+@pytest.mark.slow
 def test_output_folder_has_every_artefact(run):
     result, out = run
     assert result.exit_code == 0, result.output

@@ -37,6 +37,8 @@ from cxrkit.train import config_from_dict, fit
 
 from .conftest import TinyCNN, tiny_config
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]  # child processes launching ranks: 40-70 s a run
+
 NO_BN = "test-tinycnn-nobn"
 TESTS = str(Path(__file__).resolve().parents[1])
 BATCH = 2  # per rank; 28 training images / 2 ranks / 2 = 7 full steps per epoch, nothing padded or dropped

@@ -152,6 +152,7 @@ def test_orientation_target_trains_an_eight_way_classifier(tiny_csv, tmp_path):
     assert validation["accuracy_rotation"] >= validation["accuracy"]
 
 
+@pytest.mark.slow  # a real DenseNet-121: ~15 s on two cores
 def test_densenet121_small_input_trains(tiny_csv, tmp_path):
     """The real architecture, at 32 px and one epoch: the loop is not specific to the tiny CNN."""
     raw = tiny_config(tiny_csv, tmp_path, model={"architecture": "densenet121", "input_size": 32},

@@ -114,6 +114,7 @@ def test_small_autoencoder_is_registered_with_the_model_surface():
     assert sum(p.numel() for p in ae.parameters()) < 1_000_000
 
 
+@pytest.mark.slow  # trains on the NIH films: over a minute
 def test_trained_on_nih_films_card_has_errors_and_both_baselines(shared_data, tmp_path):
     nih = shared_data / "nih"
     cfg = load_config(RECIPE, [f"data.root={nih / 'images'}", f"data.label_file={nih / 'Data_Entry_2017_v2020.csv'}",

@@ -40,6 +40,7 @@ def _config(root, out, extra=None):
     return config_from_dict(raw)
 
 
+@pytest.mark.slow  # three runs, each trained, killed and resumed: ~8-11 s apiece
 @pytest.mark.parametrize("kill_step", [4, 7, None], ids=["mid-epoch", "last-batch", "after-epoch-end"])
 def test_resume_after_kill_gives_identical_weights(tiny_csv, tmp_path, kill_step):
     # 40 images, 70 % train by patient -> 28 images, batch 4, drop_last -> 7 steps per epoch.

@@ -31,6 +31,7 @@ def serve(
     max_request_mb: float = typer.Option(200.0, "--max-request-mb", min=0.001, help="Largest accepted request (413 above)."),
     queue_size: int = typer.Option(16, "--queue-size", min=1, help="Model jobs waiting or running before new ones get 503 + Retry-After."),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Films per forward pass within a request."),
+    batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", min=0.0, max=1000.0, help="Longest wait for more requests to score in the same batch (0: no waiting, only requests already queued join)."),
     max_inflight_mb: float = typer.Option(512.0, "--max-inflight-mb", min=0.001, help="Uploads held in memory by all requests together (503 + Retry-After above)."),
     decode_seconds: float = typer.Option(30.0, "--decode-seconds", min=0.1, help="Longest decode of one film (its worker is killed past it; the file gets an error row)."),
     decode_workers: int = typer.Option(2, "--decode-workers", min=1, help="Decoder processes (films are decoded outside the server process)."),
@@ -48,7 +49,7 @@ def serve(
         models=tuple(model), age_model=_optional(age_model), orientation_model=_optional(orientation_model),
         host=host, port=port, token=read_token(token_file) if token_file else None, cors_origins=tuple(cors_origin),
         max_file_bytes=int(max_file_mb * MB), max_request_bytes=int(max_request_mb * MB), queue_size=queue_size,
-        batch_size=batch_size, device=device, precision=precision, threads=threads,
+        batch_size=batch_size, batch_window_ms=batch_window_ms, device=device, precision=precision, threads=threads,
         max_inflight_bytes=int(max_inflight_mb * MB), decode_seconds=decode_seconds, decode_workers=decode_workers,
         header_seconds=header_seconds, body_seconds=body_seconds,
     )

@@ -7,19 +7,38 @@
 
 from __future__ import annotations
 
-from . import autoencoder, densenet, resnet  # noqa: F401  (architectures register themselves on import)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._registry import (
     Architecture,
     get_architecture,
     list_architectures,
     register_model,
 )
-from .base import CxrModel
-from .calibration import activate, apply_operating_points, threshold_vector
 from .card import ModelCard
 from .factory import DEFAULT_MODEL, build, create, list_models, resolve_card
-from .loading import card_of, check_device, load_model
 from .store import cache_dir, save_weights
+
+if TYPE_CHECKING:
+    from .base import CxrModel
+    from .calibration import activate, apply_operating_points, threshold_vector
+    from .loading import card_of, check_device, load_model
+
+#: names whose modules import PyTorch, loaded on first use: listing models and reading
+#: cards (``cxr models list``) stays free of that import. The architecture modules load
+#: the same way, when :func:`get_architecture` first asks for one of theirs.
+_LAZY = {
+    "CxrModel": "base",
+    "activate": "calibration", "apply_operating_points": "calibration", "threshold_vector": "calibration",
+    "card_of": "loading", "check_device": "loading", "load_model": "loading",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CxrModel",

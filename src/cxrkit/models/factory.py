@@ -9,16 +9,19 @@ The returned module carries its :class:`ModelCard` as ``model.card``.
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import ModelNotFound, WeightsError
 from ..labels import PATHOLOGIES
 from . import published
 from ._registry import get_architecture, list_architectures
-from .base import CxrModel
 from .card import ModelCard
 from .store import find_card, list_cards, read_state_dict
+
+if TYPE_CHECKING:  # finding cards needs no PyTorch (`cxr models list` starts fast); building a model imports it
+    import torch
+
+    from .base import CxrModel
 
 __all__ = ["create", "build", "list_models", "resolve_card", "DEFAULT_MODEL"]
 
@@ -32,6 +35,8 @@ def build(card: ModelCard, state_dict: dict[str, torch.Tensor] | None = None) ->
     Loading is strict: a missing or unexpected tensor means the file does not match
     the architecture, which would otherwise give silently wrong predictions.
     """
+    from .base import CxrModel
+
     arch = get_architecture(card.architecture)
     model = arch.builder(num_classes=len(card.labels), in_chans=1)
     if not isinstance(model, CxrModel):

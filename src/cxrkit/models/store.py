@@ -14,16 +14,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .._atomic import atomic_path
 from ..errors import ChecksumMismatch, ModelNotFound, WeightsError
 from .card import ModelCard
 from .download import sha256_file
+
+if TYPE_CHECKING:  # finding and listing cards needs no PyTorch; reading and writing tensors imports it
+    import torch
+    from torch import nn
 
 __all__ = [
     "BUNDLED_DIR",
@@ -65,6 +65,9 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | Path, dtype: tor
     the card's path. Both files are written atomically (weights first, then the card), so
     a crash in between leaves a card whose sha256 refuses the new weights, never a torn file.
     """
+    import torch
+    from safetensors.torch import save_file
+
     path = Path(path)
     if path.suffix != ".safetensors":
         raise WeightsError(f"{path}: weight files must end in .safetensors")
@@ -99,6 +102,9 @@ def read_state_dict(card: ModelCard, card_path: Path) -> dict[str, torch.Tensor]
         raise ChecksumMismatch(
             f"{weights}: sha256 {actual} does not match its card ({card.sha256}); the file is corrupt or was replaced"
         )
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         return load_file(str(weights))
     except (SafetensorError, OSError) as exc:

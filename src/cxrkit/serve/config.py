@@ -89,7 +89,7 @@ class ServeConfig:
         if self.max_request_bytes > self.max_inflight_bytes:
             problems.append("the per-request limit is larger than the in-flight upload budget")
         if not 0.0 <= self.batch_window_ms <= 1000.0:
-            problems.append(f"`batch_window_ms` must lie in 0..1000, got {self.batch_window_ms:g}")
+            problems.append(f"`batch_window_ms` must lie in 0..1000 (0: no waiting), got {self.batch_window_ms:g}")
         if self.max_json_bytes < 1:
             problems.append("`max_json_bytes` must be positive")
         if min(self.header_seconds, self.keep_alive_seconds, self.body_idle_seconds, self.body_seconds,
