@@ -13,12 +13,14 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._atomic import write_text_atomic
 from ..errors import WeightsError
-from ..preprocess import ModelInput
 from .evidence import Evidence, assess
+
+if TYPE_CHECKING:
+    from ..preprocess import ModelInput
 
 __all__ = ["ModelCard", "InputSpec", "NORMALIZATION", "CARD_VERSION"]
 
@@ -86,6 +88,8 @@ class InputSpec:
 
     def transform(self) -> ModelInput:
         """The callable that makes this input from decoded pixels: ``(pixels, maxval) -> (1, size, size)`` float32."""
+        from ..preprocess import ModelInput  # here: the preprocessing package imports PyTorch; reading cards must not
+
         return ModelInput(self.size, self.crop)
 
 
