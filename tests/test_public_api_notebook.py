@@ -25,6 +25,8 @@ import cxrkit.explain
 import cxrkit.predict
 from cxrkit.preprocess import FilmSteps, OrientationFixer
 
+pytestmark = pytest.mark.slow  # whole bundled models, end to end
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

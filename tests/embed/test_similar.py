@@ -134,6 +134,7 @@ def test_the_default_model_finds_altered_copies_once_centred_and_whitened(held_o
     assert sum(f == o for f, o in zip(found[10:], originals, strict=True)) >= 9, found[10:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trim", ["0", "0.08"])
 def test_a_query_is_embedded_with_the_index_view(example_images, tmp_path, trim):
     """An archive film asked for again is found with cosine 1: the query was trimmed (or not) as the

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -99,6 +100,7 @@ def _bordered_film(example_images, folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_predict_heatmaps_with_clean_film_draw_on_the_film_as_scored(tiny_densenet_file, example_images, tmp_path):
     from cxrkit.explain import explain, render_overlay
     from cxrkit.io import read_image

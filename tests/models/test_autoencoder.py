@@ -57,6 +57,7 @@ def test_import_matches_xrv_encode_and_decode(xrv_ae, tmp_path, filename):
     assert (z[0] - z[1]).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 def test_cli_import_infers_the_autoencoder(xrv_ae, tmp_path):
     _, folder, _ = xrv_ae
     out = tmp_path / "imported.safetensors"

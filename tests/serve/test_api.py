@@ -63,6 +63,7 @@ def bad_files(tmp_path_factory, example_images) -> list[Path]:
     return [folder / n for n in ("empty.png", "truncated.png", "notes.dcm", "report.txt")]
 
 
+@pytest.mark.slow
 def test_predict_equals_cxr_predict_with_bad_files(client, files, example_images, bad_files, tmp_path):
     inputs = [example_images[0], DICOM, *bad_files, example_images[1]]
     response = client.post("/v1/predict", files=files(*inputs))

@@ -60,12 +60,14 @@ def _healthy(probe) -> None:
     assert max(probe.seconds) < 1.0, probe.summary()
 
 
+@pytest.mark.slow
 def test_idle_sockets_neither_starve_healthz_nor_stay_open(guarded):
     result = idle_sockets(guarded.url, count=40, hold=LIMITS["header_seconds"] + 1.5)
     _healthy(result["probe"])
     assert result["closed"] == 40  # the header deadline closed every one
 
 
+@pytest.mark.slow
 def test_slow_headers_are_cut_at_the_header_deadline_with_408(guarded):
     result = slow_headers(guarded.url, count=10, hold=LIMITS["header_seconds"] + 2.5, every=0.3)
     _healthy(result["probe"])
@@ -80,6 +82,7 @@ def test_endless_chunked_body_ends_in_408_within_the_body_limit(guarded):
     assert result["ended_after"] < LIMITS["body_seconds"] + 2
 
 
+@pytest.mark.slow
 def test_pause_in_the_body_ends_in_408(guarded):
     with socket.create_connection(("127.0.0.1", int(guarded.url.rsplit(":", 1)[1])), timeout=10) as s:
         s.sendall(b"POST /v1/export/csv HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -156,6 +159,7 @@ def test_client_that_leaves_has_its_decode_killed(guarded):
     assert time.monotonic() < deadline  # killed for the disconnect, not by the decode time limit
 
 
+@pytest.mark.slow
 def test_oversize_upload_from_httpx_reads_413_not_a_reset(guarded):
     result = oversize(guarded.url, megabytes=60)
     assert result["status"] == 413

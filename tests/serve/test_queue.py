@@ -37,6 +37,7 @@ def test_full_queue_answers_503_with_retry_after(make_server, files, example_ima
         release.set()
 
 
+@pytest.mark.slow
 def test_healthz_is_fast_while_the_model_works(client, files, example_images):
     """A real batch (18 films through the DenseNet) keeps the worker busy for seconds; /healthz
     must keep answering within 100 ms (median) meanwhile."""
