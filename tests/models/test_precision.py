@@ -10,7 +10,7 @@ from cxrkit.models import precision
 
 @pytest.mark.parametrize("flags, chosen", [
     ({"avx2", "avx512f"}, "fp32"),                 # an EPYC-like CPU: bf16 would be emulated
-    ({"avx2", "avx512f", "avx512_bf16"}, "bf16"),
+    ({"avx2", "avx512f", "avx512_bf16"}, "fp32"),  # AVX512-BF16 without AMX: bf16 measured 0.68x fp32
     ({"avx2", "amx_bf16", "amx_tile"}, "bf16"),
     (set(), "fp32"),                                # flags unknown (not Linux): the safe choice
 ])
@@ -33,4 +33,4 @@ def test_names_aliases_and_refusals():
 def test_cpu_info_reads_this_machine():
     model, flags = precision.cpu_info()
     assert isinstance(model, str) and isinstance(flags, frozenset)
-    assert precision.cpu_has_native_bf16() == bool({"amx_bf16", "avx512_bf16"} & flags)
+    assert precision.cpu_has_native_bf16() == ("amx_bf16" in flags)

@@ -3,10 +3,12 @@
 Names: ``auto``, ``fp32``, ``bf16``, ``fp16``. Inference runs the network under autocast
 in that dtype; training hands Lightning its own spelling (``bf16`` -> ``bf16-mixed``).
 
-``auto`` picks bf16 only where it is native: on CUDA GPUs that support it, and on CPUs
-with AMX or AVX512-BF16. Elsewhere oneDNN emulates bf16 and fp32 is faster (an AMD EPYC
-without either ran bf16 about 2x slower than fp32), so ``auto`` never assumes the machine
-it was written on.
+``auto`` picks bf16 only where it was measured faster: on CUDA GPUs that support it, and on
+CPUs with AMX tiles (``amx_bf16``). Elsewhere fp32 is faster: an AMD EPYC without bf16
+instructions ran bf16 about 2x slower than fp32 (oneDNN emulates it), and an Intel Xeon with
+AVX512-BF16 but no AMX ran the bundled DenseNet's forward pass in bf16 at 0.68x its fp32 speed
+(16.6 vs 24.4 img/s, benchmarks/run_all.py), so ``auto`` never assumes the machine it was
+written on.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def cpu_info() -> tuple[str, frozenset[str]]:
 
 
 def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16 among the CPU's flags (False where they cannot be read)."""
-    flags = cpu_info()[1]
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    """AMX's bf16 tiles among the CPU's flags (False where they cannot be read); AVX512-BF16
+    alone does not count: it was measured slower than fp32 (see the module docstring)."""
+    return "amx_bf16" in cpu_info()[1]
 
 
 def canonical_precision(precision: str) -> str:
@@ -82,7 +84,7 @@ def precision_reason(precision: str, device: str | torch.device = "cpu") -> str:
         return f"{chosen} (as asked)"
     if torch.device(device).type == "cuda":
         return f"{chosen} (auto: CUDA GPU {'with' if chosen == 'bf16' else 'without'} bf16)"
-    native = "has native bf16 (AMX/AVX512-BF16)" if chosen == "bf16" else "has no native bf16, so fp32 is faster"
+    native = "has AMX bf16 tiles" if chosen == "bf16" else "has no AMX bf16 tiles, so fp32 is faster"
     return f"{chosen} (auto: this CPU {native})"
 
 

@@ -118,9 +118,9 @@ def choose_backend(device: str | torch.device = "cpu", precision: str = "auto") 
     """The backend ``auto`` runs for ``device`` and ``precision``, and why (for ``--verbose``).
 
     The rule follows what was measured on DenseNet-121 (``docs/performance.md``): on a GPU,
-    and wherever the precision is reduced (bf16 native on AMX / AVX512-BF16 CPUs, about 4x
+    and wherever the precision is reduced (bf16 on CPUs with AMX, about 2-4x
     fp32), PyTorch; for fp32 on a CPU, ONNX Runtime when it is installed (about 1.3x
-    PyTorch's fp32 forward on a CPU without native bf16), else PyTorch. ``cxr bench``
+    PyTorch's fp32 forward on a CPU without AMX), else PyTorch. ``cxr bench``
     measures every backend on the user's own films where the rule should be checked.
     """
     where = check_device(device)
