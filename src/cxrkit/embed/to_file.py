@@ -37,8 +37,10 @@ def embed_to_file(
 ) -> PredictionSummary:
     """Embed every image under ``paths`` into ``output``: one row per file (file, status, error, vector).
 
-    ``model`` is an :class:`Embedder` (its layer, device, precision) or a model name/file
-    (pooled features, CPU). ``output`` is a path: ``.csv`` or ``.jsonl`` (one column per
+    ``model`` is an :class:`Embedder` (its layer, device, precision, view) or a model name/file
+    (pooled features of the whole film, CPU; ``cxr embed`` passes
+    ``Embedder(name, trim=RETRIEVAL_TRIM)``, the search view, which finds turned and cropped
+    copies far more often: docs/representations.md). ``output`` is a path: ``.csv`` or ``.jsonl`` (one column per
     component), anything else a Parquet dataset folder (e.g. ``embeddings.parquet``), which
     writes a part file every ``flush_rows`` rows or ``flush_seconds`` seconds (a kill loses at
     most that much work); or an :class:`OutputSpec` to resume or overwrite. ``film`` as in
