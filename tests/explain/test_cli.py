@@ -124,7 +124,9 @@ def test_predict_heatmaps_with_clean_film_draw_on_the_film_as_scored(tiny_densen
         decoded = read_image(row["file"])
         cleaned = clean_film(decoded.pixels, decoded.maxval)
         png = cv2.imread(row["heatmaps"])
-        network = Predictor(str(tiny_densenet_file)).model  # laid out as the run's (channels-last), so equal to the bit
+        # built as the run's: the backend cxr predict picks (torch: channels-last; ONNX Runtime on a
+        # CPU without AMX: the module as loaded) decides its memory layout, so equal to the bit
+        network = Predictor(str(tiny_densenet_file), backend="auto").model
         heat = explain(network, row["file"], "Effusion", "cam", film=FilmSteps(clean=True))
         assert heat.array.shape == cleaned.shape and np.array_equal(heat.film.pixels, cleaned)
         assert png.shape[1] == cleaned.shape[1] and png.shape[0] > cleaned.shape[0]  # the film, then the caption
