@@ -85,7 +85,7 @@ def run_with_steps(files: Sequence[Path], runner: Runner, output: OutputSpec, st
     ``extra_columns`` between them, filled by ``first``), Parquet told which columns hold text."""
     columns = output_columns(runner) + list(extra_columns) + [c for step in steps for c in step.columns]
     if output.fmt == "parquet":
-        film = getattr(runner, "film", None)
+        film = runner.film  # declared by the Runner protocol
         named = [*output.options.get("text", []), *(film.columns if film is not None else []),
                  *text, *(c for step in steps for c in step.columns)]
         output = replace(output, options={**output.options, "text": list(dict.fromkeys(named))})
