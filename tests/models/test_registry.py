@@ -150,3 +150,28 @@ def test_half_precision_weight_files_load_as_float32_and_float16_overflow_is_ref
         model.model.bn1.running_var.fill_(1e6)  # what [-1024, 1024] inputs give the first BatchNorm
     with pytest.raises(WeightsError, match="bn1.running_var"):
         save_weights(model, card, tmp_path / "overflow.safetensors", dtype=torch.float16)
+
+
+@pytest.mark.parametrize("arch", ["densenet121", "resnet18"])
+def test_drop_rate_is_training_dropout_only(arch):
+    """``create(..., drop_rate=)`` is timm's option: dropout while training, nothing in eval mode,
+    no weights of its own (a file saved without it loads with it)."""
+    torch.manual_seed(0)
+    plain = create(arch, labels=["a", "b"])
+    dropped = create(arch, labels=["a", "b"], drop_rate=0.5)
+    dropped.load_state_dict(plain.state_dict(), strict=True)
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(x), dropped.eval()(x))
+        dropped.train()
+        torch.manual_seed(1)
+        first = dropped(x)
+        torch.manual_seed(2)
+        assert not torch.allclose(first, dropped(x)), "dropout in training mode changes the output"
+
+
+def test_drop_rate_refused_where_it_means_nothing():
+    with pytest.raises(ValueError, match=r"drop_rate must be in \[0, 1\)"):
+        create("resnet18", drop_rate=1.0)
+    with pytest.raises(CxrkitError, match="no dropout"):
+        create("small_resnet_ae", drop_rate=0.2)

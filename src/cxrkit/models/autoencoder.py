@@ -165,22 +165,24 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module |
     return dict(state_dict)
 
 
-def _no_head(num_classes: int) -> None:
+def _no_head(num_classes: int, drop_rate: float) -> None:
     if num_classes:
         raise Unavailable("an autoencoder has no classification head; its card lists no labels")
+    if drop_rate:
+        raise Unavailable("an autoencoder has no dropout; train it with drop_rate 0")
 
 
 @register_model("resnet101_ae", input_size=AE_INPUT_SIZE, family="autoencoder", filter_fn=checkpoint_filter_fn,
                 task="reconstruction")
-def resnet101_ae(num_classes: int = 0, in_chans: int = 1, **kwargs) -> ResNetAE:
+def resnet101_ae(num_classes: int = 0, in_chans: int = 1, drop_rate: float = 0.0) -> ResNetAE:
     """ResNet-101 autoencoder (TorchXRayVision's "101-elastic" layout), 224 px, 512x3x3 latent."""
-    _no_head(num_classes)
-    return ResNetAE((3, 4, 23, 2), in_chans=in_chans, **kwargs)
+    _no_head(num_classes, drop_rate)
+    return ResNetAE((3, 4, 23, 2), in_chans=in_chans)
 
 
 @register_model("small_resnet_ae", input_size=AE_INPUT_SIZE, family="autoencoder", filter_fn=checkpoint_filter_fn,
                 task="reconstruction")
-def small_resnet_ae(num_classes: int = 0, in_chans: int = 1, **kwargs) -> ResNetAE:
+def small_resnet_ae(num_classes: int = 0, in_chans: int = 1, drop_rate: float = 0.0) -> ResNetAE:
     """Small ResNet autoencoder (2-2-2-2 blocks, a quarter of the channels), 224 px, 128x3x3 latent; trains on a CPU."""
-    _no_head(num_classes)
-    return ResNetAE((2, 2, 2, 2), in_chans=in_chans, base=16, **kwargs)
+    _no_head(num_classes, drop_rate)
+    return ResNetAE((2, 2, 2, 2), in_chans=in_chans, base=16)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ModelNotFound, WeightsError
+from ..errors import InvalidArgument, ModelNotFound, WeightsError
 from ..labels import PATHOLOGIES
 from . import published
 from ._registry import get_architecture, list_architectures
@@ -29,16 +29,21 @@ __all__ = ["create", "build", "list_models", "resolve_card", "DEFAULT_MODEL"]
 DEFAULT_MODEL = "densenet121.nih-demo"
 
 
-def build(card: ModelCard, state_dict: dict[str, torch.Tensor] | None = None) -> CxrModel:
+def build(card: ModelCard, state_dict: dict[str, torch.Tensor] | None = None, *, drop_rate: float = 0.0) -> CxrModel:
     """Instantiate ``card.architecture`` with a head of ``len(card.labels)`` and load ``state_dict``.
 
     Loading is strict: a missing or unexpected tensor means the file does not match
     the architecture, which would otherwise give silently wrong predictions.
+    ``drop_rate`` is the architecture's dropout while training (timm's option of that
+    name); it has no weights, so any file loads with any rate, and it does nothing in eval mode.
     """
     from .base import CxrModel
 
     arch = get_architecture(card.architecture)
-    model = arch.builder(num_classes=len(card.labels), in_chans=1)
+    if not 0.0 <= drop_rate < 1.0:
+        raise InvalidArgument(f"drop_rate must be in [0, 1), got {drop_rate}")
+    options = {"drop_rate": float(drop_rate)} if drop_rate else {}  # only asked of builders when used
+    model = arch.builder(num_classes=len(card.labels), in_chans=1, **options)
     if not isinstance(model, CxrModel):
         raise WeightsError(f"architecture {card.architecture!r} builds a {type(model).__name__}, not a "
                            "cxrkit.models.CxrModel (forward_features, forward_head, get_classifier)")
@@ -89,12 +94,15 @@ def create(
     *,
     num_classes: int | None = None,
     labels: list[str] | None = None,
+    drop_rate: float = 0.0,
 ) -> CxrModel:
     """Build a model by name, with registered, file or random weights.
 
     ``create("densenet121")`` gives a randomly initialised 18-label DenseNet (a starting
     point for training); ``labels``/``num_classes`` change its head. ``weights`` may be a
-    model id, a tag of that architecture (``"nih-demo"``) or a file path.
+    model id, a tag of that architecture (``"nih-demo"``) or a file path. ``drop_rate``
+    sets the architecture's training dropout (see :func:`build`); training passes its
+    config's rate here, so fine-tuning from weights keeps it as training from scratch does.
     """
     name = str(name)
     if weights is None and name in list_architectures():
@@ -112,7 +120,7 @@ def create(
             description="randomly initialised, untrained",
             provenance={"source": "random initialisation"},
         ).validate()
-        return build(card)
+        return build(card, drop_rate=drop_rate)
     if labels is not None or num_classes is not None:
         raise WeightsError("labels/num_classes apply to a new head; create the model, then call reset_classifier()")
     if weights is not None:
@@ -124,7 +132,7 @@ def create(
             raise WeightsError(f"weights {card.name!r} are for {card.architecture}, not {name}")
     else:
         card, card_path = resolve_card(name)
-    return build(card, read_state_dict(card, card_path))
+    return build(card, read_state_dict(card, card_path), drop_rate=drop_rate)
 
 
 def list_models(pattern: str | None = None) -> list[ModelCard]:

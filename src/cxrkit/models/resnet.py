@@ -10,6 +10,7 @@ age from a small sample), trainable on a CPU.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -25,17 +26,26 @@ _TORCHVISION = {18: (torchvision.models.resnet18, 512), 34: (torchvision.models.
 class ResNet(CxrModel):
     """A torchvision ResNet with a 1-channel stem; the surface of :class:`~cxrkit.models.base.CxrModel`."""
 
-    def __init__(self, depth: int = 50, num_classes: int = 18, in_chans: int = 1):
+    def __init__(self, depth: int = 50, num_classes: int = 18, in_chans: int = 1, drop_rate: float = 0.0):
+        """``drop_rate``: dropout on the pooled vector before ``fc`` while training (timm's ResNet
+        meaning; torchvision's ResNet has none)."""
         super().__init__()
         builder, self.num_features = _TORCHVISION[depth]
         self.model = builder(weights=None, num_classes=num_classes)
         self.model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.drop_rate = float(drop_rate)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Output of the last residual stage (what CAM and Grad-CAM look at)."""
         m = self.model
         x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
         return m.layer4(m.layer3(m.layer2(m.layer1(x))))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        if pre_logits:
+            return pooled
+        return self.model.fc(F.dropout(pooled, p=self.drop_rate, training=self.training) if self.drop_rate else pooled)
 
     def get_classifier(self) -> nn.Module:
         return self.model.fc

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 import numpy as np
@@ -35,11 +35,13 @@ __all__ = ["write_model", "weights_path", "trust_note", "load_checkpoint_weights
 
 log = logging.getLogger(__name__)
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
 DEMO_USE = ("Demonstration / research only. Not a medical device; not for clinical decisions. "
             "Trained on a small sample; its validation AUCs show what the pipeline does, not clinical accuracy.")
 
 
-def load_checkpoint_weights(model: nn.Module, checkpoint: Path) -> nn.Module:
+def load_checkpoint_weights(model: ModuleT, checkpoint: Path) -> ModuleT:
     """Copy the ``model.*`` tensors of a Lightning checkpoint into ``model`` (strictly)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]  # tensors and plain data only
     weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
@@ -99,10 +101,7 @@ def write_model(cfg: TrainConfig, dm: XrayDataModule, best: Any, results: list[A
                     tensor.copy_(rounded)
     gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
     if cfg.task != "reconstruction":  # an autoencoder is scored on its reconstructions, below
-        # the card-to-be, so validation runs through the Predictor (the final card needs these numbers)
-        # torch types Module.__setattr__ for tensors and modules only
-        model.card = ModelCard(name=cfg.name, architecture=cfg.model.architecture,  # type: ignore[assignment]
-                               labels=list(dm.label_names), input_size=dm.size, task=cfg.task)
+        # validation runs through the Predictor with the training card (labels, task, size) the model carries
         logits = predict_logits(model, dm.valid_set, device="cuda" if gpu else "cpu")
         model = model.cpu()
     valid = dm.valid_set
