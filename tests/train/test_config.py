@@ -38,6 +38,7 @@ def test_yaml_and_overrides(tiny_csv, tmp_path):
         ("task=segmentation", "task", "multilabel"),
         ("select.metric=val_auc", None, None),  # valid for multilabel
         ("model.architecture=vgg99", "model.architecture", "available"),
+        ("model.drop_rate=1.0", "model.drop_rate", "less than 1"),
         ("trainer.channels_last=maybe", "trainer.channels_last", "true or false"),
         ("weights_out=model.pt", "weights_out", ".safetensors"),
         ("loss.class_weights=balanced", "loss.class_weights", "multiclass"),

@@ -43,6 +43,7 @@ def _recipe() -> dict:
     ({"data.target": "age"}, "data.target"),
     ({"select.metric": "val_auc"}, "select.metric"),
     ({"model.freeze_backbone": True, "model.weights": "x.safetensors"}, "model.freeze_backbone"),
+    ({"model.drop_rate": 0.2}, "model.drop_rate"),
 ])
 def test_config_rules_of_the_reconstruction_task(changes, key, tmp_path):
     base = _recipe()

@@ -68,7 +68,7 @@ class ModelConfig(Section):
     architecture: str = "densenet121"
     weights: str | None = None  # registry id, tag or .safetensors path to start from
     input_size: Annotated[int, Field(gt=0)] | None = None  # default: the architecture's
-    drop_rate: Number = 0.0
+    drop_rate: Annotated[Number, Field(ge=0, lt=1)] = 0.0  # training dropout (cxrkit.models.create)
     # train the head only, the backbone (weights and BatchNorm statistics) frozen: a linear
     # probe, which generalises better than fine-tuning when there are only ~1,000 images
     freeze_backbone: bool = False

@@ -255,6 +255,9 @@ def _check_autoencoder(cfg: Any) -> None:
             raise ConfigError("model.architecture", f"the reconstruction task needs an autoencoder ({', '.join(autoencoders)}), "
                                                     f"not {cfg.model.architecture!r}")
         raise ConfigError("task", f"{cfg.model.architecture} is an autoencoder: set task: reconstruction")
+    if arch.task == "reconstruction" and cfg.model.drop_rate:
+        raise ConfigError("model.drop_rate", f"{cfg.model.architecture} is an autoencoder and has no dropout; "
+                                             "leave drop_rate at 0")
     if arch.task == "reconstruction" and cfg.model.input_size not in (None, arch.input_size):
         raise ConfigError("model.input_size", f"{cfg.model.architecture} takes {arch.input_size} px films only, "
                                               f"got {cfg.model.input_size}")
