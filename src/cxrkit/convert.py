@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ._atomic import remove_temporaries, write_bytes_atomic
+from .atomic import remove_temporaries, write_bytes_atomic
 from .errors import RunFailed
 from .io import read_image
 from .preprocess import FilmSteps, resize_shortest, to_uint8

@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 
-from cxrkit._atomic import TEMP_SUFFIX, atomic_path, write_bytes_atomic, write_text_atomic
+from cxrkit.atomic import TEMP_SUFFIX, atomic_path, write_bytes_atomic, write_text_atomic
 from cxrkit.errors import WeightsError
 from cxrkit.models import ModelCard, create, save_weights
 

@@ -1,4 +1,4 @@
-"""The logging policy of ``cxrkit._logging`` in one process: what survives a later import, a
+"""The logging policy of ``cxrkit.log_policy`` in one process: what survives a later import, a
 reload, a handler added afterwards and a logger created afterwards, and what a record with
 an exception keeps.
 
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from cxrkit import _logging
+from cxrkit import log_policy
 from cxrkit.errors import UnreadableImage
 from cxrkit.io import read_image
 
@@ -26,9 +26,9 @@ from .phi_files import TOKEN, found, write_all
 @pytest.fixture
 def guarded():
     """The readers' and server's loggers guarded; their previous state restored afterwards."""
-    names = _logging.READERS + _logging.SERVERS
+    names = log_policy.READERS + log_policy.SERVERS
     saved = {n: (logging.getLogger(n).propagate, list(logging.getLogger(n).handlers)) for n in names}
-    _logging.guard(names)
+    log_policy.guard(names)
     yield
     for name, (propagate, handlers) in saved.items():
         logger = logging.getLogger(name)
@@ -55,7 +55,7 @@ def test_reader_records_never_carry_their_text(guarded, caplog):
         root.removeHandler(handler)
     assert stream.getvalue() == ""  # dropped before the root's handlers
     # (pytest's capture also sits on the guarded logger itself, and sees the reduced record)
-    assert all(r.getMessage().startswith(_logging.WITHHELD) for r in caplog.records)
+    assert all(r.getMessage().startswith(log_policy.WITHHELD) for r in caplog.records)
     caplog.clear()
     importlib.reload(pydicom.config)  # sets the level and adds a handler again
     caplog.set_level(logging.DEBUG)
@@ -63,7 +63,7 @@ def test_reader_records_never_carry_their_text(guarded, caplog):
     logging.getLogger("pydicom.pixels.decoders.base").error("decoder failed on %s", TOKEN)
     # (each record twice: pytest captures on the root and on the non-propagating logger too)
     assert {r.name for r in caplog.records} == {"pydicom", "pydicom.pixels.decoders.base"}
-    assert all(r.getMessage().startswith(_logging.WITHHELD) for r in caplog.records)
+    assert all(r.getMessage().startswith(log_policy.WITHHELD) for r in caplog.records)
     assert not found(_messages(caplog))
 
 
@@ -82,7 +82,7 @@ def test_a_handler_or_logger_added_later_sees_only_the_reduced_record(guarded, c
     finally:
         logging.getLogger("pydicom").removeHandler(handler)
         pydicom.config.debug(False, default_handler=False)
-    assert _logging.WITHHELD in stream.getvalue() and not found(stream.getvalue())
+    assert log_policy.WITHHELD in stream.getvalue() and not found(stream.getvalue())
     assert not found(_messages(caplog))
 
 
@@ -145,12 +145,12 @@ def test_the_command_installs_the_filter_on_its_own_handler(monkeypatch):
     root.handlers[:] = []
     monkeypatch.setattr(cli_main, "app", lambda: None)
     monkeypatch.setattr(sys, "argv", ["cxr"])
-    names = _logging.READERS + _logging.SERVERS
+    names = log_policy.READERS + log_policy.SERVERS
     kept = {n: (logging.getLogger(n).propagate, list(logging.getLogger(n).handlers)) for n in names}
     try:
         cli_main.main()
         (handler,) = root.handlers
-        assert any(isinstance(f, _logging.PatientDataFilter) for f in handler.filters)
+        assert any(isinstance(f, log_policy.PatientDataFilter) for f in handler.filters)
         record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, f"GET /?q={TOKEN}", (), None)
         assert handler.filter(record) is False
     finally:

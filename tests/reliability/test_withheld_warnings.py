@@ -1,4 +1,4 @@
-"""``cxrkit._warnings.withheld_warnings``: per thread, whatever the other threads do.
+"""``cxrkit.warning_policy.withheld_warnings``: per thread, whatever the other threads do.
 
 Why a deterministic interleaving: the readers run in a thread pool, and the earlier
 ``warnings.catch_warnings`` blocks let a warning's text out only when one thread left its
@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import warnings
 
-from cxrkit._warnings import withheld_warnings
+from cxrkit.warning_policy import withheld_warnings
 
 
 def test_a_thread_leaving_its_block_does_not_expose_another():

@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from .. import _logging
+from .. import log_policy
 from ..allocator import keep_heap
 from ._output import CxrGroup, debug, root
 
@@ -108,14 +108,14 @@ app.callback()(root)  # `cxr --version`
 
 
 def main() -> None:
-    # One stderr handler, with the patient-data policy of cxrkit._logging on it, and the file
+    # One stderr handler, with the patient-data policy of cxrkit.log_policy on it, and the file
     # parsers' loggers routed through that policy: their messages can quote header values
     # (a corrupt length puts the patient's name into them) and every failed decoder attempt
     # comes with a traceback, while cxrkit already reports each unreadable file in one row.
-    handler = _logging.attach(logging.StreamHandler())
+    handler = log_policy.attach(logging.StreamHandler())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if debug() else logging.WARNING, handlers=[handler])
-    _logging.guard(_logging.READERS + _logging.SERVERS)
+    log_policy.guard(log_policy.READERS + log_policy.SERVERS)
     keep_heap()  # every command runs batches of large tensors; see cxrkit.allocator
     app()
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .._atomic import atomic_path, remove_temporaries, write_text_atomic
+from ..atomic import atomic_path, remove_temporaries, write_text_atomic
 from ..errors import CxrkitError, OutputError
 from .errors import DatasetError
 

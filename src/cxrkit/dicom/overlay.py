@@ -16,11 +16,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._warnings import withheld_warnings
 from ..errors import CxrkitError, RunFailed
 from ..io import detect_format
-from .results import _drop_invalid_age, read_source, save_dataset
-from .sr import MANUFACTURER, _hd, _sha, result_uid
+from ..warning_policy import withheld_warnings
+from .results import drop_invalid_age, read_source, save_dataset
+from .sr import MANUFACTURER, highdicom_module, model_version, result_uid
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -38,11 +38,11 @@ def overlay_image(source: Dataset, card: ModelCard, png: str | os.PathLike[str])
     """The Secondary Capture of an overlay PNG about ``source``."""
     import cv2
 
-    hd = _hd()
+    hd = highdicom_module()
     bgr = cv2.imread(str(png), cv2.IMREAD_COLOR)
     if bgr is None:
         raise RunFailed("the overlay image could not be read back")
-    sha = _sha(card)
+    sha = model_version(card)
     orientation = list(source.get("PatientOrientation") or [])
     known = len(orientation) == 2 and all(orientation)
     with withheld_warnings():
@@ -60,7 +60,7 @@ def overlay_image(source: Dataset, card: ModelCard, png: str | os.PathLike[str])
     sc.BurnedInAnnotation = "YES"
     sc.ImageType = ["DERIVED", "SECONDARY"]
     sc.ManufacturerModelName = card.name[:64]
-    _drop_invalid_age(sc)
+    drop_invalid_age(sc)
     return sc
 
 

@@ -16,10 +16,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._atomic import atomic_path
-from .._warnings import withheld_warnings
+from ..atomic import atomic_path
 from ..errors import CxrkitError, InvalidArgument, InvalidInput
 from ..io import detect_format
+from ..warning_policy import withheld_warnings
 from .sr import age_report, findings_report
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..models import ModelCard
 
-__all__ = ["ReportWriter", "KINDS", "COLUMN", "read_source", "save_dataset"]
+__all__ = ["ReportWriter", "KINDS", "COLUMN", "read_source", "save_dataset", "drop_invalid_age"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def read_source(path: str | os.PathLike[str]) -> Dataset:
         raise InvalidInput(f"cannot read the DICOM header again: {type(exc).__name__}") from None
 
 
-def _drop_invalid_age(sr: Dataset) -> None:
+def drop_invalid_age(sr: Dataset) -> None:
     """Drop a Patient's Age that breaks its VR (``62`` for ``062Y``), copied from a faulty source: a
     wrong-format value makes the whole report invalid; guessing its unit would invent data."""
     age = str(sr.get("PatientAge", "") or "")
@@ -91,7 +91,7 @@ class ReportWriter:
             else:
                 scores = {label: row.get(label) for label in self.card.trained_labels}
                 sr = findings_report(source, self.card, scores, calibrated=self.calibrated)
-        _drop_invalid_age(sr)
+        drop_invalid_age(sr)
         return sr
 
     def write(self, source: Dataset, row: dict[str, Any]) -> Path:

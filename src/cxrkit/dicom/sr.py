@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
     from ..models import ModelCard
 
-__all__ = ["result_uid", "findings_report", "age_report", "SERIES_DESCRIPTION", "SERIES_NUMBER", "MANUFACTURER"]
+__all__ = ["result_uid", "findings_report", "age_report", "model_version", "highdicom_module", "SERIES_DESCRIPTION",
+           "SERIES_NUMBER", "MANUFACTURER"]
 
 SERIES_DESCRIPTION = "cxrkit results"
 #: series number of every cxrkit result series (a high number, after the acquisition's own)
@@ -39,7 +40,7 @@ SERIES_NUMBER = 9901
 MANUFACTURER = "cxrkit"
 
 
-def _hd() -> Any:
+def highdicom_module() -> Any:
     """highdicom, imported on first use (an optional dependency)."""
     try:
         import highdicom
@@ -66,7 +67,8 @@ def _code(triple: tuple[str, str, str]) -> Any:
     return Code(value, scheme, meaning)
 
 
-def _sha(card: ModelCard) -> str:
+def model_version(card: ModelCard) -> str:
+    """The version every result object names its model by: the sha256 of its weight file (from the card)."""
     if not card.sha256:
         raise WeightsError(f"model {card.name} has no sha256 in its card: its results could not be identified; "
                            "load it from a weight file with a card")
@@ -74,16 +76,16 @@ def _sha(card: ModelCard) -> str:
 
 
 def _source_reference(source: Dataset) -> list[Any]:
-    hd = _hd()
+    hd = highdicom_module()
     return [hd.sr.SourceImageForMeasurementGroup(source.SOPClassUID, source.SOPInstanceUID)]
 
 
 def _observation_context(card: ModelCard) -> Any:
-    hd = _hd()
+    hd = highdicom_module()
     from pydicom.sr.codedict import codes
 
     device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=result_uid(card.name, _sha(card), "device"), name=MANUFACTURER, manufacturer_name=MANUFACTURER,
+        uid=result_uid(card.name, model_version(card), "device"), name=MANUFACTURER, manufacturer_name=MANUFACTURER,
         model_name=card.name[:64])
     return hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
         observer_type=codes.cid270.Device, observer_identifying_attributes=device))
@@ -95,13 +97,13 @@ def _algorithm(card: ModelCard, parameters: list[str]) -> Any:
     evidence = card.evidence
     if evidence is not None:
         parameters = [*parameters, f"evidence: {evidence.sentence()}"]
-    return _hd().sr.AlgorithmIdentification(name=card.name[:64], version=_sha(card), parameters=parameters,
-                                            manufacturer=MANUFACTURER)
+    return highdicom_module().sr.AlgorithmIdentification(name=card.name[:64], version=model_version(card),
+                                                         parameters=parameters, manufacturer=MANUFACTURER)
 
 
 def _report(source: Dataset, card: ModelCard, kind: str, groups: list[Any]) -> Dataset:
     """The SR of ``groups`` (TID 1501 measurement groups) about ``source``, with its derived UIDs."""
-    hd = _hd()
+    hd = highdicom_module()
     from pydicom.sr.codedict import codes
 
     for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
@@ -109,7 +111,7 @@ def _report(source: Dataset, card: ModelCard, kind: str, groups: list[Any]) -> D
             raise InvalidInput(f"the source has no {keyword}: a result could not be filed beside it")
     report = hd.sr.MeasurementReport(observation_context=_observation_context(card),
                                      procedure_reported=codes.SCT.ChestImaging, imaging_measurements=groups)
-    sha = _sha(card)
+    sha = model_version(card)
     sr = hd.sr.Comprehensive3DSR(
         evidence=[source], content=report,
         series_instance_uid=result_uid(source.StudyInstanceUID, sha, f"{kind}-series"), series_number=SERIES_NUMBER,
@@ -152,14 +154,14 @@ def findings_report(source: Dataset, card: ModelCard, scores: Mapping[str, float
     (``calibrated``: the score is already rescaled so the threshold is 0.5). Labels the
     model does not predict are left out, never written as a made-up 0.5.
     """
-    hd = _hd()
+    hd = highdicom_module()
     from pydicom.sr.codedict import codes
 
     method = card.threshold_method or "card thresholds"
     parameters = [f"scores calibrated: operating threshold ({method}) at 0.5" if calibrated
                   else "scores raw: model probabilities"]
     algorithm = _algorithm(card, parameters)
-    sha = _sha(card)
+    sha = model_version(card)
     groups = []
     for label in card.trained_labels:
         value = scores.get(label)
@@ -185,7 +187,7 @@ def findings_report(source: Dataset, card: ModelCard, scores: Mapping[str, float
 def age_report(source: Dataset, card: ModelCard, age: float, spread: float | None = None) -> Dataset:
     """The measurement report of one film's CXR-Age: the estimate in years (UCUM ``a``) and, with
     test-time augmentation, the standard deviation of its eight views (derivation: Standard Deviation)."""
-    hd = _hd()
+    hd = highdicom_module()
     from pydicom.sr.codedict import codes
 
     if not math.isfinite(float(age)):
@@ -200,7 +202,7 @@ def age_report(source: Dataset, card: ModelCard, age: float, spread: float | Non
         measurements.append(hd.sr.Measurement(name=concept, value=sd, unit=codes.UCUM.Year,
                                               derivation=codes.SCT.StandardDeviation))
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=result_uid(source.SOPInstanceUID, _sha(card), "age|group"),
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=result_uid(source.SOPInstanceUID, model_version(card), "age|group"),
                                                      identifier="CXR-Age"),
         finding_type=concept, algorithm_id=algorithm, measurements=measurements,
         source_images=_source_reference(source))

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .._atomic import write_bytes_atomic, write_text_atomic
+from ..atomic import write_bytes_atomic, write_text_atomic
 from ..errors import InvalidArgument, InvalidInput
 from ..io import read_image
 from .duplicates import DuplicateReport

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._atomic import atomic_path
+from ..atomic import atomic_path
 from ..errors import InvalidArgument, InvalidInput, MissingFile, WeightsError
 from ..io import XrayImage
 from ..models import ModelCard

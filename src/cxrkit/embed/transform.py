@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_path
+from ..atomic import atomic_path
 from ..errors import InvalidArgument, InvalidInput
 
 __all__ = ["METHODS", "VectorTransform", "files_digest", "transform_path"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .._atomic import atomic_path, remove_temporaries
+from ..atomic import atomic_path, remove_temporaries
 from ..io import XrayImage, read_image
 from ..models import card_of
 from ..preprocess import FilmSteps

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .._atomic import write_bytes_atomic
+from ..atomic import write_bytes_atomic
 from .api import load_image
 from .errors import ExplainError
 from .heatmap import Heatmap

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .._warnings import withheld_warnings
 from ..errors import MissingDependency, UnreadableImage, UnsupportedImage
+from ..warning_policy import withheld_warnings
 from ._codestream import MAX_SCAN_PIXELS, MAX_SCANS, MAX_TILES, parse_codestream, scan_budget_exceeded
 from ._dicom_header import code_string, short_reason
 

@@ -32,9 +32,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._logging import guard
-from .._warnings import withheld_warnings
 from ..errors import UnreadableImage, UnsupportedDicom
+from ..log_policy import guard
+from ..warning_policy import withheld_warnings
 from ._dicom_codec import decode_pixels
 from ._dicom_deflate import read_deflated
 from ._dicom_header import (

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .._warnings import withheld_warnings
 from ..errors import InvalidArgument, MissingDependency, UnreadableImage, UnsupportedImage
+from ..warning_policy import withheld_warnings
 from ._capture import captured_stderr, decoder_damage
 from ._image import XrayImage, check_file_size, check_pixel_count, make_meta
 from ._raster_headers import RasterHeader, parse_header

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._atomic import write_text_atomic
+from ..atomic import write_text_atomic
 from ..errors import WeightsError
 from .evidence import Evidence, assess
 

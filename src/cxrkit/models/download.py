@@ -29,7 +29,7 @@ import os
 import time
 from pathlib import Path
 
-from .._atomic import replace_durably
+from ..atomic import replace_durably
 from ..errors import ChecksumMismatch, DownloadError
 from ._http_attempt import (
     BACKOFF,

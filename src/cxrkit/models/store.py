@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._atomic import atomic_path
+from ..atomic import atomic_path
 from ..errors import ChecksumMismatch, ModelNotFound, WeightsError
 from .card import ModelCard
 from .download import sha256_file

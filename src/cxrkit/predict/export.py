@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .._atomic import write_bytes_atomic
+from ..atomic import write_bytes_atomic
 from ..errors import ExportMismatch, MissingDependency, OutputError, WeightsError
 from ..models import DEFAULT_MODEL, ModelCard, activate, card_of, load_model
 from ..models.calibration import ACTIVATIONS

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .._atomic import write_bytes_atomic
+from ..atomic import write_bytes_atomic
 from ..errors import InvalidArgument, MissingFile, Unavailable, WeightsError
 from ..models import ModelCard, cache_dir, card_of
 from .export import (

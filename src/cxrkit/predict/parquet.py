@@ -4,7 +4,7 @@ A Parquet file is only readable once its footer is written, and it cannot be app
 to; one file written for hours would be lost whole to a kill. So the output is a
 *dataset folder* (``embeddings.parquet/part-00000.parquet``, ...): rows are buffered and
 each flush writes one complete part file under a temporary name, then renames it into
-place (:func:`cxrkit._atomic.atomic_path`). A reader never sees a half-written part;
+place (:func:`cxrkit.atomic.atomic_path`). A reader never sees a half-written part;
 a kill loses only the rows buffered since the last flush (at most ``flush_rows`` rows or
 ``flush_seconds`` of work), and ``resume=True`` reads the ``file`` column of the parts
 present, skips those files and writes new parts after them. pyarrow, pandas, Polars,
@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_path, remove_temporaries
+from ..atomic import atomic_path, remove_temporaries
 from ..errors import InvalidArgument, InvalidInput, MissingDependency, OutputError
 from .writer import BASE_COLUMNS, OutputExists, PredictionWriter
 

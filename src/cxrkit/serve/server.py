@@ -22,8 +22,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from .._logging import READERS, SERVERS, guard
 from ..errors import Unavailable
+from ..log_policy import READERS, SERVERS, guard
 from .api import create_app
 from .config import ServeConfig
 from .protocol import protocol_for

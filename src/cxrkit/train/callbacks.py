@@ -8,7 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from .._atomic import replace_durably
+from ..atomic import replace_durably
 from .config import TrainerConfig
 
 __all__ = ["LastCheckpoint", "build_callbacks"]

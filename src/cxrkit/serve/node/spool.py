@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..._atomic import remove_temporaries, write_bytes_atomic, write_text_atomic
+from ...atomic import remove_temporaries, write_bytes_atomic, write_text_atomic
 from ...errors import InvalidInput
 
 __all__ = ["Spool"]
