@@ -105,7 +105,7 @@ def cxrkit_parts(files: list[Path], model, batch_size: int) -> dict[str, float]:
     from cxrkit.predict import Predictor
     from cxrkit.predict.bench import decode_rate, model_rate
 
-    inputs, decode = decode_rate(files, model.card.input_size)
+    inputs, decode = decode_rate(files, model.card)
     parts = {"decode": decode}
     for config, (backend, precision) in CONFIGS.items():
         predictor = Predictor(model, precision=precision, backend=backend, calibrate=False)

@@ -72,10 +72,10 @@ def test_predict_with_heatmaps_ood_reports_and_orientation_then_evaluate(films, 
     detector_file = detector.save(tmp_path / "demo.ood.safetensors")
 
     film = FilmSteps(orientation=OrientationFixer(cxrkit.create_model("resnet18.nih-orientation")))
-    predictor = cxrkit.predict.Predictor(cxrkit.models.DEFAULT_MODEL, precision="fp32")
+    predictor = cxrkit.predict.Predictor(cxrkit.models.DEFAULT_MODEL, precision="fp32", film=film)
     out, maps, reports = tmp_path / "predictions.csv", tmp_path / "maps", tmp_path / "sr"
     summary = cxrkit.predict.predict_to_file(
-        films, predictor, out, film=film,
+        films, predictor, out,
         heatmaps=cxrkit.explain.Heatmaps(maps, method="gradcam", labels=["Effusion"], raw=True),
         ood=cxrkit.embed.Ood(detector_file), reports=cxrkit.dicom.Reports(reports), batch_size=4)
     assert (summary.ok, summary.failed, summary.skipped) == (7, 0, 0)

@@ -67,13 +67,13 @@ def test_grid_prepares_the_film_once(square_model, image):
 
 def test_explain_to_files_writes_the_overlay_raw_map_and_summary(square_model, image, tmp_path):
     out, raw = tmp_path / "one.png", tmp_path / "one.npy"
-    report = explain_to_files(image, square_model, methods=["cam"], output=out, raw=raw)
+    report = explain_to_files(square_model, image, methods=["cam"], output=out, raw=raw)
     assert report["output"] == str(out) and report["model"] == "test.square" and report["maps"][0]["label"] == "Mass"
     assert np.load(raw).shape == image.shape and cv2.imread(str(out)).shape[1] == image.shape[1]
     with pytest.raises(ExplainError, match="contact sheet"):
-        explain_to_files(image, square_model, labels=["Mass", "Nodule"], output=out)
+        explain_to_files(square_model, image, labels=["Mass", "Nodule"], output=out)
     with pytest.raises(ExplainError, match="name the output"):
-        explain_to_files(image, square_model)
+        explain_to_files(square_model, image)
     assert default_output("a/chest.dcm", ["gradcam++"], grid=False) == Path("chest.gradcampp.png")
     assert default_output("a/chest.dcm", ["cam"], grid=True) == Path("chest.grid.png")
 

@@ -49,7 +49,7 @@ def test_one_file_with_the_card_inside(exported, tiny_model_file):
 @pytest.mark.parametrize("batch", [1, 5])
 def test_dynamic_batch_matches_pytorch_on_real_films(exported, tiny_model_file, example_images, batch):
     _, path = exported
-    inputs = readable_inputs(example_images[:batch], 64)
+    inputs = readable_inputs(example_images[:batch], create(str(tiny_model_file)).card)
     got = ort.InferenceSession(str(path)).run(["logits"], {"image": inputs})[0]
     with torch.inference_mode():
         expected = create(str(tiny_model_file)).eval()(torch.from_numpy(inputs)).numpy()

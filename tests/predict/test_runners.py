@@ -83,3 +83,34 @@ def test_the_runners_share_one_set_up(tiny_model_file, age_file):
         assert runner.device == torch.device("cpu") and runner.precision == "fp32"
         assert runner.input_size == runner.card.input_size == runner.model.card.input_size
         assert runner.card.name in ("densenet121.test-tiny", "resnet18.test-age")
+
+
+def test_the_whole_file_jobs_run_the_film_steps_their_runner_was_built_with(tiny_model_file, age_file, turning,
+                                                                             example_images, tmp_path):
+    """``predict_to_file`` / ``age_to_file`` / ``embed_to_file`` take no film steps of their own: the
+    runner's are the one way, and the runner passed in is used as built (not changed)."""
+    from cxrkit.age import age_to_file
+    from cxrkit.embed import embed_to_file
+    from cxrkit.predict import predict_to_file
+
+    files = example_images[:2]
+    predictor, estimator, embedder = _runners(tiny_model_file, age_file, turning)
+    jobs = [(predict_to_file, predictor, "p.csv"), (age_to_file, estimator, "a.csv"), (embed_to_file, embedder, "e.csv")]
+    for job, runner, name in jobs:
+        summary = job(files, runner, tmp_path / name)
+        assert (summary.ok, summary.failed) == (2, 0) and runner.film is turning
+        with open(tmp_path / name) as table:
+            header, *rows = [line.rstrip("\n").split(",") for line in table]
+        assert header[3:3 + len(turning.columns)] == turning.columns, job.__name__
+        assert all(row[header.index("orientation")] == "rot90" for row in rows), job.__name__
+        with pytest.raises(TypeError):
+            job(files, runner, tmp_path / f"again-{name}", film=turning)
+
+
+def test_ray_engine_gives_this_process_its_film_steps_on_the_preparing_device(tiny_model_file, turning):
+    from cxrkit.predict import preparing_device, ray_engine
+
+    assert preparing_device(None, "cuda") == "cuda" and preparing_device("local", "cuda") == "cpu"
+    assert preparing_device("local", "cpu") == "cpu"
+    engine, predictor = ray_engine(None, str(tiny_model_file), precision="fp32", film=turning)
+    assert engine is None and predictor.film is turning and predictor.device.type == "cpu"

@@ -16,7 +16,6 @@ from ..errors import InvalidArgument
 from ..predict import OutputSpec, PredictionSummary, Progress
 from ..predict.scan import scan_inputs
 from ..predict.to_file import RowStep, output_to, run_with_steps
-from ..preprocess import FilmSteps
 from .ages import AgeTable
 from .estimator import AgeEstimator
 
@@ -45,7 +44,6 @@ def age_to_file(
     output: OutputSpec | str | os.PathLike[str] | None,
     *,
     known: AgeTable | None = None,
-    film: FilmSteps | None = None,
     saliency: RowStep | None = None,
     reports: RowStep | None = None,
     batch_size: int = 8,
@@ -58,15 +56,15 @@ def age_to_file(
     name/file. ``output`` as in :func:`cxrkit.predict.predict_to_file`. Columns: file,
     status, error, ``cxr_age`` (and ``cxr_age_sd`` with TTA), ``chronological_age`` (from
     ``known``, else the DICOM header) and ``age_gap`` (estimate minus it), then the extras'.
-    ``saliency`` draws maps on the film as found, so it cannot go with ``film`` steps.
+    Film steps belong to the estimator (``AgeEstimator(name, film=FilmSteps(...))``); ``saliency``
+    draws maps on the film as found, so it cannot go with steps that change the film.
     """
+    estimator = model if isinstance(model, AgeEstimator) else AgeEstimator(model)
+    film = estimator.film
     if saliency is not None and film is not None and (film.clean or film.orientation is not None):
         raise InvalidArgument("`saliency` with `film` steps is not supported: the maps would be drawn on the film as "
                               "found, not as scored; convert the films first and estimate on the converted ones")
-    estimator = model if isinstance(model, AgeEstimator) else AgeEstimator(model)
     files = scan_inputs(paths)
-    if film is not None:
-        estimator.film = film
     steps = [step.attach(estimator, files) for step in (saliency, reports) if step is not None]
     return run_with_steps(files, estimator, output_to(output), steps, first=_gaps(known), extra_columns=AGE_COLUMNS,
                           batch_size=batch_size, workers=workers, progress=progress)

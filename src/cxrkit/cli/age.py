@@ -45,20 +45,17 @@ def age(
     """
     if saliency_method not in SALIENCY_METHODS:
         raise InvalidArgument(f"--saliency-method must be one of {', '.join(SALIENCY_METHODS)}, got {saliency_method!r}")
-    if saliency is not None and (fix_orientation or clean_film):
-        raise InvalidArgument("--saliency with --fix-orientation/--clean-film is not supported: the maps would be drawn on "
-                              "the film as found, not as scored; run cxr convert first, then cxr age on its PNGs")
     from ..dicom import Reports
     from ..explain import Heatmaps
 
-    estimator = AgeEstimator(model, tta=tta, device=device, precision=precision)
+    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
+    estimator = AgeEstimator(model, tta=tta, device=device, precision=precision, film=film)
     files = input_files(paths)
     warn_if_unproven(estimator.card)  # once the inputs are known good: a bad path stays one error line
     known = AgeTable(metadata, metadata_id, metadata_age) if metadata is not None else None
     maps = Heatmaps(saliency, saliency_method, "all", column="saliency") if saliency is not None else None
-    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
     with progress_bar("age", output) as bar:
-        summary = age_to_file(files, estimator, output_spec(output, fmt, resume, overwrite), known=known, film=film,
+        summary = age_to_file(files, estimator, output_spec(output, fmt, resume, overwrite), known=known,
                               saliency=maps, reports=Reports(dicom_sr) if dicom_sr is not None else None,
                               batch_size=batch_size, workers=workers, progress=bar)
     report(summary, output, f"model {estimator.card.name}{', TTA' if tta else ''}, {estimator.precision}")

@@ -41,11 +41,11 @@ def embed(
     by pyarrow, pandas, Polars, DuckDB or Spark; `cxr similar` searches it. Exit 3 when some
     files failed (their rows say why, with an empty vector).
     """
-    embedder = Embedder(model, layer=layer, device=device, precision=precision, trim=trim)
     film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
+    embedder = Embedder(model, layer=layer, device=device, precision=precision, trim=trim, film=film)
     fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(output.suffix.lower(), "parquet")
     with progress_bar("embed", output) as bar:
-        summary = embed_to_file(paths, embedder, OutputSpec(output, fmt, resume, overwrite), film=film,
+        summary = embed_to_file(paths, embedder, OutputSpec(output, fmt, resume, overwrite),
                                 flush_rows=flush_rows, flush_seconds=flush_seconds, batch_size=batch_size,
                                 workers=workers, progress=bar)
     report(summary, output, f"model {embedder.card.name}, layer {layer} ({embedder.dim}-d), {embedder.precision}")

@@ -52,7 +52,7 @@ def explain(
     }
     film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, device)
     result = xp.explain_to_files(
-        image, model, labels=list(label), methods=list(method), options=per_method, output=output, raw=raw,
+        model, image, labels=list(label), methods=list(method), options=per_method, output=output, raw=raw,
         grid=grid, columns=columns, height=height, alpha=alpha, calibrate=calibrate, device=device,
         film=film,
     )

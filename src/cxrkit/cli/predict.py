@@ -10,7 +10,7 @@ import typer
 from ..errors import InvalidArgument
 from ..models import DEFAULT_MODEL
 from ..models.precision import precision_reason
-from ..predict import Predictor, choose_backend, predict_to_file, ray_engine
+from ..predict import Predictor, choose_backend, predict_to_file, preparing_device, ray_engine
 from . import _options
 from ._batch import input_files, output_spec, progress_bar, report, warn_if_unproven
 from ._output import err, speaks_flags
@@ -63,9 +63,10 @@ def predict(
         raise InvalidArgument("--study and --series go with one DICOMweb server given as dicomweb+http://HOST/PATH")
     if server is not None and (study is None or heatmaps is not None or ood or ray is not None):
         raise InvalidArgument("a DICOMweb server needs --study, and runs without --heatmaps, --ood and --ray")
+    here = preparing_device(ray, device)
+    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
     engine, predictor = ray_engine(ray, model, actors=ray_actors, device=device, precision=precision, calibrate=calibrate,
-                                   backend=backend, ood=ood, heatmaps=heatmaps is not None)
-    here = "cpu" if engine is not None and engine.build is not None else device
+                                   backend=backend, ood=ood, heatmaps=heatmaps is not None, film=film)
     runtime = f"{predictor.backend.name} {predictor.precision if here == device else precision}"
     if server is not None and study is not None:  # (a server without a study was refused above)
         warn_if_unproven(predictor.card)
@@ -73,7 +74,6 @@ def predict(
                               workers)
     files = input_files(paths)
     warn_if_unproven(predictor.card)  # once the inputs are known good: a bad path stays one error line
-    film = _options.film_steps(clean_film, fix_orientation, fix_mirror, orientation_model, here)
     if verbose:
         err.print(f"precision: {precision_reason(precision, device)}", highlight=False)
         name, why = choose_backend(here, precision) if backend == "auto" else (backend, "as asked")
@@ -81,7 +81,7 @@ def predict(
         err.print(f"backend: {runtime.split()[0]} ({why})", highlight=False)
     with progress_bar("predict", output) as bar:
         summary = predict_to_file(
-            files, predictor, output_spec(output, fmt, resume, overwrite), film=film,
+            files, predictor, output_spec(output, fmt, resume, overwrite),
             heatmaps=Heatmaps(heatmaps, heatmap_method, heatmap_labels, heatmap_raw) if heatmaps is not None else None,
             ood=Ood(near=model) if ood else None, overlays=Overlays(dicom_overlay) if dicom_overlay is not None else None,
             reports=Reports(dicom_sr) if dicom_sr is not None else None, engine=engine, batch_size=batch_size,

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..predict import OutputSpec, PredictionSummary, Progress, run_files
-from ..preprocess import FilmSteps
 from .index import write_transform
 from .runner import Embedder
 
@@ -28,7 +27,6 @@ def embed_to_file(
     model: str | Embedder,
     output: OutputSpec | str | os.PathLike[str],
     *,
-    film: FilmSteps | None = None,
     flush_rows: int = 2048,
     flush_seconds: float = 30.0,
     batch_size: int = 8,
@@ -43,12 +41,10 @@ def embed_to_file(
     copies far more often: docs/representations.md). ``output`` is a path: ``.csv`` or ``.jsonl`` (one column per
     component), anything else a Parquet dataset folder (e.g. ``embeddings.parquet``), which
     writes a part file every ``flush_rows`` rows or ``flush_seconds`` seconds (a kill loses at
-    most that much work); or an :class:`OutputSpec` to resume or overwrite. ``film`` as in
-    :func:`cxrkit.predict.predict_to_file`.
+    most that much work); or an :class:`OutputSpec` to resume or overwrite. Film steps belong
+    to the embedder (``Embedder(name, film=FilmSteps(...))``), as to every runner.
     """
     embedder = model if isinstance(model, Embedder) else Embedder(model)
-    if film is not None:
-        embedder.film = film
     if isinstance(output, OutputSpec):
         spec = output
     else:

@@ -3,7 +3,7 @@
 >>> from cxrkit import explain
 >>> heat = explain.explain("densenet121.nih-demo", "chest.png", label="top", method="gradcam")
 >>> explain.save_overlay(heat.film, heat, "chest.gradcam.png")
->>> explain.explain_to_files("chest.png", "densenet121.nih-demo", labels=["top", "Effusion"],
+>>> explain.explain_to_files("densenet121.nih-demo", "chest.png", labels=["top", "Effusion"],
 ...                          methods=["gradcam", "lime"], grid=True)   # what `cxr explain` does
 
 Methods: ``cam``, ``gradcam``, ``gradcam++``, ``saliency``, ``ig``, ``occlusion``,

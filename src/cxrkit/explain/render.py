@@ -31,8 +31,8 @@ def default_output(image: str | Path, methods: Sequence[str], grid: bool) -> Pat
 
 
 def explain_to_files(
+    model: nn.Module | str | None,
     image: str | Path | XrayImage | np.ndarray,
-    model: nn.Module | str | None = None,
     *,
     labels: Sequence[str | int] = ("top",),
     methods: Sequence[str] = ("gradcam",),
@@ -49,6 +49,8 @@ def explain_to_files(
     film: FilmSteps | None = None,
 ) -> dict[str, Any]:
     """Explain ``image`` for every label x method and write the picture (and ``raw`` maps as .npy).
+
+    Model first, as in :func:`~cxrkit.explain.explain` and every runner (None: the default model).
 
     One label and one method make one overlay at the film's own size (or ``height``);
     several need ``grid=True``: a contact sheet of the plain film and every map, tiles

@@ -15,10 +15,10 @@ from .job import OutputSpec, Progress, output_columns, run_files
 from .predictor import Predictor
 from .runner import FileTask, Runner
 from .scan import iter_image_files, scan_inputs
-from .to_file import RowColumns, RowStep, RunnerWrap, output_to, predict_to_file, ray_engine
+from .to_file import RowColumns, RowStep, RunnerWrap, output_to, predict_to_file, preparing_device, ray_engine
 from .writer import FORMATS, OutputExists, PredictionWriter
 
 __all__ = ["BACKENDS", "Backend", "FORMATS", "FileTask", "OutputExists", "OutputSpec", "PRECISIONS", "PredictionSummary",
            "PredictionWriter", "Predictor", "Progress", "RowColumns", "RowStep", "Runner", "RunnerWrap", "choose_backend",
            "error_reason", "iter_image_files", "make_backend", "map_files", "output_columns", "output_to", "predict_files",
-           "predict_to_file", "ray_engine", "run_files", "scan_inputs"]
+           "predict_to_file", "preparing_device", "ray_engine", "run_files", "scan_inputs"]

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import CxrkitError
-from ..models import DEFAULT_MODEL, card_of, load_model
+from ..models import DEFAULT_MODEL, ModelCard, card_of, load_model
 from ..models.precision import cpu_info
 from .engine import predict_files
 from .inputs import readable_inputs
@@ -95,10 +95,10 @@ def machine() -> dict[str, Any]:
     return described
 
 
-def decode_rate(files: Sequence[Path], size: int) -> tuple[np.ndarray, float]:
-    """Every readable film preprocessed, and the decode-only rate (films/s, one thread)."""
+def decode_rate(files: Sequence[Path], card: ModelCard) -> tuple[np.ndarray, float]:
+    """Every readable film preprocessed as ``card`` says, and the decode-only rate (films/s, one thread)."""
     start = time.perf_counter()
-    inputs = readable_inputs(files, size)
+    inputs = readable_inputs(files, card)
     return inputs, len(inputs) / (time.perf_counter() - start)
 
 
@@ -124,7 +124,7 @@ def run_bench(files: Sequence[str | os.PathLike[str]], model: nn.Module | str | 
     cannot run (bf16 in ONNX Runtime, a missing runtime) is kept with the reason."""
     paths = [Path(f) for f in files]
     module = load_model(model, default=DEFAULT_MODEL, device=device)
-    inputs, decode = decode_rate(paths, card_of(module).input_size)
+    inputs, decode = decode_rate(paths, card_of(module))
     report = BenchReport(images=len(paths), decode_only=decode, machine=machine())
     for backend in backends:
         for precision in precisions:

@@ -181,7 +181,7 @@ def export_onnx(model: nn.Module | str | None, output: str | os.PathLike[str] | 
     module = cpu_fp32_copy(model)
     card = card_of(module)
     graph = onnx_bytes(module, card.input_size)
-    inputs = readable_inputs(images, card.input_size)
+    inputs = readable_inputs(images, card)
     diff = max_difference(module, graph, inputs, card.task)
     if not diff <= tolerance:  # also refuses NaN
         raise ExportMismatch(f"the ONNX graph of {card.name} differs from PyTorch by {diff:.3g} in probability on "

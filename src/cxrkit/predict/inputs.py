@@ -16,17 +16,18 @@ import numpy as np
 
 from ..errors import CxrkitError, InvalidInput
 from ..io import read_image
-from ..preprocess import model_input
+from ..models import ModelCard
 
 __all__ = ["readable_inputs"]
 
 log = logging.getLogger(__name__)
 
 
-def readable_inputs(files: Sequence[str | os.PathLike[str]], input_size: int) -> np.ndarray:
-    """Model inputs ``(N, 1, S, S)`` of the films that can be read, in order, one thread; an
-    unreadable film is left out (and logged). For checks over a handful of films (export
-    verification, benchmarks), not for batch jobs: those run on the engine, with error rows."""
+def readable_inputs(files: Sequence[str | os.PathLike[str]], card: ModelCard) -> np.ndarray:
+    """Model inputs ``(N, 1, S, S)`` of the films that can be read, as ``card`` prescribes, in order,
+    one thread; an unreadable film is left out (and logged). For checks over a handful of films
+    (export verification, benchmarks), not for batch jobs: those run on the engine, with error rows."""
+    transform = card.transforms()
     inputs = []
     for path in files:
         try:
@@ -34,7 +35,7 @@ def readable_inputs(files: Sequence[str | os.PathLike[str]], input_size: int) ->
         except CxrkitError as exc:
             log.info("leaving out %s: %s", Path(path).name, exc)
             continue
-        inputs.append(model_input(image.pixels, image.maxval, input_size))
+        inputs.append(transform(image.pixels, image.maxval))
     if not inputs:
         raise InvalidInput("none of the films could be read; give real radiographs (PNG, JPEG or DICOM)")
     return np.stack(inputs).astype(np.float32, copy=False)

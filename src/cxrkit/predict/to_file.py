@@ -26,8 +26,8 @@ from .ray_run import RayEngine, ray_available
 from .runner import Runner
 from .scan import scan_inputs
 
-__all__ = ["RowColumns", "RowStep", "RunnerWrap", "chain", "output_to", "predict_to_file", "ray_engine",
-           "run_with_steps"]
+__all__ = ["RowColumns", "RowStep", "RunnerWrap", "chain", "output_to", "predict_to_file", "preparing_device",
+           "ray_engine", "run_with_steps"]
 
 #: the format an output path's suffix names (anything else is CSV)
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
@@ -99,7 +99,6 @@ def predict_to_file(
     model: str | Predictor,
     output: OutputSpec | str | os.PathLike[str] | None,
     *,
-    film: FilmSteps | None = None,
     heatmaps: RowStep | None = None,
     ood: RunnerWrap | None = None,
     overlays: RowStep | None = None,
@@ -115,7 +114,8 @@ def predict_to_file(
     model name/file (a default CPU predictor). ``output`` is an :class:`OutputSpec` (to resume
     or overwrite) or a path (format from its suffix) or None (CSV on standard output).
 
-    Extras, each optional: ``film`` (clean-up, orientation fix; adds the orientation columns),
+    Film steps (clean-up, orientation fix; they add the orientation columns) belong to the
+    predictor: ``Predictor(name, film=FilmSteps(...))``. Extras, each optional:
     ``heatmaps`` (one overlay per film and label, computed on the film as scored), ``ood``
     (``ood_score`` and ``ood`` columns), ``overlays`` (the top finding's map as a DICOM
     Secondary Capture; needs ``heatmaps``), ``reports`` (a DICOM structured report per DICOM
@@ -126,8 +126,6 @@ def predict_to_file(
         raise InvalidArgument("`overlays` needs `heatmaps`: the overlay it stores is the top finding's map")
     predictor = model if isinstance(model, Predictor) else Predictor(model)
     files = scan_inputs(paths)
-    if film is not None:
-        predictor.film = film
     # bound before the OOD wrap: maps and reports speak of the classifier, on the film as scored
     steps = [step.attach(predictor, files) for step in (heatmaps, overlays, reports) if step is not None]
     runner: Runner = ood.wrap(predictor) if ood is not None else predictor
@@ -135,9 +133,15 @@ def predict_to_file(
                           progress=progress, engine=engine)
 
 
+def preparing_device(ray: str | None, device: str) -> str:
+    """Where this process runs its model and film steps: ``device``, except the CPU when Ray
+    actors run the model on GPUs (the films are prepared in read tasks that have none)."""
+    return "cpu" if ray is not None and device != "cpu" else device
+
+
 def ray_engine(ray: str | None, model: str, *, actors: int = 1, device: str = "cpu",
                precision: str = "auto", calibrate: bool = True, backend: str = "auto", ood: bool = False,
-               heatmaps: bool = False) -> tuple[RayEngine | None, Predictor]:
+               heatmaps: bool = False, film: FilmSteps | None = None) -> tuple[RayEngine | None, Predictor]:
     """The Ray engine for cluster address ``ray`` (None: no engine) and the predictor of this process.
 
     ``ray`` is ``local`` (start a cluster here), ``auto`` (the cluster this node is in) or
@@ -145,8 +149,9 @@ def ray_engine(ray: str | None, model: str, *, actors: int = 1, device: str = "c
     On a GPU (``device`` cuda) each actor builds its own predictor on its GPU, while this
     process (maybe GPU-less) keeps a CPU fp32 one that prepares the films in the read tasks;
     heat maps and the OOD flag need the model in this process, so they run on a CPU only.
+    ``film`` steps run where the films are prepared, on :func:`preparing_device`.
     """
-    here = device
+    here = preparing_device(ray, device)
     engine = None
     if ray is not None:
         if not ray_available():
@@ -159,7 +164,7 @@ def ray_engine(ray: str | None, model: str, *, actors: int = 1, device: str = "c
             raise InvalidArgument("`ood` and `heatmaps` run with `ray` only on `device` cpu")
         else:
             build = partial(Predictor, model, device=device, precision=precision, calibrate=calibrate, backend=backend)
-            engine, here = RayEngine(address=ray, actors=actors, gpus=1.0, build=build), "cpu"
+            engine = RayEngine(address=ray, actors=actors, gpus=1.0, build=build)
     predictor = Predictor(model, device=here, precision=precision if here == device else "fp32", calibrate=calibrate,
-                          backend=backend)
+                          backend=backend, film=film)
     return engine, predictor
