@@ -21,8 +21,8 @@ from cxrkit.io import read_image
 from cxrkit.predict import (
     FileTask,
     OutputSpec,
-    PredictionSummary,
     Runner,
+    RunSummary,
     map_files,
     output_columns,
     predict_files,
@@ -79,7 +79,7 @@ def films(tmp_path, example_images) -> list[Path]:
 def test_custom_runner_rows_in_input_order_with_error_rows(films):
     runner = Brightness(slow=(films[0].name, films[2].name))
     assert isinstance(runner, Runner)
-    summary = PredictionSummary()
+    summary = RunSummary()
     rows = list(predict_files(films, runner, batch_size=3, workers=3, summary=summary))
     assert [r["file"] for r in rows] == [str(f) for f in films]  # the slow first file did not reorder anything
     for row, path in zip(rows, films, strict=True):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import InvalidArgument
-from ..predict import OutputSpec, PredictionSummary, Progress
+from ..predict import OutputSpec, Progress, RunSummary
 from ..predict.scan import scan_inputs
 from ..predict.to_file import RowStep, output_to, run_with_steps
 from .ages import AgeTable
@@ -49,7 +49,7 @@ def age_to_file(
     batch_size: int = 8,
     workers: int = 1,
     progress: Progress | None = None,
-) -> PredictionSummary:
+) -> RunSummary:
     """Estimate the chest X-ray age of every image under ``paths`` into ``output``; one row per file.
 
     ``model`` is an :class:`AgeEstimator` (with its TTA, device, precision) or an age model

@@ -21,7 +21,7 @@ from rich.progress import (
 
 from ..errors import InvalidArgument, OutputError
 from ..models import ModelCard
-from ..predict import OutputExists, OutputSpec, PredictionSummary, scan_inputs
+from ..predict import OutputExists, OutputSpec, RunSummary, scan_inputs
 from ._output import EXIT_INTERRUPTED, EXIT_PARTIAL, err
 
 __all__ = ["input_files", "output_spec", "progress_bar", "report", "warn_if_unproven"]
@@ -99,7 +99,7 @@ def warn_if_unproven(card: ModelCard) -> None:
                   "they are not readings", highlight=False, markup=False, soft_wrap=True)
 
 
-def report(summary: PredictionSummary, output: Path | None, detail: str) -> None:
+def report(summary: RunSummary, output: Path | None, detail: str) -> None:
     """Print the run's counts and first errors; exit 3 when some files failed."""
     where = f" -> {output}" if output else ""
     err.print(f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} already done "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CxrkitError, InvalidArgument, MissingDependency, MissingFile
-from ..predict import OutputSpec, PredictionSummary, Runner, output_columns, run_files
+from ..predict import OutputSpec, Runner, RunSummary, output_columns, run_files
 from .results import COLUMN, ReportWriter, save_dataset
 
 __all__ = ["PREFIX", "dicomweb_url", "fetch_instances", "store_instances", "predict_study"]
@@ -104,7 +104,7 @@ def store_instances(url: str, files: Sequence[str | os.PathLike[str]]) -> int:
 
 def predict_study(url: str, study: str, runner: Runner, output: OutputSpec, workdir: str | os.PathLike[str], *,
                   series: str | None = None, kind: str = "findings", calibrated: bool = True, stow: bool = True,
-                  **run: Any) -> tuple[PredictionSummary, int]:
+                  **run: Any) -> tuple[RunSummary, int]:
     """Score a remote study: fetch its instances into ``workdir``, run ``runner`` over them into ``output``
     (rows get a ``dicom_sr`` column), and with ``stow`` store the reports back; returns the counts and the
     number of reports stored. ``run`` goes to :func:`~cxrkit.predict.run_files` (batch size, progress...).

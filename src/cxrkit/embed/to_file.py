@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from ..predict import OutputSpec, PredictionSummary, Progress, run_files
+from ..predict import OutputSpec, Progress, RunSummary, run_files
 from .index import write_transform
 from .runner import Embedder
 
@@ -32,7 +32,7 @@ def embed_to_file(
     batch_size: int = 8,
     workers: int = 1,
     progress: Progress | None = None,
-) -> PredictionSummary:
+) -> RunSummary:
     """Embed every image under ``paths`` into ``output``: one row per file (file, status, error, vector).
 
     ``model`` is an :class:`Embedder` (its layer, device, precision, view) or a model name/file

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from ..models.precision import PRECISIONS
 from .backends import BACKENDS, Backend, choose_backend, make_backend
-from .engine import PredictionSummary, error_reason, map_files, predict_files
+from .engine import RunSummary, error_reason, map_files, predict_files
 from .job import OutputSpec, Progress, output_columns, run_files
 from .predictor import Predictor
 from .runner import FileTask, Runner
 from .scan import iter_image_files, scan_inputs
 from .to_file import RowColumns, RowStep, RunnerWrap, output_to, predict_to_file, preparing_device, ray_engine
-from .writer import FORMATS, OutputExists, PredictionWriter
+from .writer import FORMATS, OutputExists, RowWriter
 
-__all__ = ["BACKENDS", "Backend", "FORMATS", "FileTask", "OutputExists", "OutputSpec", "PRECISIONS", "PredictionSummary",
-           "PredictionWriter", "Predictor", "Progress", "RowColumns", "RowStep", "Runner", "RunnerWrap", "choose_backend",
-           "error_reason", "iter_image_files", "make_backend", "map_files", "output_columns", "output_to", "predict_files",
-           "predict_to_file", "preparing_device", "ray_engine", "run_files", "scan_inputs"]
+__all__ = ["BACKENDS", "FORMATS", "PRECISIONS", "Backend", "choose_backend", "error_reason", "FileTask",
+           "iter_image_files", "make_backend", "map_files", "output_columns", "output_to", "OutputExists",
+           "OutputSpec", "predict_files", "predict_to_file", "Predictor", "preparing_device", "Progress",
+           "ray_engine", "RowColumns", "RowStep", "RowWriter", "run_files", "Runner", "RunnerWrap", "RunSummary",
+           "scan_inputs"]

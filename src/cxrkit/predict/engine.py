@@ -30,7 +30,7 @@ from ..errors import CxrkitError, InvalidArgument, UnreadableImage
 from ..io import read_image
 from .runner import FileTask, Runner
 
-__all__ = ["PredictionSummary", "Prepared", "error_reason", "score_group", "predict_files", "map_files"]
+__all__ = ["RunSummary", "Prepared", "error_reason", "score_group", "predict_files", "map_files"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ Prepared = tuple[np.ndarray, dict[str, Any]]
 
 
 @dataclass
-class PredictionSummary:
+class RunSummary:
     """Counts of one run; ``failed`` files have error rows."""
 
     ok: int = 0
@@ -84,7 +84,7 @@ def _settle(name: str, future: Future) -> tuple[str, Any, str | None]:
 
 
 def _read_ahead(files: Iterable[str | os.PathLike[str]], work: Callable[[Path], Any], *, workers: int, window: int,
-                skip: set[str], summary: PredictionSummary) -> Generator[tuple[str, Any, str | None], None, None]:
+                skip: set[str], summary: RunSummary) -> Generator[tuple[str, Any, str | None], None, None]:
     """``(name, work(file), None)`` or ``(name, None, error)`` for each file not in ``skip``, in input
     order, with at most ``window`` files submitted to ``workers`` threads ahead of the consumer."""
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cxr-read") as pool:
@@ -142,7 +142,7 @@ def predict_files(
     workers: int = 1,
     on_rows: RowSink | None = None,
     skip: set[str] | None = None,
-    summary: PredictionSummary | None = None,
+    summary: RunSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one row per file: ``file``, ``status`` (ok|error), ``error``, the fields ``prepare``
     returned, then one value per ``runner.columns`` (NaN on error rows).
@@ -152,7 +152,7 @@ def predict_files(
     """
     if batch_size < 1:
         raise InvalidArgument("batch size must be at least 1")
-    summary = summary if summary is not None else PredictionSummary()
+    summary = summary if summary is not None else RunSummary()
     started = time.perf_counter()
     group: list[tuple[str, Prepared | None, str | None]] = []
     empty = {column: float("nan") for column in runner.columns}
@@ -187,12 +187,12 @@ def map_files(
     workers: int = 1,
     on_rows: RowSink | None = None,
     skip: set[str] | None = None,
-    summary: PredictionSummary | None = None,
+    summary: RunSummary | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one row per file, in input order: ``file``, ``status``, ``error``, then the fields
     ``task(path)`` returned; ``workers`` files are processed at once in threads. ``skip``,
     ``on_rows`` and ``summary`` are as for :func:`predict_files`."""
-    summary = summary if summary is not None else PredictionSummary()
+    summary = summary if summary is not None else RunSummary()
     started = time.perf_counter()
     ahead = _read_ahead(files, task, workers=workers, window=2 * workers + 1, skip=skip or set(), summary=summary)
     with closing(ahead):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from .engine import PredictionSummary, RowSink, map_files, predict_files
+from .engine import RowSink, RunSummary, map_files, predict_files
 from .runner import FileTask, Runner
 from .scan import scan_inputs
 from .writer import open_writer
@@ -62,10 +62,10 @@ def run_files(
     workers: int = 1,
     complete: RowSink | None = None,
     progress: Progress | None = None,
-    summary: PredictionSummary | None = None,
+    summary: RunSummary | None = None,
     engine: Callable[..., Iterator[dict[str, Any]]] | None = None,
     scanned: bool = False,
-) -> PredictionSummary:
+) -> RunSummary:
     """Run ``job`` over the image files under ``paths`` into ``output``; one row per file, in order.
 
     ``job`` is a :class:`Runner` (driven in batches of ``batch_size``) or a :class:`FileTask`
@@ -80,7 +80,7 @@ def run_files(
     list first, e.g. to name outputs), so a million-file folder is not walked twice.
     """
     files = list(paths) if scanned else scan_inputs(paths)
-    summary = summary if summary is not None else PredictionSummary()
+    summary = summary if summary is not None else RunSummary()
     header = list(columns) if columns is not None else output_columns(job)
     with open_writer(output.path, header, output.fmt, resume=output.resume, overwrite=output.overwrite,
                      **output.options) as writer:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..atomic import atomic_path, remove_temporaries
 from ..errors import InvalidArgument, InvalidInput, MissingDependency, OutputError
-from .writer import BASE_COLUMNS, OutputExists, PredictionWriter
+from .writer import BASE_COLUMNS, OutputExists, RowWriter
 
 __all__ = ["ParquetSink", "METADATA_KEY", "part_files"]
 
@@ -49,7 +49,7 @@ def _pyarrow():
 
 def _text(value: Any) -> str:
     """A cell as the CSV writer renders it (empty for None/NaN, floats to 6 significant digits)."""
-    return str(PredictionWriter._cell(value))
+    return str(RowWriter._cell(value))
 
 
 def part_files(folder: Path) -> list[Path]:
@@ -67,7 +67,7 @@ def _part_number(part: Path) -> int:
 
 
 class ParquetSink:
-    """Writes rows to a Parquet dataset folder; the same interface as :class:`~cxrkit.predict.PredictionWriter`.
+    """Writes rows to a Parquet dataset folder; the same interface as :class:`~cxrkit.predict.RowWriter`.
 
     ``columns`` are the row's columns after ``file``/``status``/``error``; those listed in
     ``vector`` become one float32 list column, those in ``text`` strings (e.g. the

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import InvalidArgument, RunFailed, Unavailable
 from ..io import read_image
-from .engine import PredictionSummary, RowSink, error_reason, score_group
+from .engine import RowSink, RunSummary, error_reason, score_group
 from .runner import Runner
 
 __all__ = ["RayEngine", "predict_files_ray", "ray_available"]
@@ -168,7 +168,7 @@ def predict_files_ray(
     batch_size: int = 8,
     on_rows: RowSink | None = None,
     skip: set[str] | None = None,
-    summary: PredictionSummary | None = None,
+    summary: RunSummary | None = None,
     address: str | None = None,
     actors: int = 1,
     gpus: float | None = None,
@@ -191,7 +191,7 @@ def predict_files_ray(
         raise InvalidArgument("batch size must be at least 1")
     if actors < 1:
         raise InvalidArgument("at least one model actor is needed")
-    summary = summary if summary is not None else PredictionSummary()
+    summary = summary if summary is not None else RunSummary()
     skip = skip or set()
     names = [str(f) for f in files]
     todo = [name for name in names if name not in skip]
@@ -251,7 +251,7 @@ class RayEngine:
 
     def __call__(self, files: Iterable[str | Path], runner: Runner, *, batch_size: int = 8, workers: int = 1,
                  on_rows: RowSink | None = None, skip: set[str] | None = None,
-                 summary: PredictionSummary | None = None) -> Iterator[dict[str, Any]]:
+                 summary: RunSummary | None = None) -> Iterator[dict[str, Any]]:
         return predict_files_ray(files, runner, batch_size=batch_size, on_rows=on_rows, skip=skip, summary=summary,
                                  address=self.address, actors=self.actors, gpus=self.gpus,
                                  cpus_per_actor=self.cpus_per_actor, build=self.build)

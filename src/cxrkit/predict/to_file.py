@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from ..errors import InvalidArgument, Unavailable
 from ..preprocess import FilmSteps
-from .engine import PredictionSummary, RowSink
+from .engine import RowSink, RunSummary
 from .job import OutputSpec, Progress, output_columns, run_files
 from .predictor import Predictor
 from .ray_run import RayEngine, ray_available
@@ -80,7 +80,7 @@ def chain(sinks: Sequence[RowSink]) -> RowSink | None:
 def run_with_steps(files: Sequence[Path], runner: Runner, output: OutputSpec, steps: Sequence[RowColumns], *,
                    text: Iterable[str] = (), first: RowSink | None = None, extra_columns: Sequence[str] = (),
                    batch_size: int = 8, workers: int = 1, progress: Progress | None = None,
-                   engine: RayEngine | None = None) -> PredictionSummary:
+                   engine: RayEngine | None = None) -> RunSummary:
     """:func:`run_files` over scanned ``files`` with the steps' columns after the runner's (and
     ``extra_columns`` between them, filled by ``first``), Parquet told which columns hold text."""
     columns = output_columns(runner) + list(extra_columns) + [c for step in steps for c in step.columns]
@@ -107,7 +107,7 @@ def predict_to_file(
     batch_size: int = 8,
     workers: int = 1,
     progress: Progress | None = None,
-) -> PredictionSummary:
+) -> RunSummary:
     """Score every image under ``paths`` into ``output``: one row per file, errors included, in order.
 
     ``model`` is a :class:`Predictor` (its device, precision and calibration as built) or a
@@ -120,7 +120,7 @@ def predict_to_file(
     (``ood_score`` and ``ood`` columns), ``overlays`` (the top finding's map as a DICOM
     Secondary Capture; needs ``heatmaps``), ``reports`` (a DICOM structured report per DICOM
     film), ``engine`` (a :class:`~cxrkit.predict.ray_run.RayEngine`, see :func:`ray_engine`).
-    Returns the run's :class:`PredictionSummary` (rows ok, failed, skipped on resume).
+    Returns the run's :class:`RunSummary` (rows ok, failed, skipped on resume).
     """
     if overlays is not None and heatmaps is None:
         raise InvalidArgument("`overlays` needs `heatmaps`: the overlay it stores is the top finding's map")

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from ..errors import InvalidArgument, InvalidInput, OutputError, OutputExists
 
-__all__ = ["PredictionWriter", "OutputExists", "FORMATS", "BASE_COLUMNS", "SINKS", "open_writer"]
+__all__ = ["RowWriter", "OutputExists", "FORMATS", "BASE_COLUMNS", "SINKS", "open_writer"]
 
 FORMATS = ("csv", "jsonl")
 BASE_COLUMNS = ("file", "status", "error")
@@ -55,8 +55,9 @@ def _truncate_partial_line(path: Path) -> None:
         handle.truncate(0)
 
 
-class PredictionWriter:
-    """Writes prediction rows to ``path`` (or stdout when ``None``) and knows which files are done.
+class RowWriter:
+    """Writes a run's rows (scores, ages, vectors, conversions: whatever the runner made) to ``path``
+    (or stdout when ``None``) and knows which files are done.
 
     ``path`` may also be an open text stream (e.g. ``io.StringIO``), which is written but
     not closed: ``cxrkit.serve`` formats its CSV/JSONL answers through this one writer,
@@ -183,7 +184,7 @@ class PredictionWriter:
             except OSError as exc:
                 self._fail(exc)
 
-    def __enter__(self) -> PredictionWriter:
+    def __enter__(self) -> RowWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -199,7 +200,7 @@ SINKS: dict[str, str] = {"parquet": "cxrkit.predict.parquet:ParquetSink"}
 
 def open_writer(path: str | os.PathLike[str] | TextIO | None, columns: Sequence[str], fmt: str = "csv", *,
                 resume: bool = False, overwrite: bool = False, **options: Any) -> Any:
-    """The writer for ``fmt``: :class:`PredictionWriter` for the text formats, the registered sink otherwise.
+    """The writer for ``fmt``: :class:`RowWriter` for the text formats, the registered sink otherwise.
 
     ``options`` go to the sink (e.g. Parquet's ``vector`` packing); the text formats write
     every column as it is.
@@ -209,4 +210,4 @@ def open_writer(path: str | os.PathLike[str] | TextIO | None, columns: Sequence[
         return getattr(importlib.import_module(module), name)(path, columns, resume=resume, overwrite=overwrite, **options)
     if fmt not in FORMATS:
         raise InvalidArgument(f"output format must be one of {FORMATS + tuple(SINKS)}, got {fmt!r}")
-    return PredictionWriter(path, columns, fmt, resume=resume, overwrite=overwrite)
+    return RowWriter(path, columns, fmt, resume=resume, overwrite=overwrite)

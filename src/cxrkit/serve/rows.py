@@ -1,6 +1,6 @@
 """Result rows as the API returns them: JSON, JSON Lines or CSV, all written by ``cxr predict``'s writer.
 
-Formatting goes through :class:`cxrkit.predict.PredictionWriter` into a string, so a CSV
+Formatting goes through :class:`cxrkit.predict.RowWriter` into a string, so a CSV
 from the server is byte for byte the CSV ``cxr predict`` writes for the same files (six
 significant digits, empty cell = not predicted) and a JSON row is the parsed JSON Lines row.
 """
@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..predict import PredictionWriter
+from ..predict import RowWriter
 from ..predict.writer import BASE_COLUMNS
 from .errors import BadRequest
 
@@ -26,7 +26,7 @@ MEDIA_TYPES = {"json": "application/json", "jsonl": "application/x-ndjson", "csv
 def render_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str) -> str:
     """``rows`` as the text ``cxr predict --format csv|jsonl`` writes for them."""
     out = io.StringIO()
-    writer = PredictionWriter(out, columns, fmt)
+    writer = RowWriter(out, columns, fmt)
     try:
         writer.write(rows)
     except ValueError as exc:  # csv.DictWriter refuses keys outside the columns

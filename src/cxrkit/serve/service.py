@@ -31,7 +31,7 @@ from ..errors import CxrkitError, RunFailed
 from ..explain import explain, render_overlay
 from ..io import XrayImage
 from ..models import card_of
-from ..predict import PredictionSummary, Runner, error_reason, output_columns
+from ..predict import Runner, RunSummary, error_reason, output_columns
 from ..predict.engine import Prepared, score_group
 from ..preprocess import resize, to_uint8
 from .config import ServeConfig
@@ -184,7 +184,7 @@ class Service:
         """One row per upload of each job, batched as ``predict_files`` batches (so the numbers are
         ``cxr predict``'s) across the jobs' films; a job whose client left gets :class:`ClientGone`
         and its films are neither decoded further nor scored."""
-        summary = PredictionSummary()
+        summary = RunSummary()
         empty = {column: float("nan") for column in runner.columns}
         rows: list[list[dict[str, Any]]] = [[] for _ in jobs]
         group: list[tuple[int, tuple[str, Prepared | None, str | None]]] = []
