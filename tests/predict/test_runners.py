@@ -114,3 +114,26 @@ def test_ray_engine_gives_this_process_its_film_steps_on_the_preparing_device(ti
     assert preparing_device("local", "cpu") == "cpu"
     engine, predictor = ray_engine(None, str(tiny_model_file), precision="fp32", film=turning)
     assert engine is None and predictor.film is turning and predictor.device.type == "cpu"
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal row fields, NaN (a label the model was not trained on) equal to NaN."""
+    return list(a) == list(b) and all(x == y or (isinstance(x, float) and np.isnan(x) and np.isnan(y))
+                                      for x, y in zip(a.values(), b.values(), strict=True))
+
+
+def test_run_is_the_one_verb_for_one_film_and_gives_the_engines_row(tiny_model_file, age_file, turning,
+                                                                     example_images):
+    from cxrkit.predict import predict_files
+
+    path = example_images[0]
+    for runner in _runners(tiny_model_file, age_file, turning):
+        fields = runner.run(path)
+        row = next(iter(predict_files([path], runner, batch_size=1)))
+        names = list(fields)
+        assert names[:len(turning.columns)] == turning.columns and fields["orientation"] == "rot90"
+        assert names[-len(runner.columns):] == runner.columns
+        assert _same(fields, {k: row[k] for k in fields}), type(runner).__name__
+        assert _same(runner.run(read_image(path)), fields)  # a decoded film gives the same
+    estimate = _runners(tiny_model_file, age_file, None)[1].estimate(path, chronological_age=40)
+    assert estimate.chronological_age == 40.0 and np.isfinite(estimate.cxr_age)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io import XrayImage, read_image
+from ..io import XrayImage
 from ..models import ModelCard
 from ..predict.model_runner import ModelRunner
 from ..predict.predictor import as_tensor
@@ -122,13 +122,11 @@ class AgeEstimator(ModelRunner):
         return np.stack([blended, zooms.std(axis=1, ddof=1)], axis=1)
 
     def estimate(self, image: XrayImage | str, chronological_age: float | None = None) -> AgeEstimate:
-        """CXR-Age of one film (a path or a decoded :class:`~cxrkit.io.XrayImage`)."""
-        if not isinstance(image, XrayImage):
-            image = read_image(image)
-        views, info = self.prepare(image)
-        age, sd = self.predict_batch(views[None])[0]
-        known = chronological_age if chronological_age is not None else info["chronological_age"]
-        return AgeEstimate(float(age), float(sd), None if known is None else float(known))
+        """CXR-Age of one film (a path or a decoded :class:`~cxrkit.io.XrayImage`), typed: :meth:`run`'s
+        row read as an :class:`AgeEstimate`, with ``chronological_age`` when given (else the header's)."""
+        row = self.run(image)
+        known = chronological_age if chronological_age is not None else row["chronological_age"]
+        return AgeEstimate(row["cxr_age"], row["cxr_age_sd"], None if known is None else float(known))
 
     def __repr__(self) -> str:
         return f"AgeEstimator({self.card.name!r}, tta={self.tta})"

@@ -4,11 +4,13 @@
 :class:`~cxrkit.embed.Embedder` differ in what they make of the network's output, not in
 how a film reaches it. :class:`ModelRunner` holds that common part, so a fix to loading,
 precision or preprocessing lands in every runner at once, and a new runner writes only
-its columns and ``predict_batch``.
+its columns and ``predict_batch``. It also gives every runner the same verb for one film,
+:meth:`ModelRunner.run`, computed exactly as the batch engine computes a row.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io import XrayImage
+from ..io import XrayImage, read_image
 from ..models import ModelCard, card_of
 from ..preprocess import FilmSteps, ModelInput
 from .backends import Backend, load_with_backend
@@ -61,3 +63,20 @@ class ModelRunner:
         """One decoded film -> (model input, extra row fields), after the :attr:`film` steps."""
         pixels, maxval, info = self.film.prepare(image)
         return self.preprocess(pixels, maxval), info
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - every runner overrides it
+        """Prepared inputs ``(N, ...)`` -> ``(N, len(columns))``."""
+        raise NotImplementedError
+
+    def run(self, image: XrayImage | str | os.PathLike[str]) -> dict[str, Any]:
+        """One film (a path or a decoded :class:`~cxrkit.io.XrayImage`) -> its row fields: those of
+        the film steps (orientation, the header's age), then one value per :attr:`columns`.
+
+        The one verb for one film on every runner (``Predictor(name).run("chest.png")["Effusion"]``),
+        computed as the batch engine computes that film's row. A film that cannot be read or
+        scored raises its typed error here, where the engine would write an error row instead.
+        """
+        film = image if isinstance(image, XrayImage) else read_image(image)
+        x, fields = self.prepare(film)
+        out = self.predict_batch(x[None])[0]
+        return {**fields, **dict(zip(self.columns, map(float, out), strict=True))}
