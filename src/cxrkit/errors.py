@@ -96,6 +96,13 @@ class MissingDependency(CxrkitError, ImportError):
         super().__init__(f"{purpose} needs the '{package}' package: pip install {package}")
 
 
+class UnknownLabel(CxrkitError, KeyError):
+    """A label name outside the vocabulary, a label column a table lacks, or a label a model was not trained to predict."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else "unknown label"
+
+
 class ModelNotFound(CxrkitError, KeyError):
     """No architecture, registered weights or weight file matches the given name."""
 

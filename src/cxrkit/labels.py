@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .errors import UnknownLabel
+
 __all__ = ["PATHOLOGIES", "NIH_PATHOLOGIES", "index_of", "align"]
 
 PATHOLOGIES: tuple[str, ...] = (
@@ -39,11 +41,11 @@ _INDEX = {name: i for i, name in enumerate(PATHOLOGIES)}
 
 
 def index_of(label: str) -> int:
-    """Position of ``label`` in :data:`PATHOLOGIES`; a clear ``KeyError`` for a misspelling."""
+    """Position of ``label`` in :data:`PATHOLOGIES`; :class:`~cxrkit.errors.UnknownLabel` (a ``KeyError``) for a misspelling."""
     try:
         return _INDEX[label]
     except KeyError:
-        raise KeyError(f"unknown pathology {label!r}; standard labels are: {', '.join(PATHOLOGIES)}") from None
+        raise UnknownLabel(f"unknown pathology {label!r}; standard labels are: {', '.join(PATHOLOGIES)}") from None
 
 
 def align(source: Sequence[str | None], target: Sequence[str] = PATHOLOGIES) -> list[int | None]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, UnknownLabel
 from ..labels import PATHOLOGIES
 
 __all__ = ["UNCERTAIN_POLICIES", "harmonise", "label_order", "label_table", "token_columns"]
@@ -81,7 +81,7 @@ def harmonise(
         raise InvalidArgument(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
     missing = [orig for orig in table if orig not in columns]
     if missing:
-        raise KeyError(f"label columns missing for table entries: {missing}")
+        raise UnknownLabel(f"label columns missing for table entries: {missing}")
     labels = tuple(labels) if labels is not None else label_order(table)
     n = len(next(iter(columns.values()))) if columns else 0
     sources: dict[str, list[str]] = {}

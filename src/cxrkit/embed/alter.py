@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from ..errors import InvalidInput
 from ..io import XrayImage, read_image
 
 __all__ = ["alter", "altered_inputs"]
@@ -105,7 +106,7 @@ def learned_transform(files: Sequence[str], vectors: np.ndarray, embedder, *, sa
     chosen = np.sort(rng.choice(len(files), min(sample, len(files)), replace=False))
     owners, images = altered_inputs([str(files[i]) for i in chosen], copies, seed)
     if len(images) < 2:
-        raise ValueError("too few readable films to learn which feature changes are alterations")
+        raise InvalidInput("too few readable films to learn which feature changes are alterations")
     moved = []
     for start in range(0, len(images), batch_size):
         batch = np.stack([embedder.prepare(image)[0] for image in images[start:start + batch_size]])

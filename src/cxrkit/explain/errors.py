@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import CxrkitError
+from ..errors import UnknownLabel as _UnknownLabel
 
 __all__ = ["ExplainError", "UnknownMethod", "UnknownLabel"]
 
@@ -15,8 +16,6 @@ class UnknownMethod(ExplainError):
     """The method name is not one of :data:`cxrkit.explain.METHODS`."""
 
 
-class UnknownLabel(ExplainError, KeyError):
-    """The label is not one the model was trained to predict."""
-
-    def __str__(self) -> str:  # KeyError would otherwise quote the message
-        return str(self.args[0]) if self.args else "unknown label"
+class UnknownLabel(ExplainError, _UnknownLabel):
+    """The label is not one the model was trained to predict (an explanation error and the
+    library's :class:`cxrkit.errors.UnknownLabel`, so either ``except`` catches it)."""
