@@ -107,3 +107,17 @@ def test_declared_adapters_read_like_their_loaders(tmp_path):
     from cxrkit.datasets import get_spec
 
     assert get_spec("brax").load is None and get_spec("brax").columns["path"] == "PngPath"
+
+
+def test_nih_refuses_a_finding_outside_its_vocabulary_for_training_and_evaluation_alike(tmp_path):
+    """One rule for one label file: an unknown NIH token is an error naming its row, whether the
+    file is opened to train (the adapter) or to evaluate (``load_labels``), never a dropped finding."""
+    from cxrkit.evaluate import InputFileError, load_labels
+
+    bad = NIH_ROWS.replace("Effusion|Mass", "Effusion|Pseudonodule")
+    assert bad != NIH_ROWS
+    (tmp_path / "labels.csv").write_text(bad)
+    with pytest.raises(LabelFileError, match="row 2: unknown finding 'Pseudonodule'"):
+        open_dataset("nih", tmp_path, tmp_path / "labels.csv")
+    with pytest.raises(InputFileError, match="row 2: unknown finding 'Pseudonodule'"):
+        load_labels(tmp_path / "labels.csv")

@@ -49,9 +49,25 @@ def _official_split(frame: pd.DataFrame, files: Mapping[str, Path | None]) -> pd
     return split
 
 
+#: every token NIH writes in "Finding Labels": its 14 findings and "No Finding"
+NIH_TOKENS = frozenset(NIH_PATHOLOGIES) | {"No Finding"}
+
+
+def _refuse_unknown_tokens(frame: pd.DataFrame, path: Path) -> None:
+    """NIH's vocabulary is closed, so a token outside it is a damaged or foreign file: ignoring it
+    (as open-vocabulary sources like PadChest must) would drop a finding and mark a film with, say,
+    "Effusion " as healthy, in training and evaluation alike. Refused instead, naming its row."""
+    for row, tokens in zip(frame["row"].tolist(), frame["tokens"].tolist(), strict=True):
+        for token in tokens or ():
+            if token not in NIH_TOKENS:
+                raise LabelFileError(path, f"row {int(row) + 2}: unknown finding {token!r}; expected one of "
+                                           f"{', '.join(NIH_PATHOLOGIES)} or 'No Finding'")
+
+
 def _load_nih(files: Mapping[str, Path | None]) -> pd.DataFrame:
     path = required_file(files, "labels")
     out = _nih_frame(read_table(path), path)
+    _refuse_unknown_tokens(out, path)
     if files.get("train_val_list") or files.get("test_list"):
         out["split"] = _official_split(out, files)
     bbox = files.get("bbox")

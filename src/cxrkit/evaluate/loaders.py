@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..datasets.metadata import file_name
-from ..labels import NIH_PATHOLOGIES, PATHOLOGIES
+from ..labels import PATHOLOGIES
 from .errors import InputFileError, PrefixMatchesNothing
 
 __all__ = [
@@ -224,23 +224,13 @@ def table_from(data, path: Path, dataset: str) -> LabelTable:
 
 
 def load_nih_labels(path: str | Path) -> LabelTable:
-    """NIH ``Data_Entry_2017_v2020.csv`` (plain or .gz) through the ``nih`` dataset adapter.
+    """NIH ``Data_Entry_2017_v2020.csv`` (plain or .gz) through the ``nih`` dataset adapter, as training reads it.
 
     14 ChestX-ray14 labels, patient ids. NIH labels every image for all 14 findings, so
     absent findings are 0 (not unknown) and "No Finding" means all 14 are 0; a row with no
-    label string is unknown (NaN). Unlike the adapter (which ignores tokens outside its
-    table), an unknown token raises here rather than silently dropping a finding from an
-    evaluation.
+    label string is unknown (NaN); a token outside NIH's vocabulary is refused, naming its row.
     """
-    path = Path(path)
-    data = _build_dataset(path, "nih")
-    known = set(NIH_PATHOLOGIES) | {"No Finding"}
-    for row, tokens in zip(data.frame["row"].tolist(), data.frame["tokens"].tolist(), strict=True):
-        for token in tokens or ():
-            if token not in known:
-                raise InputFileError(path, f"row {int(row) + 2}: unknown finding {token!r}; expected one of "
-                                           f"{', '.join(NIH_PATHOLOGIES)} or 'No Finding'")
-    return table_from(data, path, "nih")
+    return load_dataset_labels(path, "nih")
 
 
 #: Label sources with a loader of their own; every other registered dataset name
