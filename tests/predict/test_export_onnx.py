@@ -17,9 +17,9 @@ from cxrkit.cli.main import app
 from cxrkit.errors import MissingDependency
 from cxrkit.models import create
 from cxrkit.models.store import sha256_file
-from cxrkit.predict import export as export_module
-from cxrkit.predict.export import ExportMismatch, export_onnx, probabilities
+from cxrkit.predict import onnx_export as export_module
 from cxrkit.predict.inputs import readable_inputs
+from cxrkit.predict.onnx_export import ExportMismatch, export_onnx, probabilities
 
 runner = CliRunner()
 

@@ -17,8 +17,8 @@ from cxrkit.errors import CxrkitError, MissingDependency
 from cxrkit.io import read_image
 from cxrkit.models import create
 from cxrkit.predict import Predictor, make_backend
-from cxrkit.predict.export import export_onnx, session_options
 from cxrkit.predict.onnx_backend import load_onnx
+from cxrkit.predict.onnx_export import export_onnx, session_options
 
 runner = CliRunner()
 

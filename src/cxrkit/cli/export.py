@@ -35,7 +35,7 @@ def export(
     The file is checked against PyTorch on real films first and is not written when their
     probabilities differ by more than --tolerance (exit 1).
     """
-    from ..predict.export import export_onnx
+    from ..predict.onnx_export import export_onnx
 
     if fmt.lower() not in FORMATS:
         raise InvalidArgument(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -26,7 +26,7 @@ from .. import __version__
 from ..atomic import write_bytes_atomic
 from ..errors import InvalidArgument, MissingFile, Unavailable, WeightsError
 from ..models import ModelCard, cache_dir, card_of
-from .export import (
+from .onnx_export import (
     INPUT_NAME,
     OPSET,
     OUTPUT_NAME,
@@ -123,7 +123,7 @@ def cached_graph(model: nn.Module) -> bytes:
     100-film job, so every later run with the same weights (keyed by a digest of the
     tensors, the cxrkit version and the opset) loads the file from ``cache_dir()/onnx``.
     A fresh export is checked against PyTorch on seeded film-like inputs and refused
-    (:class:`ExportMismatch`) above :data:`~cxrkit.predict.export.TOLERANCE`; a cache that
+    (:class:`ExportMismatch`) above :data:`~cxrkit.predict.onnx_export.TOLERANCE`; a cache that
     cannot be written (read-only home) only costs the export again next time.
     """
     module = cpu_fp32_copy(model)
