@@ -44,7 +44,7 @@ def test_report_folder_has_every_artefact(fixture_dir, tmp_path):
     names = {p.name for p in pngs}
     for label in ("Effusion", "Pneumonia", "Cardiomegaly"):
         assert {f"roc_{label}.png", f"pr_{label}.png"} <= names
-    assert "calibration.png" in names
+    assert "reliability.png" in names
     for png in pngs:
         _check_png(png)
     report = (out / "report.md").read_text()

@@ -21,7 +21,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from .metrics import metrics_at_threshold, valid_pairs
 
-__all__ = ["slug", "plot_roc", "plot_pr", "plot_calibration", "plot_confusion", "plot_subgroups"]
+__all__ = ["slug", "plot_roc", "plot_pr", "plot_reliability", "plot_confusion", "plot_subgroups"]
 
 _DPI = 100
 
@@ -85,8 +85,12 @@ def plot_pr(y: np.ndarray, score: np.ndarray, label: str, path: str | Path) -> P
     return _save(fig, Path(path))
 
 
-def plot_calibration(labels: pd.DataFrame, scores: pd.DataFrame, path: str | Path, *, bins: int = 10) -> Path:
+def plot_reliability(labels: pd.DataFrame, scores: pd.DataFrame, path: str | Path, *, bins: int = 10) -> Path:
     """Reliability diagram (mean score vs observed frequency per score bin) and score histogram.
+
+    Named for what it draws, not "calibration": in cxrkit a *calibrated* score is one rescaled
+    to the model's operating point (:mod:`cxrkit.models.calibration`), which this plot tests
+    as a probability and usually finds is not one.
 
     All labels are pooled into one curve (thin lines per label when there are few), so
     the plot stays readable with 18 labels. Scores outside [0, 1] are clipped for binning.
@@ -96,7 +100,7 @@ def plot_calibration(labels: pd.DataFrame, scores: pd.DataFrame, path: str | Pat
     edges = np.linspace(0, 1, bins + 1)
     fig = Figure(figsize=(5.5, 6.5))
     ax, hist = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="scores that are probabilities")
 
     def curve(yy: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         keep = ~(np.isnan(yy) | np.isnan(ss))

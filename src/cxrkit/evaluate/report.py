@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .evaluation import COMPARE_COLUMNS, METRICS_COLUMNS, Evaluation
-from .plots import plot_calibration, plot_confusion, plot_pr, plot_roc, slug
+from .plots import plot_confusion, plot_pr, plot_reliability, plot_roc, slug
 from .shortcut import ProbeResult
 from .subgroup_report import write_subgroups
 from .subgroups import SubgroupResult
@@ -75,7 +75,7 @@ def write_report(
             pr = plot_pr(y, s, name, out / "plots" / f"pr_{slug(name)}.png")
             files[f"roc:{name}"], files[f"pr:{name}"] = roc, pr
             figures.append((name, roc.relative_to(out).as_posix(), pr.relative_to(out).as_posix()))
-        files["calibration"] = plot_calibration(evaluation.labels, evaluation.scores, out / "plots" / "calibration.png")
+        files["reliability"] = plot_reliability(evaluation.labels, evaluation.scores, out / "plots" / "reliability.png")
     multi = evaluation.multiclass
     if multi is not None:
         files["confusion_matrix.csv"] = out / "confusion_matrix.csv"
@@ -139,12 +139,12 @@ def _report_md(ev: Evaluation, table: pd.DataFrame, figures, files, out: Path, s
         lines += ["## ROC and precision-recall curves", ""]
         for name, roc, pr in figures:
             lines += [f"### {name}", "", f"![ROC {name}]({roc}) ![PR {name}]({pr})", ""]
-    if "calibration" in files:
-        lines += ["## Calibration", "",
-                  "Scores binned into tenths; the curve should follow the diagonal if scores are probabilities. "
+    if "reliability" in files:
+        lines += ["## Reliability diagram", "",
+                  "Scores binned into tenths; the curve follows the diagonal if scores are probabilities. "
                   "Calibrated scores (the default of `Predictor` and `cxr predict`) are rescaled so 0.5 is the "
-                  "model's threshold: they are not probabilities, and this plot shows by how much.", "",
-                  f"![calibration]({files['calibration'].relative_to(out).as_posix()})", ""]
+                  "model's operating threshold: they are not probabilities, and this plot shows by how much.", "",
+                  f"![reliability]({files['reliability'].relative_to(out).as_posix()})", ""]
     if command:
         lines += ["## Reproduce", "", "```", command, "```", ""]
     return "\n".join(lines)
