@@ -19,7 +19,6 @@ from .api import (
     explain_grid,
     load_image,
     prepare_film,
-    ready_model,
     resolve_label,
 )
 from .batch import HeatmapWriter, parse_label_spec
@@ -58,7 +57,6 @@ __all__ = [
     "randomisation_test",
     "randomise_weights",
     "rank_correlation",
-    "ready_model",
     "render_overlay",
     "resolve_label",
     "save_overlay",

@@ -19,7 +19,7 @@ from ._model import frozen, head_order_scores
 from .errors import ExplainError, UnknownLabel, UnknownMethod
 from .heatmap import Heatmap, to_original_geometry
 
-__all__ = ["explain", "explain_grid", "METHODS", "resolve_label", "load_image", "prepare_film", "ready_model"]
+__all__ = ["explain", "explain_grid", "METHODS", "resolve_label", "load_image", "prepare_film"]
 
 #: Every method name ``explain`` accepts, cheapest first.
 METHODS = ("cam", "gradcam", "gradcam++", "saliency", "ig", "occlusion", "lime")
@@ -102,17 +102,6 @@ def prepare_film(image: XrayImage | str | Path | np.ndarray, film: FilmSteps | N
     return XrayImage(pixels=pixels, maxval=float(maxval), meta=meta)
 
 
-def ready_model(model: nn.Module | str | None, device: str | torch.device = "cpu") -> nn.Module:
-    """A registry name or module, with its card, on ``device``; a module keeps its train/eval mode.
-
-    :func:`~cxrkit.models.load_model` switches to eval mode for inference; explaining a
-    model that is being trained must not change how the caller's next step runs
-    (the methods switch to eval themselves, and back, for the duration).
-    """
-    training = isinstance(model, nn.Module) and model.training
-    return load_model(model, default=DEFAULT_MODEL, device=device).train(training)
-
-
 def check_method(method: str, options: dict[str, Any]) -> None:
     """Refuse an unknown method, or an option the method does not take (a typo must not be ignored)."""
     if method not in METHODS:
@@ -150,7 +139,7 @@ def explain(
     (1.75), ``features`` (10), ``positive_only`` (False) and ``seed`` (0) for lime.
     """
     check_method(method, options)
-    net = ready_model(model, device)
+    net = load_model(model, default=DEFAULT_MODEL, device=device, keep_mode=True)
     return _explain(net, prepare_film(image, film, maxval), label, method, calibrate, torch.device(device), options)
 
 
@@ -244,7 +233,7 @@ def explain_grid(
     options = options or {}
     for method in methods:
         check_method(method, options.get(method, {}))
-    net = ready_model(model, device)
+    net = load_model(model, default=DEFAULT_MODEL, device=device, keep_mode=True)
     scan = prepare_film(image, film, maxval)
     where = torch.device(device)
     return [

@@ -21,9 +21,9 @@ from torch import nn
 
 from ..atomic import atomic_path, remove_temporaries
 from ..io import XrayImage, read_image
-from ..models import card_of
+from ..models import DEFAULT_MODEL, card_of, load_model
 from ..preprocess import FilmSteps
-from .api import METHODS, check_method, explain, prepare_film, ready_model
+from .api import METHODS, check_method, explain, prepare_film
 from .errors import ExplainError, UnknownMethod
 from .overlay import render_overlay, save_png
 
@@ -68,7 +68,7 @@ class HeatmapWriter:
             raise UnknownMethod(f"unknown heatmap method {method!r}; choose one of {', '.join(METHODS)}")
         self.options = dict(options or {})
         check_method(method, self.options)
-        self.model = ready_model(model, device)
+        self.model = load_model(model, default=DEFAULT_MODEL, device=device, keep_mode=True)
         self.folder = Path(folder)
         self.method = method
         self.labels = parse_label_spec(labels) if isinstance(labels, str) else list(labels)

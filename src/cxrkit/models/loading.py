@@ -51,12 +51,17 @@ def check_device(device: str | torch.device) -> torch.device:
 
 
 def load_model(model: nn.Module | str | None, *, default: str, device: str | torch.device = "cpu",
-               check: Callable[[ModelCard], str | None] | None = None, channels_last: bool = False) -> nn.Module:
+               check: Callable[[ModelCard], str | None] | None = None, channels_last: bool = False,
+               keep_mode: bool = False) -> nn.Module:
     """A model (``create(name)`` for a name, ``default`` for None) on ``device`` in eval mode.
 
     ``check(card)`` returns why the model does not fit the caller (e.g. "not an age model:
     ...") or None; its text becomes the error. The module must carry a ``.card``.
+    ``keep_mode``: a module passed in keeps its train/eval mode (the explainers: explaining a
+    model that is being trained must not change how the caller's next step runs; they switch
+    to eval themselves, and back, for the duration).
     """
+    training = keep_mode and isinstance(model, nn.Module) and model.training
     where = check_device(device)
     module = create(model or default) if model is None or isinstance(model, str) else model
     card = card_of(module)
@@ -65,5 +70,5 @@ def load_model(model: nn.Module | str | None, *, default: str, device: str | tor
         raise InvalidArgument(problem)
     if channels_last:
         # two calls: torch declares Module.to(memory_format=...) alone, not with a device
-        return module.to(where).to(memory_format=torch.channels_last).eval()
-    return module.to(where).eval()
+        return module.to(where).to(memory_format=torch.channels_last).train(training)
+    return module.to(where).train(training)
