@@ -169,7 +169,7 @@ def _no_head(num_classes: int, drop_rate: float) -> None:
     if num_classes:
         raise Unavailable("an autoencoder has no classification head; its card lists no labels")
     if drop_rate:
-        raise Unavailable("an autoencoder has no dropout; train it with drop_rate 0")
+        raise InvalidArgument("an autoencoder has no dropout; train it with drop_rate 0")
 
 
 @register_model("resnet101_ae", input_size=AE_INPUT_SIZE, family="autoencoder", filter_fn=checkpoint_filter_fn,
