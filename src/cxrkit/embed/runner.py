@@ -15,7 +15,8 @@ feature sits.
 
 The view: an :class:`Embedder` sees the whole film, as the classifier does (what the
 out-of-distribution flag shares with it). For search, ``cxr embed`` trims the outer
-:data:`RETRIEVAL_TRIM` (8 %) of each side off before the film is sized for the model. A film's border is where copies of one film differ most and tell least: a turn
+:data:`RETRIEVAL_TRIM` (8 %) of each side off before the film is sized for the model. A
+film's border is where copies of one film differ most and tell least: a turn
 of 3 degrees adds black corners, a re-export crops a few per cent, a scanner adds its frame. On
 246 NIH films the bundled model never trained on, a 3 degree turn was found as its original's
 nearest film for 69 of 100 copies on the whole film and 100 of 100 on the trimmed one, a 4 %

@@ -78,7 +78,7 @@ def chain(sinks: Sequence[RowSink]) -> RowSink | None:
 
 
 def run_with_steps(files: Sequence[Path], runner: Runner, output: OutputSpec, steps: Sequence[RowColumns], *,
-                   text: Iterable[str] = (), first: RowSink | None = None, extra_columns: Sequence[str] = (),
+                   first: RowSink | None = None, extra_columns: Sequence[str] = (),
                    batch_size: int = 8, workers: int = 1, progress: Progress | None = None,
                    engine: RayEngine | None = None) -> RunSummary:
     """:func:`run_files` over scanned ``files`` with the steps' columns after the runner's (and
@@ -87,7 +87,7 @@ def run_with_steps(files: Sequence[Path], runner: Runner, output: OutputSpec, st
     if output.fmt == "parquet":
         film = runner.film  # declared by the Runner protocol
         named = [*output.options.get("text", []), *(film.columns if film is not None else []),
-                 *text, *(c for step in steps for c in step.columns)]
+                 *(c for step in steps for c in step.columns)]
         output = replace(output, options={**output.options, "text": list(dict.fromkeys(named))})
     sinks = ([first] if first is not None else []) + [step.complete for step in steps]
     return run_files(files, runner, output, columns=columns, batch_size=batch_size, workers=workers,
