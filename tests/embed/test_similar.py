@@ -149,3 +149,23 @@ def test_a_query_is_embedded_with_the_index_view(example_images, tmp_path, trim)
     assert answer.exit_code == 0, answer.output
     best = json.loads(answer.output)["results"][0]["neighbours"][0]
     assert best["file"] == str(example_images[0]) and best["similarity"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_an_embedder_for_a_table_embeds_as_the_table_was_and_refuses_other_weights(tiny_model_file):
+    from cxrkit.embed import Embedder
+    from cxrkit.errors import InvalidInput
+    from cxrkit.models import load_model
+    from cxrkit.preprocess import FilmSteps, OrientationFixer
+
+    fixer = OrientationFixer(load_model("resnet18.nih-orientation", default="unused"), mirror=True)
+    steps = FilmSteps(clean=True, orientation=fixer)
+    archive = Embedder(str(tiny_model_file), precision="fp32", trim=0.08, film=steps)
+    meta = archive.metadata()
+    model = str(tiny_model_file)  # a weight file outside the registry: the table names its card, not its path
+    query = Embedder.for_table(meta, model=model)
+    assert query.metadata() == meta  # model, weights, layer, view, precision and film steps alike
+    assert Embedder.for_table(meta, model=model, precision="bf16").precision == "bf16"
+    with pytest.raises(InvalidInput, match="other weights"):
+        Embedder.for_table(meta, model="densenet121.nih-demo")
+    with pytest.raises(InvalidInput, match="which model and layer"):
+        Embedder.for_table({**meta, "model": None})

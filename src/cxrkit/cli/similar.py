@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..embed import Embedder, EmbeddingIndex, VectorTransform
-from ..errors import InvalidArgument, InvalidInput
+from ..errors import InvalidArgument
 from . import _options
 from ._output import emit, speaks_flags, table
 
@@ -33,20 +33,7 @@ def similar(
     if transform not in ("auto", "whiten", "centre", "none"):
         raise InvalidArgument(f"--transform must be auto, whiten, centre or none; got {transform!r}")
     found = EmbeddingIndex.load(index, transform=transform)
-    meta = found.metadata
-    if not meta.get("model") or meta.get("layer") is None:
-        raise InvalidInput(f"{index} does not say which model and layer made it; rebuild it with cxr embed")
-    film = meta.get("film") or {}
-    steps = None
-    if film.get("clean") or film.get("orientation_model"):  # prepare the queries as the archive was
-        steps = _options.film_steps(bool(film.get("clean")), bool(film.get("orientation_model")),
-                                    bool(film.get("mirror")), film.get("orientation_model") or "", device)
-    embedder = Embedder(model or meta["model"], layer=meta["layer"], device=device,
-                        precision=precision or meta.get("precision", "auto"), film=steps,
-                        trim=float(meta.get("trim") or 0.0))
-    if meta.get("weights_sha256") and embedder.card.sha256 != meta["weights_sha256"]:
-        raise InvalidInput(f"{index} was built with other weights ({meta['model']}, sha256 {meta['weights_sha256'][:12]}...) "
-                           f"than {embedder.card.name}; pass the same --model the index was built with")
+    embedder = Embedder.for_table(found.metadata, model=model, device=device, precision=precision)
     vectors = embedder.embed_files(queries)
     names = [str(q) for q in queries]
     exclude = None if include_self else _as_indexed(queries, found.files)

@@ -74,10 +74,10 @@ def _transform(files: list[str], vectors: np.ndarray, meta: dict[str, Any], embe
         if film.get("clean") or film.get("orientation_model") or not meta.get("model"):
             log.info("the tables were embedded with film steps or by an unnamed model; whitening without altered copies")
             return "whiten"
-        embedder = Embedder(meta["model"], layer=meta.get("layer", "features"), precision=meta.get("precision", "auto"),
-                            trim=float(meta.get("trim") or 0.0))  # tables without it hold whole films
-        if meta.get("weights_sha256") and embedder.card.sha256 != meta["weights_sha256"]:
-            log.info("%s is not the weights the tables were embedded with; whitening without altered copies", meta["model"])
+        try:
+            embedder = Embedder.for_table({"layer": "features", **meta})
+        except InvalidInput as exc:
+            log.info("whitening without altered copies: %s", exc)
             return "whiten"
     try:
         return learned_transform(files, vectors, embedder)

@@ -27,7 +27,7 @@ the vectors, so a query is embedded as its archive was.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,12 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgument, InvalidInput
-from ..models import DEFAULT_MODEL, card_of
+from ..models import DEFAULT_MODEL, card_of, load_model
 from ..predict.contract import encoder_of, features_of
 from ..predict.engine import predict_files
 from ..predict.model_runner import ModelRunner
 from ..predict.predictor import as_tensor
-from ..preprocess import FilmSteps
+from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
 
 __all__ = ["Embedder", "LAYERS", "RETRIEVAL_TRIM", "trim_border", "vector_columns"]
 
@@ -116,6 +116,36 @@ class Embedder(ModelRunner):
         self.dim = self._dim()
         #: one column per vector component (the engine's score columns)
         self.columns = vector_columns(self.dim)
+
+    @classmethod
+    def for_table(cls, metadata: Mapping[str, Any], *, model: str | None = None, device: str = "cpu",
+                  precision: str | None = None) -> Embedder:
+        """The embedder whose vectors compare with a table's (its :func:`~cxrkit.embed.read_embeddings`
+        ``metadata``): the table's model, layer, view (``trim``) and film steps, at the table's
+        precision unless ``precision`` is given. ``model`` may name another file of the same weights.
+
+        A query embedded any other way lands elsewhere in the space (a whole film against trimmed
+        ones, a turned film against fixed ones), so searches and the duplicate finder build their
+        embedder here. Tables written before the view was stored hold whole films.
+        """
+        if not metadata.get("model") or metadata.get("layer") is None:
+            raise InvalidInput("the table does not say which model and layer made its vectors; embed the films again")
+        film = metadata.get("film") or {}
+        steps = None
+        if film.get("clean") or film.get("orientation_model"):
+            fixer = None
+            if film.get("orientation_model"):
+                turns = load_model(film["orientation_model"], default=DEFAULT_ORIENTATION_MODEL, device=device)
+                fixer = OrientationFixer(turns, mirror=bool(film.get("mirror")))
+            steps = FilmSteps(clean=bool(film.get("clean")), orientation=fixer)
+        embedder = cls(model or metadata["model"], layer=metadata["layer"], device=device,
+                       precision=precision or metadata.get("precision", "auto"), film=steps,
+                       trim=float(metadata.get("trim") or 0.0))
+        sha = metadata.get("weights_sha256")
+        if sha and embedder.card.sha256 != sha:
+            raise InvalidInput(f"the table was embedded with other weights ({metadata['model']}, sha256 {sha[:12]}...) "
+                               f"than {embedder.card.name}; embed with the model that built it")
+        return embedder
 
     def _dim(self) -> int:
         latent_shape, num_features = getattr(self.model, "latent_shape", None), getattr(self.model, "num_features", None)
