@@ -153,3 +153,29 @@ def test_a_detector_fitted_on_trimmed_films_scores_trimmed_films(tiny_model_file
     rows = list(csv.DictReader(out.open()))
     assert np.allclose([float(r["ood_score"]) for r in rows], detector.score(trimmed), atol=1e-4)
     assert not np.allclose([float(r["ood_score"]) for r in rows], detector.score(whole), atol=1e-4)
+
+
+def test_fit_tables_remembers_the_weights_and_view_and_refuses_mixed_tables(tiny_model_file, example_images, tmp_path):
+    """What `cxr ood-fit` runs: two cxr embed tables in, a detector that knows which weights and view made them."""
+    import cv2
+
+    from cxrkit.embed import embed_to_file
+    from cxrkit.errors import InvalidInput
+
+    copies = []
+    for i in range(21):  # 20 validation films at least place a threshold; slightly brightened copies
+        source = example_images[i % 6]
+        pixels = cv2.imread(str(source), cv2.IMREAD_GRAYSCALE)
+        copies.append(tmp_path / f"copy{i}.png")
+        cv2.imwrite(str(copies[-1]), cv2.convertScaleAbs(pixels, alpha=1.0 + i / 200))
+    trimmed = Embedder(str(tiny_model_file), precision="fp32", trim=RETRIEVAL_TRIM)
+    embed_to_file(example_images[:6], trimmed, tmp_path / "train.parquet")
+    embed_to_file(copies, trimmed, tmp_path / "val.parquet")
+    embed_to_file(copies, Embedder(str(tiny_model_file), precision="fp32"), tmp_path / "whole.parquet")
+
+    detector = OodDetector.fit_tables(tmp_path / "train.parquet", tmp_path / "val.parquet", k=2)
+    card = trimmed.card
+    assert detector.info["trim"] == RETRIEVAL_TRIM and detector.info["n_validation"] == 21
+    assert detector.fits(card) and (detector.info["model"], detector.info["weights_sha256"]) == (card.name, card.sha256)
+    with pytest.raises(InvalidInput, match="one view"):
+        OodDetector.fit_tables(tmp_path / "train.parquet", tmp_path / "whole.parquet", k=2)

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from ..embed import RETRIEVAL_TRIM, Embedder, embed_to_file
-from ..errors import InvalidInput
 from ..models import DEFAULT_MODEL
 from ..predict import OutputSpec
 from . import _options
@@ -61,23 +60,12 @@ def ood_fit(
     output: Path | None = typer.Option(None, "--output", "-o", help="Detector file (default: MODEL.ood.safetensors in the model cache, where cxr predict --ood finds it)."),
 ) -> None:
     """Fit the out-of-distribution detector `cxr predict --ood` uses: k-NN feature distance to the training films."""
-    from ..embed import read_embeddings
     from ..embed.ood import OodDetector, detector_path
     from ..models import cache_dir, resolve_card
 
-    _, reference, meta = read_embeddings(train)
-    _, validation, val_meta = read_embeddings(val)
-    same = ("model", "weights_sha256", "layer")
-    if meta.get("layer") != "features" or any(meta.get(key) != val_meta.get(key) for key in same):
-        raise InvalidInput(f"--train and --val must be embeddings of one model's features layer; got "
-                          f"{[meta.get(key) for key in same]} and {[val_meta.get(key) for key in same]}")
-    if (meta.get("trim") or 0.0) != (val_meta.get("trim") or 0.0):
-        raise InvalidInput(f"--train and --val must be embedded with one view; their trims are {meta.get('trim')} and {val_meta.get('trim')}")
-    info = {key: meta.get(key) for key in ("model", "architecture", "weights_sha256", "precision")}
-    info["trim"] = float(meta.get("trim") or 0.0)  # tables without it hold whole films
-    detector = OodDetector.fit(reference, validation, k=k, quantile=quantile, info=info)
-    user = resolve_card(for_model)[0].name if for_model else meta["model"]
+    detector = OodDetector.fit_tables(train, val, k=k, quantile=quantile)
+    user = resolve_card(for_model)[0].name if for_model else detector.info["model"]
     target = output or detector_path(user, cache_dir() / "models")
     detector.save(target)
     err.print(f"wrote {target}: threshold {detector.threshold:.4f} (k={k}, {len(detector.reference)} reference films; "
-              f"{detector.info['validation_flagged']:.1%} of {len(validation)} validation films flagged)", highlight=False)
+              f"{detector.info['validation_flagged']:.1%} of {detector.info['n_validation']} validation films flagged)", highlight=False)

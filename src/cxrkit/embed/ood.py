@@ -77,6 +77,29 @@ class OodDetector:
                          "validation_flagged": float(np.mean(scores > detector.threshold))}
         return detector
 
+    @classmethod
+    def fit_tables(cls, train: str | Path, validation: str | Path, *, k: int = 5, quantile: float = 0.99) -> OodDetector:
+        """:meth:`fit` on two embedding tables (``cxr embed``): the model's training films and other
+        in-distribution validation films, embedded by one model's ``features`` layer in one view.
+
+        The detector remembers which weights and view made them, so scoring embeds a film the same
+        way; tables from different weights, layers or views are refused rather than compared.
+        """
+        from .index import read_embeddings
+
+        _, reference, meta = read_embeddings(train)
+        _, held_out, held_meta = read_embeddings(validation)
+        same = ("model", "weights_sha256", "layer")
+        if meta.get("layer") != "features" or any(meta.get(key) != held_meta.get(key) for key in same):
+            raise InvalidInput(f"the training and validation tables must be embeddings of one model's features "
+                               f"layer; got {[meta.get(key) for key in same]} and {[held_meta.get(key) for key in same]}")
+        trims = (float(meta.get("trim") or 0.0), float(held_meta.get("trim") or 0.0))  # no trim stored: whole films
+        if trims[0] != trims[1]:
+            raise InvalidInput(f"the training and validation tables must be embedded with one view; their trims "
+                               f"are {trims[0]} and {trims[1]}")
+        info = {key: meta.get(key) for key in ("model", "architecture", "weights_sha256", "precision")}
+        return cls.fit(reference, held_out, k=k, quantile=quantile, info={**info, "trim": trims[0]})
+
     def score(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine distance of each vector to its ``k``-th nearest reference (0 = identical direction)."""
         similarity = unit_vectors(np.atleast_2d(vectors)) @ self.reference.T
