@@ -32,7 +32,7 @@ from ..models import ModelCard
 from ..models.store import model_dirs
 from ..predict.contract import classifier_of
 from ..predict.predictor import Predictor
-from .index import unit_vectors
+from .index import read_embeddings, unit_vectors
 from .runner import Embedder
 
 __all__ = ["Ood", "OodDetector", "OodPredictor", "OOD_COLUMNS", "detector_path", "find_detector"]
@@ -85,8 +85,6 @@ class OodDetector:
         The detector remembers which weights and view made them, so scoring embeds a film the same
         way; tables from different weights, layers or views are refused rather than compared.
         """
-        from .index import read_embeddings
-
         _, reference, meta = read_embeddings(train)
         _, held_out, held_meta = read_embeddings(validation)
         same = ("model", "weights_sha256", "layer")
