@@ -137,3 +137,27 @@ def test_run_is_the_one_verb_for_one_film_and_gives_the_engines_row(tiny_model_f
         assert _same(runner.run(read_image(path)), fields)  # a decoded film gives the same
     estimate = _runners(tiny_model_file, age_file, None)[1].estimate(path, chronological_age=40)
     assert estimate.chronological_age == 40.0 and np.isfinite(estimate.cxr_age)
+
+
+def test_film_steps_from_settings_are_the_steps_an_embedding_table_stores(tiny_model_file, always_rot90, example_images):
+    """``film_steps`` turns plain settings (flags, a table's stored ``film``) into steps; an Embedder's
+    metadata read back through it gives steps that do what the original ones did."""
+    from cxrkit.errors import InvalidArgument
+    from cxrkit.predict import film_steps
+
+    original = Embedder(str(tiny_model_file), precision="fp32",
+                        film=FilmSteps(clean=True, orientation=OrientationFixer(load_model(str(always_rot90), default="unused"),
+                                                                                mirror=True)))
+    stored = original.metadata()["film"]
+    assert set(stored) == {"clean", "orientation_model", "mirror"}  # film_steps' keywords
+    # the table names the orientation model by its card; this test model is a file, so its path stands in
+    rebuilt = film_steps(**{**stored, "orientation_model": str(always_rot90)}, device="cpu")
+    assert rebuilt.clean and rebuilt.orientation is not None and rebuilt.orientation.mirror
+    image = read_image(example_images[0])
+    pixels, maxval, info = rebuilt.prepare(image)
+    expected_pixels, expected_maxval, expected_info = original.film.prepare(image)
+    assert info == expected_info and info["orientation"] == "rot90" and maxval == expected_maxval == 255.0
+    assert np.array_equal(pixels, expected_pixels)
+    assert film_steps() == FilmSteps()
+    with pytest.raises(InvalidArgument, match="orientation model"):
+        film_steps(mirror=True)

@@ -18,15 +18,11 @@ CLEAN_FILM = typer.Option(False, "--clean-film", help="CXR-Age film clean-up fir
 
 
 def film_steps(clean: bool, fix_orientation: bool, fix_mirror: bool, orientation_model: str, device: str, **kwargs):
-    """The FilmSteps the --clean-film / --fix-orientation / --fix-mirror flags ask for."""
+    """The FilmSteps the --clean-film / --fix-orientation / --fix-mirror flags ask for (:func:`cxrkit.predict.film_steps`)."""
     from ..errors import InvalidArgument
-    from ..models import load_model
-    from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
+    from ..predict import film_steps as steps
 
     if fix_mirror and not fix_orientation:
         raise InvalidArgument("--fix-mirror needs --fix-orientation")
-    fixer = None
-    if fix_orientation:
-        model = load_model(orientation_model, default=DEFAULT_ORIENTATION_MODEL, device=device)
-        fixer = OrientationFixer(model, mirror=fix_mirror)
-    return FilmSteps(clean=clean, orientation=fixer, **kwargs)
+    return steps(clean=clean, orientation_model=orientation_model if fix_orientation else None, mirror=fix_mirror,
+                 device=device, **kwargs)

@@ -36,12 +36,12 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgument, InvalidInput
-from ..models import DEFAULT_MODEL, card_of, load_model
+from ..models import DEFAULT_MODEL, card_of
 from ..predict.contract import encoder_of, features_of
 from ..predict.engine import predict_files
-from ..predict.model_runner import ModelRunner
+from ..predict.model_runner import ModelRunner, film_steps
 from ..predict.predictor import as_tensor
-from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, OrientationFixer
+from ..preprocess import FilmSteps
 
 __all__ = ["Embedder", "LAYERS", "RETRIEVAL_TRIM", "trim_border", "vector_columns"]
 
@@ -131,13 +131,9 @@ class Embedder(ModelRunner):
         if not metadata.get("model") or metadata.get("layer") is None:
             raise InvalidInput("the table does not say which model and layer made its vectors; embed the films again")
         film = metadata.get("film") or {}
-        steps = None
-        if film.get("clean") or film.get("orientation_model"):
-            fixer = None
-            if film.get("orientation_model"):
-                turns = load_model(film["orientation_model"], default=DEFAULT_ORIENTATION_MODEL, device=device)
-                fixer = OrientationFixer(turns, mirror=bool(film.get("mirror")))
-            steps = FilmSteps(clean=bool(film.get("clean")), orientation=fixer)
+        turns = film.get("orientation_model") or None
+        steps = film_steps(clean=bool(film.get("clean")), orientation_model=turns, mirror=bool(turns and film.get("mirror")),
+                           device=device)
         embedder = cls(model or metadata["model"], layer=metadata["layer"], device=device,
                        precision=precision or metadata.get("precision", "auto"), film=steps,
                        trim=float(metadata.get("trim") or 0.0))

@@ -12,13 +12,14 @@ from ..models.precision import PRECISIONS
 from .backends import BACKENDS, Backend, choose_backend, make_backend
 from .engine import RunSummary, error_reason, map_files, predict_files
 from .job import OutputSpec, Progress, output_columns, run_files
+from .model_runner import film_steps
 from .predictor import Predictor
 from .runner import FileTask, Runner
 from .scan import iter_image_files, scan_inputs
 from .to_file import RowColumns, RowStep, RunnerWrap, output_to, predict_to_file, preparing_device, ray_engine
 from .writer import FORMATS, OutputExists, RowWriter
 
-__all__ = ["BACKENDS", "FORMATS", "PRECISIONS", "Backend", "choose_backend", "error_reason", "FileTask",
+__all__ = ["BACKENDS", "FORMATS", "PRECISIONS", "Backend", "choose_backend", "error_reason", "FileTask", "film_steps",
            "iter_image_files", "make_backend", "map_files", "output_columns", "output_to", "OutputExists",
            "OutputSpec", "predict_files", "predict_to_file", "Predictor", "preparing_device", "Progress",
            "ray_engine", "RowColumns", "RowStep", "RowWriter", "run_files", "Runner", "RunnerWrap", "RunSummary",

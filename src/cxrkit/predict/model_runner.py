@@ -18,12 +18,33 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import InvalidArgument
 from ..io import XrayImage, read_image
-from ..models import ModelCard, card_of
-from ..preprocess import FilmSteps, ModelInput
+from ..models import ModelCard, card_of, load_model
+from ..preprocess import DEFAULT_ORIENTATION_MODEL, FilmSteps, ModelInput, OrientationFixer
 from .backends import Backend, load_with_backend
 
-__all__ = ["ModelRunner"]
+__all__ = ["ModelRunner", "film_steps"]
+
+
+def film_steps(*, clean: bool = False, orientation_model: str | None = None, mirror: bool = False,
+               device: str | torch.device = "cpu", **clean_options: Any) -> FilmSteps:
+    """The :class:`~cxrkit.preprocess.FilmSteps` that plain settings name: clean-up on or off
+    (``clean_options`` as for ``FilmSteps``), an orientation model by name or file (loaded onto
+    ``device``) and whether it also undoes mirroring.
+
+    Settings are how steps travel where a module cannot: the command line's flags and the
+    ``film`` settings an embedding table stores (:meth:`cxrkit.embed.Embedder.metadata`, whose
+    keys are these keywords) both become steps here, so a query is prepared as its archive was.
+    In code, building ``FilmSteps(orientation=OrientationFixer(model))`` directly is the same.
+    """
+    if mirror and not orientation_model:
+        raise InvalidArgument("undoing mirroring needs an orientation model to find the turn first")
+    fixer = None
+    if orientation_model:
+        turns = load_model(orientation_model, default=DEFAULT_ORIENTATION_MODEL, device=device)
+        fixer = OrientationFixer(turns, mirror=mirror)
+    return FilmSteps(clean=clean, orientation=fixer, **clean_options)
 
 
 class ModelRunner:
